@@ -1,0 +1,1 @@
+// Keeps mallorn_test_support a valid library before other support files exist.
