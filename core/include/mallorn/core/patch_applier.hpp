@@ -47,6 +47,8 @@ class patch_applier {
   // Available once the header has been read and checked (signature, source, version).
   const patch_header* header() const;
   std::uint64_t bytes_written() const;
+  // SHA-256 of the output; valid after finish() succeeded (or failed with target_hash_mismatch).
+  const sha256_digest& actual_target() const;
 
  private:
   struct impl;

@@ -18,6 +18,7 @@ namespace mallorn::core {
 inline constexpr std::array<std::uint8_t, 4> patch_magic{'M', 'L', 'R', 'N'};
 inline constexpr std::uint8_t container_version = 1;
 inline constexpr std::size_t header_fixed_size = 176;
+inline constexpr std::size_t header_check_size = 4;  // truncated SHA-256 of the header before it
 inline constexpr std::size_t max_header_size = 1u << 20;
 
 // Which body encoding follows: `standard` (zstd frames, for Linux-class devices) or `mcu`
@@ -79,8 +80,8 @@ struct patch_header {
 
 // Serialises the header (with the signature when present). header_size is computed.
 std::vector<std::uint8_t> encode_header(const patch_header& h);
-// What the signature covers: the encoded header with the signed flag set, without the trailing
-// 64 signature bytes. Because the header holds body_size and body_sha256, this covers the body.
+// What the signature covers: the encoded header with the signed flag set (including its check
+// bytes), without the trailing 64 signature bytes. Because the header holds body_size and body_sha256, this covers the body.
 std::vector<std::uint8_t> signed_message(const patch_header& h);
 
 struct header_probe {

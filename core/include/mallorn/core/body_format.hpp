@@ -1,0 +1,92 @@
+// The `standard` profile body: a sequence of frames, in exactly the order a one-pass decoder
+// needs them. Layout and limits: docs/patch-format.md ("Body").
+//
+//   frame   := type:u8  length:varint  payload[length]
+//   ops     := decoded_len:varint  zstd(op*)            op := tag:varint [src_delta:zigzag]
+//              tag = len << 2 | kind   (kind 0 copy-from-old, 1 gap bytes, 2 tensor bytes)
+//   data    := channel:u8 transform:u8 plane_width:u8 elem_width:u8 out_len:varint
+//              nseg:varint (ref_off_delta:zigzag ref_len:varint)*nseg  zstd-payload
+//   end     := (empty)
+//
+// A gap op takes bytes from the gap channel (filled by `data` frames on channel 0 as needed);
+// a tensor op takes exactly one `data` frame on channel 1. A data frame decodes to out_len bytes
+// from its payload and the reference bytes (the old model's segments, concatenated).
+#pragma once
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "mallorn/core/error.hpp"
+
+namespace mallorn::core::body {
+
+inline constexpr std::uint64_t max_chunk = 4u << 20;        // decoded bytes of one data frame
+inline constexpr std::uint64_t max_reference = 16u << 20;   // reference bytes of one data frame
+inline constexpr std::uint64_t max_ops_decoded = 1u << 20;  // decoded bytes of one ops frame
+inline constexpr std::uint64_t max_segments = 1u << 16;     // reference segments of one data frame
+inline constexpr std::uint64_t max_ops_per_frame = 1u << 16;
+inline constexpr std::uint64_t max_frame = max_chunk + max_chunk / 64 + (1u << 20);
+
+enum class frame_type : std::uint8_t { ops = 1, data = 2, end = 0xff };
+enum class channel : std::uint8_t { gap = 0, tensor = 1 };
+enum class op_kind : std::uint8_t { copy = 0, gap = 1, tensor = 2 };
+
+enum class transform : std::uint8_t {
+  raw = 0,           // payload is the (byte-planed) output
+  prefix = 1,        // zstd with the reference as prefix (generic binary delta); no planing
+  xor_ref = 2,       // output = reference XOR residual          (ref_len == out_len)
+  sub_ref = 3,       // output = reference + residual per element (wrapping, elem_width bytes)
+  cast_f32_f16 = 4,  // output = f16(reference f32) XOR residual  (ref_len == 2*out_len)
+  cast_f32_bf16 = 5, // output = bf16(reference f32) XOR residual (ref_len == 2*out_len)
+  cast_f16_f32 = 6,  // output = f32(reference f16) XOR residual  (2*ref_len == out_len)
+  cast_bf16_f32 = 7, // output = f32(reference bf16) XOR residual (2*ref_len == out_len)
+};
+inline constexpr std::uint8_t max_transform = 7;
+
+struct segment {
+  std::uint64_t offset = 0;
+  std::uint64_t length = 0;
+};
+
+struct data_frame {
+  channel ch = channel::gap;
+  transform tf = transform::raw;
+  std::uint8_t plane_width = 1;  // byte-planing group size (1 = none)
+  std::uint8_t elem_width = 1;   // element width for sub_ref (1, 2, 4 or 8)
+  std::uint64_t out_len = 0;
+  std::vector<segment> reference;
+  std::span<const std::uint8_t> payload;  // zstd frame
+};
+
+std::uint64_t reference_length(const std::vector<segment>& ref);
+
+// --- byte planing (ZipNN-style): byte i of every w-byte group goes together -------------------
+void plane(std::span<const std::uint8_t> in, unsigned width, std::vector<std::uint8_t>& out);
+void unplane(std::span<const std::uint8_t> in, unsigned width, std::vector<std::uint8_t>& out);
+
+// --- data frame payloads ----------------------------------------------------------------------
+// Encodes `target` for the frame's transform against `ref` (the concatenated reference bytes) at
+// zstd `level`; returns the zstd payload. Precondition: lengths consistent with the transform.
+std::vector<std::uint8_t> encode_payload(const data_frame& f, std::span<const std::uint8_t> target,
+                                         std::span<const std::uint8_t> ref, int level);
+// Decodes a frame into out (resized to out_len). invalid_patch on any inconsistency.
+result<void> decode_payload(const data_frame& f, std::span<const std::uint8_t> ref, std::vector<std::uint8_t>& out);
+// Checks a frame's fields against the limits and the transform's length rules.
+result<void> check_data_frame(const data_frame& f, std::uint64_t source_size);
+
+// --- frame (de)serialisation --------------------------------------------------------------------
+void append_frame(std::vector<std::uint8_t>& body, frame_type type, std::span<const std::uint8_t> payload);
+std::vector<std::uint8_t> encode_data_frame_payload(const data_frame& f);
+result<data_frame> parse_data_frame(std::span<const std::uint8_t> payload);
+
+struct op {
+  op_kind kind;
+  std::uint64_t length;
+  std::uint64_t src_offset = 0;  // copy only
+};
+// Ops frame payload: decoded length + zstd of the op list. `prev_copy_end` carries the
+// delta-coding state across frames.
+std::vector<std::uint8_t> encode_ops(std::span<const op> ops, std::uint64_t& prev_copy_end, int level);
+result<std::vector<op>> decode_ops(std::span<const std::uint8_t> payload, std::uint64_t& prev_copy_end);
+
+}  // namespace mallorn::core::body

@@ -1,0 +1,280 @@
+#include <algorithm>
+#include <cstring>
+
+#include "float_cast.hpp"
+#include "mallorn/core/body_format.hpp"
+#include "mallorn/core/bytes.hpp"
+#include "zstd_codec.hpp"
+
+namespace mallorn::core::body {
+namespace {
+
+error bad(const std::string& what) { return make_error(errc::invalid_patch, "body: " + what); }
+
+std::uint64_t load(const std::uint8_t* p, unsigned w) {
+  std::uint64_t v = 0;
+  std::memcpy(&v, p, w);  // little-endian hosts only (x86-64, ARM64)
+  return v;
+}
+void store(std::uint8_t* p, std::uint64_t v, unsigned w) { std::memcpy(p, &v, w); }
+
+// prediction[i] from the reference for the cast transforms.
+void predict_cast(transform tf, std::span<const std::uint8_t> ref, std::vector<std::uint8_t>& pred) {
+  using namespace detail;
+  switch (tf) {
+    case transform::cast_f32_f16:
+    case transform::cast_f32_bf16: {
+      std::size_t n = ref.size() / 4;
+      pred.resize(n * 2);
+      for (std::size_t i = 0; i < n; ++i) {
+        auto x = static_cast<std::uint32_t>(load(ref.data() + 4 * i, 4));
+        std::uint16_t h = tf == transform::cast_f32_f16 ? f32_to_f16(x) : f32_to_bf16(x);
+        store(pred.data() + 2 * i, h, 2);
+      }
+      break;
+    }
+    case transform::cast_f16_f32:
+    case transform::cast_bf16_f32: {
+      std::size_t n = ref.size() / 2;
+      pred.resize(n * 4);
+      for (std::size_t i = 0; i < n; ++i) {
+        auto h = static_cast<std::uint16_t>(load(ref.data() + 2 * i, 2));
+        std::uint32_t x = tf == transform::cast_f16_f32 ? f16_to_f32(h) : bf16_to_f32(h);
+        store(pred.data() + 4 * i, x, 4);
+      }
+      break;
+    }
+    default: break;
+  }
+}
+
+bool is_cast(transform tf) {
+  return tf == transform::cast_f32_f16 || tf == transform::cast_f32_bf16 || tf == transform::cast_f16_f32 ||
+         tf == transform::cast_bf16_f32;
+}
+
+// out = a (+|-|^) b, element-wise. `sub` subtracts for the encoder, adds for the decoder.
+void combine(std::span<const std::uint8_t> a, std::span<const std::uint8_t> b, transform tf, unsigned ew, bool encode,
+             std::vector<std::uint8_t>& out) {
+  out.resize(a.size());
+  std::size_t n = a.size();
+  if (tf != transform::sub_ref || ew <= 1) {
+    if (tf == transform::sub_ref) {  // 1-byte elements
+      for (std::size_t i = 0; i < n; ++i)
+        out[i] = static_cast<std::uint8_t>(encode ? a[i] - b[i] : a[i] + b[i]);
+      return;
+    }
+    for (std::size_t i = 0; i < n; ++i) out[i] = a[i] ^ b[i];
+    return;
+  }
+  std::size_t whole = n / ew * ew;
+  for (std::size_t i = 0; i < whole; i += ew) {
+    std::uint64_t x = load(a.data() + i, ew), y = load(b.data() + i, ew);
+    store(out.data() + i, encode ? x - y : x + y, ew);
+  }
+  for (std::size_t i = whole; i < n; ++i) out[i] = a[i] ^ b[i];
+}
+
+}  // namespace
+
+std::uint64_t reference_length(const std::vector<segment>& ref) {
+  std::uint64_t n = 0;
+  for (const auto& s : ref) n += s.length;
+  return n;
+}
+
+void plane(std::span<const std::uint8_t> in, unsigned w, std::vector<std::uint8_t>& out) {
+  out.resize(in.size());
+  if (w <= 1) {
+    std::copy(in.begin(), in.end(), out.begin());
+    return;
+  }
+  std::size_t n = in.size() / w;
+  for (unsigned p = 0; p < w; ++p) {
+    std::uint8_t* dst = out.data() + p * n;
+    const std::uint8_t* src = in.data() + p;
+    for (std::size_t i = 0; i < n; ++i) dst[i] = src[i * w];
+  }
+  std::copy(in.begin() + n * w, in.end(), out.begin() + n * w);
+}
+
+void unplane(std::span<const std::uint8_t> in, unsigned w, std::vector<std::uint8_t>& out) {
+  out.resize(in.size());
+  if (w <= 1) {
+    std::copy(in.begin(), in.end(), out.begin());
+    return;
+  }
+  std::size_t n = in.size() / w;
+  for (unsigned p = 0; p < w; ++p) {
+    const std::uint8_t* src = in.data() + p * n;
+    std::uint8_t* dst = out.data() + p;
+    for (std::size_t i = 0; i < n; ++i) dst[i * w] = src[i];
+  }
+  std::copy(in.begin() + n * w, in.end(), out.begin() + n * w);
+}
+
+result<void> check_data_frame(const data_frame& f, std::uint64_t source_size) {
+  if (f.tf > static_cast<transform>(max_transform)) return bad("unknown transform");
+  if (f.ch != channel::gap && f.ch != channel::tensor) return bad("unknown channel");
+  if (f.out_len == 0 || f.out_len > max_chunk) return bad("data frame size out of range");
+  if (f.plane_width == 0) return bad("plane width 0");
+  if (f.elem_width != 1 && f.elem_width != 2 && f.elem_width != 4 && f.elem_width != 8)
+    return bad("element width must be 1, 2, 4 or 8");
+  if (f.reference.size() > max_segments) return bad("too many reference segments");
+  std::uint64_t ref_len = 0;
+  for (const auto& s : f.reference) {
+    if (s.offset > source_size || s.length > source_size - s.offset) return bad("reference outside the old model");
+    ref_len += s.length;
+    if (ref_len > max_reference) return bad("reference larger than the limit");
+  }
+  bool ok = true;
+  switch (f.tf) {
+    case transform::raw: ok = ref_len == 0; break;
+    case transform::prefix: ok = f.plane_width == 1; break;
+    case transform::xor_ref: case transform::sub_ref: ok = ref_len == f.out_len; break;
+    case transform::cast_f32_f16: case transform::cast_f32_bf16:
+      ok = f.out_len % 2 == 0 && ref_len == 2 * f.out_len; break;
+    case transform::cast_f16_f32: case transform::cast_bf16_f32:
+      ok = f.out_len % 4 == 0 && 2 * ref_len == f.out_len; break;
+  }
+  if (!ok) return bad("reference length does not fit the transform");
+  return {};
+}
+
+std::vector<std::uint8_t> encode_payload(const data_frame& f, std::span<const std::uint8_t> target,
+                                         std::span<const std::uint8_t> ref, int level) {
+  if (f.tf == transform::prefix) return detail::zstd_compress(target, ref, level);
+  std::vector<std::uint8_t> residual, planed;
+  std::span<const std::uint8_t> basis;
+  std::vector<std::uint8_t> pred;
+  if (is_cast(f.tf)) {
+    predict_cast(f.tf, ref, pred);
+    basis = pred;
+  } else {
+    basis = ref;
+  }
+  if (f.tf == transform::raw) {
+    plane(target, f.plane_width, planed);
+  } else {
+    combine(target, basis, f.tf, f.elem_width, true, residual);
+    plane(residual, f.plane_width, planed);
+  }
+  return detail::zstd_compress(planed, {}, level);
+}
+
+result<void> decode_payload(const data_frame& f, std::span<const std::uint8_t> ref, std::vector<std::uint8_t>& out) {
+  out.resize(f.out_len);
+  if (f.tf == transform::prefix) return detail::zstd_decompress(f.payload, ref, out);
+  std::vector<std::uint8_t> planed(f.out_len), residual;
+  MALLORN_TRY(detail::zstd_decompress(f.payload, {}, planed));
+  if (f.tf == transform::raw) {
+    unplane(planed, f.plane_width, out);
+    return {};
+  }
+  unplane(planed, f.plane_width, residual);
+  std::vector<std::uint8_t> pred;
+  std::span<const std::uint8_t> basis = ref;
+  if (is_cast(f.tf)) {
+    predict_cast(f.tf, ref, pred);
+    basis = pred;
+  }
+  combine(residual, basis, f.tf, f.elem_width, false, out);
+  return {};
+}
+
+void append_frame(std::vector<std::uint8_t>& body, frame_type type, std::span<const std::uint8_t> payload) {
+  put_u8(body, static_cast<std::uint8_t>(type));
+  put_varint(body, payload.size());
+  body.insert(body.end(), payload.begin(), payload.end());
+}
+
+std::vector<std::uint8_t> encode_data_frame_payload(const data_frame& f) {
+  std::vector<std::uint8_t> out;
+  put_u8(out, static_cast<std::uint8_t>(f.ch));
+  put_u8(out, static_cast<std::uint8_t>(f.tf));
+  put_u8(out, f.plane_width);
+  put_u8(out, f.elem_width);
+  put_varint(out, f.out_len);
+  put_varint(out, f.reference.size());
+  std::uint64_t prev = 0;
+  for (const auto& s : f.reference) {
+    put_varint(out, zigzag(static_cast<std::int64_t>(s.offset - prev)));
+    put_varint(out, s.length);
+    prev = s.offset + s.length;
+  }
+  out.insert(out.end(), f.payload.begin(), f.payload.end());
+  return out;
+}
+
+result<data_frame> parse_data_frame(std::span<const std::uint8_t> payload) {
+  byte_cursor c(payload);
+  data_frame f;
+  auto ch = c.u8(), tf = c.u8(), pw = c.u8(), ew = c.u8();
+  auto out_len = c.varint();
+  auto nseg = c.varint();
+  if (!nseg) return bad("truncated data frame");
+  if (*ch > 1 || *tf > max_transform) return bad("unknown channel or transform");
+  if (*nseg > max_segments) return bad("too many reference segments");
+  f.ch = static_cast<channel>(*ch);
+  f.tf = static_cast<transform>(*tf);
+  f.plane_width = *pw;
+  f.elem_width = *ew;
+  f.out_len = *out_len;
+  std::uint64_t prev = 0;
+  for (std::uint64_t i = 0; i < *nseg; ++i) {
+    auto d = c.varint(), len = c.varint();
+    if (!len) return bad("truncated reference list");
+    f.reference.push_back({prev + static_cast<std::uint64_t>(unzigzag(*d)), *len});
+    prev = f.reference.back().offset + *len;
+  }
+  f.payload = payload.subspan(c.pos());
+  return f;
+}
+
+std::vector<std::uint8_t> encode_ops(std::span<const op> ops, std::uint64_t& prev_copy_end, int level) {
+  std::vector<std::uint8_t> plain;
+  for (const auto& o : ops) {
+    put_varint(plain, (o.length << 2) | static_cast<std::uint64_t>(o.kind));
+    if (o.kind == op_kind::copy) {
+      put_varint(plain, zigzag(static_cast<std::int64_t>(o.src_offset - prev_copy_end)));
+      prev_copy_end = o.src_offset + o.length;
+    }
+  }
+  std::vector<std::uint8_t> out;
+  put_varint(out, plain.size());
+  // A short op list is stored as is: a zstd frame would cost more than it saves.
+  auto packed = detail::zstd_compress(plain, {}, std::max(level, 19));
+  const auto& chosen = !packed.empty() && packed.size() < plain.size() ? packed : plain;
+  out.insert(out.end(), chosen.begin(), chosen.end());
+  return out;
+}
+
+result<std::vector<op>> decode_ops(std::span<const std::uint8_t> payload, std::uint64_t& prev_copy_end) {
+  byte_cursor c(payload);
+  auto n = c.varint();
+  if (!n || *n == 0 || *n > max_ops_decoded) return bad("bad ops frame size");
+  std::vector<std::uint8_t> plain(*n);
+  auto stored = payload.subspan(c.pos());
+  if (stored.size() == *n) std::copy(stored.begin(), stored.end(), plain.begin());  // stored raw
+  else MALLORN_TRY(detail::zstd_decompress(stored, {}, plain));
+  std::vector<op> ops;
+  byte_cursor oc(plain);
+  while (oc.remaining() > 0) {
+    auto tag = oc.varint();
+    if (!tag) return bad("truncated op");
+    op o{static_cast<op_kind>(*tag & 3), *tag >> 2};
+    if (*tag & 2 && *tag & 1) return bad("unknown op kind");
+    if (o.length == 0) return bad("zero-length op");
+    if (o.kind == op_kind::copy) {
+      auto d = oc.varint();
+      if (!d) return bad("truncated copy op");
+      o.src_offset = prev_copy_end + static_cast<std::uint64_t>(unzigzag(*d));
+      prev_copy_end = o.src_offset + o.length;
+    }
+    if (ops.size() >= max_ops_per_frame) return bad("too many ops in one frame");
+    ops.push_back(o);
+  }
+  return ops;
+}
+
+}  // namespace mallorn::core::body

@@ -1,0 +1,145 @@
+// Serialises a plan as body frames in the order the one-pass decoder consumes them.
+#include <algorithm>
+
+#include "diff_plan.hpp"
+
+namespace mallorn::formats::detail {
+namespace {
+
+namespace body = core::body;
+
+constexpr std::size_t ops_per_frame = 32768;  // keeps a decoded ops frame well under max_ops_decoded
+constexpr std::uint64_t merge_distance = 64;   // old-model gaps closer than this become one segment
+
+struct gap_chunk {
+  std::vector<std::uint8_t> bytes;
+  std::uint64_t first_target = 0;  // target offset of its first byte
+  encoded_frame frame;
+};
+
+// The old model's bytes outside tensors: where new metadata most likely comes from.
+std::vector<body::segment> old_gaps(const model_layout& layout, std::uint64_t size) {
+  std::vector<body::segment> out;
+  std::uint64_t at = 0;
+  auto add = [&](std::uint64_t from, std::uint64_t to) {
+    if (to <= from) return;
+    if (!out.empty() && from - (out.back().offset + out.back().length) < merge_distance)
+      out.back().length = to - out.back().offset;
+    else
+      out.push_back({from, to - from});
+  };
+  for (const auto& t : layout.tensors) {
+    add(at, t.offset);
+    at = t.offset + t.size;
+  }
+  add(at, size);
+  return out;
+}
+
+// Picks at most max_reference bytes of the old model as the reference for one gap chunk.
+std::vector<body::segment> reference_for_gap(bytes old_file, const model_layout& ol, std::uint64_t new_size,
+                                             std::uint64_t first_target) {
+  std::uint64_t limit = body::max_reference;
+  if (old_file.size() <= limit) return {{0, old_file.size()}};
+  std::uint64_t center = new_size ? static_cast<std::uint64_t>(static_cast<long double>(first_target) *
+                                                               old_file.size() / new_size)
+                                  : 0;
+  if (!ol.tensors.empty()) {
+    auto gaps = old_gaps(ol, old_file.size());
+    std::uint64_t total = 0;
+    for (const auto& g : gaps) total += g.length;
+    if (total <= limit && gaps.size() <= body::max_segments) return gaps;
+  }
+  // Raw data (or too much metadata): a window around the same relative position.
+  std::uint64_t start = center > limit / 2 ? std::min(center - limit / 2, old_file.size() - limit) : 0;
+  return {{start, limit}};
+}
+
+std::vector<gap_chunk> cut_gap_stream(const plan& p, bytes new_file) {
+  std::vector<gap_chunk> chunks;
+  for (const auto& o : p.ops) {
+    if (o.kind != body::op_kind::gap) continue;
+    std::uint64_t done = 0;
+    while (done < o.length) {
+      if (chunks.empty() || chunks.back().bytes.size() == body::max_chunk) {
+        chunks.emplace_back();
+        chunks.back().first_target = o.target_offset + done;
+      }
+      auto& c = chunks.back();
+      auto n = std::min<std::uint64_t>(o.length - done, body::max_chunk - c.bytes.size());
+      auto src = new_file.subspan(o.target_offset + done, n);
+      c.bytes.insert(c.bytes.end(), src.begin(), src.end());
+      done += n;
+    }
+  }
+  return chunks;
+}
+
+void compress_gap_chunk(gap_chunk& c, bytes old_file, const model_layout& ol, std::uint64_t new_size, int level) {
+  auto& m = c.frame.meta;
+  m.ch = body::channel::gap;
+  m.out_len = c.bytes.size();
+  m.reference = reference_for_gap(old_file, ol, new_size, c.first_target);
+  std::vector<std::uint8_t> joined;
+  bytes ref;
+  if (m.reference.size() == 1) {
+    ref = old_file.subspan(m.reference[0].offset, m.reference[0].length);
+  } else {
+    for (const auto& s : m.reference) {
+      auto part = old_file.subspan(s.offset, s.length);
+      joined.insert(joined.end(), part.begin(), part.end());
+    }
+    ref = joined;
+  }
+  if (ref.empty()) m.reference.clear();
+  m.tf = ref.empty() ? body::transform::raw : body::transform::prefix;
+  c.frame.payload = body::encode_payload(m, c.bytes, ref, level);
+  m.payload = c.frame.payload;
+}
+
+void append_data(std::vector<std::uint8_t>& out, const encoded_frame& f) {
+  body::append_frame(out, body::frame_type::data, body::encode_data_frame_payload(f.meta));
+}
+
+}  // namespace
+
+std::vector<std::uint8_t> encode_body(const plan& p, bytes old_file, const model_layout& old_layout, bytes new_file,
+                                      const diff_options& opts) {
+  auto chunks = cut_gap_stream(p, new_file);
+  for (auto& c : chunks) compress_gap_chunk(c, old_file, old_layout, new_file.size(), opts.level);
+
+  std::vector<std::uint8_t> out;
+  std::uint64_t prev_copy_end = 0;
+  std::size_t next_chunk = 0;
+  std::uint64_t gap_left = 0;  // bytes of the current gap chunk not yet consumed
+  for (std::size_t first = 0; first < p.ops.size(); first += ops_per_frame) {
+    std::size_t last = std::min(p.ops.size(), first + ops_per_frame);
+    std::vector<body::op> group;
+    group.reserve(last - first);
+    for (std::size_t i = first; i < last; ++i) group.push_back({p.ops[i].kind, p.ops[i].length, p.ops[i].source_offset});
+    body::append_frame(out, body::frame_type::ops, body::encode_ops(group, prev_copy_end, opts.level));
+    // Replay the decoder: each time it runs dry on a channel, the next frame of that channel follows.
+    for (std::size_t i = first; i < last; ++i) {
+      const auto& o = p.ops[i];
+      if (o.kind == body::op_kind::tensor) {
+        append_data(out, p.tensor_frames[o.frame]);
+      } else if (o.kind == body::op_kind::gap) {
+        std::uint64_t need = o.length;
+        while (need > 0) {
+          if (gap_left == 0) {
+            append_data(out, chunks[next_chunk].frame);
+            gap_left = chunks[next_chunk].bytes.size();
+            ++next_chunk;
+          }
+          auto n = std::min(need, gap_left);
+          need -= n;
+          gap_left -= n;
+        }
+      }
+    }
+  }
+  body::append_frame(out, body::frame_type::end, {});
+  return out;
+}
+
+}  // namespace mallorn::formats::detail

@@ -1,0 +1,48 @@
+// Internal: the differ's plan — what each byte range of the new model is made from — before it
+// is serialised as body frames.
+#pragma once
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "mallorn/core/body_format.hpp"
+#include "mallorn/core/patch_header.hpp"
+#include "mallorn/formats/differ.hpp"
+#include "mallorn/formats/model.hpp"
+
+namespace mallorn::formats::detail {
+
+using bytes = std::span<const std::uint8_t>;
+
+struct planned_op {
+  core::body::op_kind kind;
+  std::uint64_t target_offset;
+  std::uint64_t length;
+  std::uint64_t source_offset = 0;  // copy
+  std::size_t frame = 0;            // tensor: index into plan::tensor_frames
+};
+
+struct encoded_frame {
+  core::body::data_frame meta;  // meta.payload points into `payload`
+  std::vector<std::uint8_t> payload;
+};
+
+struct plan {
+  std::vector<planned_op> ops;
+  std::vector<encoded_frame> tensor_frames;
+  std::vector<core::tensor_stat> stats;
+  std::uint32_t modified = 0, unchanged = 0, added = 0, removed = 0;
+};
+
+// Matches tensors and encodes changed ones; everything else becomes gap ops.
+plan build_tensor_plan(bytes old_file, const model_layout& old_layout, bytes new_file, const model_layout& new_layout,
+                       const diff_options& opts);
+// The whole new file as one gap (pure binary delta).
+plan build_generic_plan(bytes new_file);
+
+// Serialises a plan: compresses the gap stream against the old model and interleaves frames in
+// decoder order. Returns the body bytes.
+std::vector<std::uint8_t> encode_body(const plan& p, bytes old_file, const model_layout& old_layout, bytes new_file,
+                                      const diff_options& opts);
+
+}  // namespace mallorn::formats::detail

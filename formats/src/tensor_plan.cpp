@@ -1,0 +1,238 @@
+#include <algorithm>
+#include <cstring>
+#include <optional>
+#include <string_view>
+#include <unordered_map>
+
+#include "diff_plan.hpp"
+
+namespace mallorn::formats::detail {
+namespace {
+
+namespace body = core::body;
+using core::dtype;
+using core::tensor_encoding;
+
+// Below this a tensor is cheaper inside the generic delta than as its own frame.
+constexpr std::uint64_t min_tensor_frame = 256;
+
+std::uint64_t content_key(bytes b) {
+  return std::hash<std::string_view>{}(std::string_view(reinterpret_cast<const char*>(b.data()), b.size())) ^
+         (b.size() * 0x9e3779b97f4a7c15ull);
+}
+
+struct candidate {
+  body::transform tf;
+  std::uint8_t plane_width;
+  std::uint8_t elem_width;
+  tensor_encoding encoding;
+};
+
+std::uint8_t elem_width_of(const tensor_info& t) {
+  unsigned w = core::dtype_size(t.type);
+  return static_cast<std::uint8_t>(w == 2 || w == 4 || w == 8 ? w : 1);
+}
+std::uint8_t plane_width_of(const tensor_info& t) {
+  return static_cast<std::uint8_t>(std::clamp<std::uint32_t>(t.plane_width, 1, 255));
+}
+
+// The cast transform that predicts `to` from `from`, if the weights kept their element count.
+std::optional<body::transform> cast_between(const tensor_info& from, const tensor_info& to) {
+  if (from.type == dtype::f32 && to.type == dtype::f16 && from.size == 2 * to.size) return body::transform::cast_f32_f16;
+  if (from.type == dtype::f32 && to.type == dtype::bf16 && from.size == 2 * to.size) return body::transform::cast_f32_bf16;
+  if (from.type == dtype::f16 && to.type == dtype::f32 && 2 * from.size == to.size) return body::transform::cast_f16_f32;
+  if (from.type == dtype::bf16 && to.type == dtype::f32 && 2 * from.size == to.size) return body::transform::cast_bf16_f32;
+  return std::nullopt;
+}
+
+// Candidate encodings for a target tensor given its matched source tensor (if any).
+std::vector<candidate> candidates_for(const tensor_info& t, const tensor_info* s, bool neural) {
+  std::vector<candidate> out;
+  std::uint8_t pw = plane_width_of(t), ew = elem_width_of(t);
+  auto both = [&](body::transform tf, tensor_encoding e, std::uint8_t w) {
+    out.push_back({tf, 1, w, e});
+    if (neural && pw > 1) out.push_back({tf, pw, w, e});
+  };
+  if (s && s->size == t.size) {
+    both(body::transform::xor_ref, tensor_encoding::xor_delta, 1);
+    if (ew > 1 || t.type == dtype::i8 || t.type == dtype::u8) both(body::transform::sub_ref, tensor_encoding::sub_delta, ew);
+    out.push_back({body::transform::prefix, 1, 1, tensor_encoding::ref_delta});
+  } else if (s) {
+    if (auto tf = cast_between(*s, t)) both(*tf, tensor_encoding::cast_delta, 1);
+    if (s->size <= body::max_reference) out.push_back({body::transform::prefix, 1, 1, tensor_encoding::ref_delta});
+  }
+  both(body::transform::raw, tensor_encoding::literal, 1);
+  return out;
+}
+
+// Reference bytes (in the old file) for one chunk of the target tensor under transform tf.
+body::segment reference_for(body::transform tf, const tensor_info& s, std::uint64_t chunk_off, std::uint64_t chunk_len) {
+  switch (tf) {
+    case body::transform::raw: return {0, 0};
+    case body::transform::xor_ref:
+    case body::transform::sub_ref: return {s.offset + chunk_off, chunk_len};
+    case body::transform::cast_f32_f16:
+    case body::transform::cast_f32_bf16: return {s.offset + chunk_off * 2, chunk_len * 2};
+    case body::transform::cast_f16_f32:
+    case body::transform::cast_bf16_f32: return {s.offset + chunk_off / 2, chunk_len / 2};
+    case body::transform::prefix: {
+      // Whole old tensor when it fits, else the window around the same relative position.
+      std::uint64_t len = std::min<std::uint64_t>(s.size, body::max_reference);
+      std::uint64_t start = std::min<std::uint64_t>(chunk_off > len / 2 ? chunk_off - len / 2 : 0, s.size - len);
+      return {s.offset + start, len};
+    }
+  }
+  return {0, 0};
+}
+
+encoded_frame encode_frame(const candidate& c, bytes target, body::segment ref, bytes old_file, int level) {
+  encoded_frame f;
+  f.meta.ch = body::channel::tensor;
+  f.meta.tf = c.tf;
+  f.meta.plane_width = c.plane_width;
+  f.meta.elem_width = c.elem_width;
+  f.meta.out_len = target.size();
+  if (ref.length) f.meta.reference.push_back(ref);
+  f.payload = body::encode_payload(f.meta, target, old_file.subspan(ref.offset, ref.length), level);
+  f.meta.payload = f.payload;
+  return f;
+}
+
+class tensor_planner {
+ public:
+  tensor_planner(bytes old_file, const model_layout& ol, bytes new_file, const model_layout& nl, const diff_options& o)
+      : old_(old_file), new_(new_file), ol_(ol), nl_(nl), opts_(o) {
+    for (std::size_t i = 0; i < ol.tensors.size(); ++i) {
+      const auto& s = ol.tensors[i];
+      if (!s.name.empty()) by_name_.emplace(s.name, i);
+      by_content_.emplace(content_key(old_.subspan(s.offset, s.size)), i);
+    }
+  }
+
+  plan run() {
+    std::uint64_t cursor = 0;
+    std::unordered_map<std::string, bool> seen_names;
+    for (std::size_t i = 0; i < nl_.tensors.size(); ++i) {
+      const auto& t = nl_.tensors[i];
+      if (!t.name.empty()) seen_names[t.name] = true;
+      add_gap(cursor, t.offset);
+      plan_tensor(i, t);
+      cursor = t.offset + t.size;
+      if (opts_.progress) opts_.progress(cursor, new_.size());
+    }
+    add_gap(cursor, new_.size());
+    for (const auto& s : ol_.tensors)
+      if (!s.name.empty() && !seen_names.count(s.name)) ++p_.removed;
+    return std::move(p_);
+  }
+
+ private:
+  void add_gap(std::uint64_t from, std::uint64_t to) {
+    if (to <= from) return;
+    if (!p_.ops.empty() && p_.ops.back().kind == body::op_kind::gap) {
+      p_.ops.back().length += to - from;
+      return;
+    }
+    p_.ops.push_back({body::op_kind::gap, from, to - from});
+  }
+
+  void add_copy(std::uint64_t target_off, std::uint64_t source_off, std::uint64_t len) {
+    auto& ops = p_.ops;
+    if (!ops.empty() && ops.back().kind == body::op_kind::copy &&
+        ops.back().source_offset + ops.back().length == source_off) {
+      ops.back().length += len;
+      return;
+    }
+    ops.push_back({body::op_kind::copy, target_off, len, source_off});
+  }
+
+  const tensor_info* find_exact(bytes tb) {
+    auto [lo, hi] = by_content_.equal_range(content_key(tb));
+    for (auto it = lo; it != hi; ++it) {
+      const auto& s = ol_.tensors[it->second];
+      if (s.size == tb.size() && std::memcmp(old_.data() + s.offset, tb.data(), tb.size()) == 0) return &s;
+    }
+    return nullptr;
+  }
+
+  const tensor_info* find_match(std::size_t index, const tensor_info& t) {
+    if (!t.name.empty()) {
+      auto it = by_name_.find(t.name);
+      return it == by_name_.end() ? nullptr : &ol_.tensors[it->second];
+    }
+    // Nameless formats: same position, same byte size or a castable dtype.
+    if (index < ol_.tensors.size()) {
+      const auto& s = ol_.tensors[index];
+      if (s.size == t.size || cast_between(s, t)) return &s;
+    }
+    return nullptr;
+  }
+
+  void plan_tensor(std::size_t index, const tensor_info& t) {
+    bytes tb = new_.subspan(t.offset, t.size);
+    if (const auto* s = find_exact(tb)) {
+      ++p_.unchanged;
+      add_copy(t.offset, s->offset, t.size);
+      return;
+    }
+    const tensor_info* s = find_match(index, t);
+    if (s) ++p_.modified;
+    else ++p_.added;
+    if (t.size < min_tensor_frame || (!s && t.size < 64 * 1024)) {
+      // Small or unknown tensors ride in the generic delta, which can still find them moved.
+      add_gap(t.offset, t.offset + t.size);
+      if (s || !t.name.empty()) p_.stats.push_back({t.name, tensor_encoding::generic, t.size, 0});
+      return;
+    }
+    auto cands = candidates_for(t, s, opts_.neural);
+    std::uint64_t align = 8ull * plane_width_of(t);
+    std::uint64_t chunk = body::max_chunk / align * align;
+    core::tensor_stat stat{t.name, tensor_encoding::literal, t.size, 0};
+    for (std::uint64_t off = 0; off < t.size; off += chunk) {
+      std::uint64_t len = std::min(chunk, t.size - off);
+      bytes piece = tb.subspan(off, len);
+      encoded_frame best;
+      std::optional<candidate> best_c;
+      int trial_level = std::min(opts_.level, 3);
+      for (const auto& c : cands) {
+        auto f = encode_frame(c, piece, s ? reference_for(c.tf, *s, off, len) : body::segment{}, old_, trial_level);
+        if (f.payload.empty()) continue;
+        if (!best_c || f.payload.size() < best.payload.size()) {
+          best = std::move(f);
+          best_c = c;
+        }
+      }
+      if (opts_.level > trial_level)
+        best = encode_frame(*best_c, piece, s ? reference_for(best_c->tf, *s, off, len) : body::segment{}, old_, opts_.level);
+      stat.encoding = best_c->encoding;
+      stat.patch_bytes += best.payload.size();
+      p_.ops.push_back({body::op_kind::tensor, t.offset + off, len, 0, p_.tensor_frames.size()});
+      p_.tensor_frames.push_back(std::move(best));
+      p_.tensor_frames.back().meta.payload = p_.tensor_frames.back().payload;
+    }
+    p_.stats.push_back(std::move(stat));
+  }
+
+  bytes old_, new_;
+  const model_layout& ol_;
+  const model_layout& nl_;
+  const diff_options& opts_;
+  std::unordered_map<std::string, std::size_t> by_name_;
+  std::unordered_multimap<std::uint64_t, std::size_t> by_content_;
+  plan p_;
+};
+
+}  // namespace
+
+plan build_tensor_plan(bytes old_file, const model_layout& old_layout, bytes new_file, const model_layout& new_layout,
+                       const diff_options& opts) {
+  return tensor_planner(old_file, old_layout, new_file, new_layout, opts).run();
+}
+
+plan build_generic_plan(bytes new_file) {
+  plan p;
+  if (!new_file.empty()) p.ops.push_back({core::body::op_kind::gap, 0, new_file.size()});
+  return p;
+}
+
+}  // namespace mallorn::formats::detail

@@ -1,0 +1,128 @@
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "../../core/src/float_cast.hpp"
+#include "mallorn/core/body_format.hpp"
+
+namespace body = mallorn::core::body;
+using bytes_t = std::vector<std::uint8_t>;
+
+namespace {
+bytes_t random_bytes(std::size_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  bytes_t b(n);
+  for (auto& x : b) x = static_cast<std::uint8_t>(rng());
+  return b;
+}
+}  // namespace
+
+TEST(BytePlaning, RoundTripsEveryWidthWithTail) {
+  for (unsigned w : {1u, 2u, 4u, 8u, 18u, 210u}) {
+    auto in = random_bytes(1000 + w / 2, w);
+    bytes_t planed, back;
+    body::plane(in, w, planed);
+    body::unplane(planed, w, back);
+    EXPECT_EQ(back, in) << "width " << w;
+    if (w == 4) EXPECT_EQ(planed[1], in[4]) << "byte 0 of element 1 follows byte 0 of element 0";
+  }
+}
+
+TEST(FloatCast, HalfRoundTripIsExactForEveryNonNaNHalf) {
+  using namespace mallorn::core::detail;
+  for (std::uint32_t h = 0; h < 0x10000; ++h) {
+    if ((h & 0x7c00) == 0x7c00 && (h & 0x3ff)) continue;  // NaN payloads
+    ASSERT_EQ(f32_to_f16(f16_to_f32(static_cast<std::uint16_t>(h))), h) << std::hex << h;
+  }
+}
+
+TEST(FloatCast, RoundsToNearestEven) {
+  using namespace mallorn::core::detail;
+  EXPECT_EQ(f32_to_f16(f32_bits(1.0f)), 0x3c00);
+  EXPECT_EQ(f32_to_f16(f32_bits(0.1f)), 0x2e66);
+  EXPECT_EQ(f32_to_f16(f32_bits(65504.0f)), 0x7bff);
+  EXPECT_EQ(f32_to_f16(f32_bits(65520.0f)), 0x7c00);  // rounds up to infinity
+  EXPECT_EQ(f32_to_f16(f32_bits(5.9604645e-8f)), 0x0001);
+  EXPECT_EQ(f32_to_f16(f32_bits(1.0f + 1.0f / 2048)), 0x3c00);  // tie -> even
+  EXPECT_EQ(f32_to_bf16(f32_bits(1.0f)), 0x3f80);
+  EXPECT_EQ(bf16_to_f32(0x3f80), f32_bits(1.0f));
+}
+
+TEST(DataFrame, EveryTransformRoundTrips) {
+  struct tc { body::transform tf; std::size_t out, ref; std::uint8_t pw, ew; };
+  const tc cases[] = {
+      {body::transform::raw, 4096, 0, 4, 1},      {body::transform::prefix, 4096, 8192, 1, 1},
+      {body::transform::xor_ref, 4096, 4096, 4, 1}, {body::transform::sub_ref, 4099, 4099, 2, 2},
+      {body::transform::sub_ref, 4096, 4096, 1, 8}, {body::transform::cast_f32_f16, 2048, 4096, 2, 1},
+      {body::transform::cast_f32_bf16, 2048, 4096, 1, 1}, {body::transform::cast_f16_f32, 4096, 2048, 4, 1},
+      {body::transform::cast_bf16_f32, 4096, 2048, 1, 1},
+  };
+  for (const auto& c : cases) {
+    auto target = random_bytes(c.out, 1);
+    auto ref = random_bytes(c.ref, 2);
+    body::data_frame f;
+    f.tf = c.tf;
+    f.plane_width = c.pw;
+    f.elem_width = c.ew;
+    f.out_len = c.out;
+    if (c.ref) f.reference.push_back({0, c.ref});
+    ASSERT_TRUE(body::check_data_frame(f, c.ref).ok()) << int(c.tf);
+    auto payload = body::encode_payload(f, target, ref, 3);
+    f.payload = payload;
+    bytes_t out;
+    ASSERT_TRUE(body::decode_payload(f, ref, out).ok()) << int(c.tf);
+    EXPECT_EQ(out, target) << int(c.tf);
+  }
+}
+
+TEST(DataFrame, ExactCastLeavesAlmostNothing) {
+  using namespace mallorn::core::detail;
+  std::mt19937 rng(7);
+  std::normal_distribution<float> weight(0.f, 0.05f);
+  std::size_t n = 100000;
+  bytes_t f32(n * 4), f16(n * 2);
+  for (std::size_t i = 0; i < n; ++i) {
+    std::uint32_t x = f32_bits(weight(rng));
+    std::uint16_t h = f32_to_f16(x);
+    std::memcpy(&f32[4 * i], &x, 4);
+    std::memcpy(&f16[2 * i], &h, 2);
+  }
+  body::data_frame f;
+  f.tf = body::transform::cast_f32_f16;
+  f.out_len = f16.size();
+  f.reference.push_back({0, f32.size()});
+  auto payload = body::encode_payload(f, f16, f32, 3);
+  EXPECT_LT(payload.size(), 200u) << "an exact re-cast must cost (almost) nothing";
+}
+
+TEST(DataFrame, RejectsInconsistentFrames) {
+  body::data_frame f;
+  f.tf = body::transform::xor_ref;
+  f.out_len = 100;
+  f.reference.push_back({0, 99});
+  EXPECT_FALSE(body::check_data_frame(f, 1000).ok());  // ref length differs
+  f.reference[0] = {950, 100};
+  EXPECT_FALSE(body::check_data_frame(f, 1000).ok());  // outside the old model
+  f.reference[0] = {0, 100};
+  f.out_len = body::max_chunk + 1;
+  EXPECT_FALSE(body::check_data_frame(f, 1000).ok());  // too large
+  f.out_len = 100;
+  f.elem_width = 3;
+  EXPECT_FALSE(body::check_data_frame(f, 1000).ok());
+}
+
+TEST(OpsFrame, RoundTripsWithDeltaCodedCopies) {
+  std::vector<body::op> ops = {{body::op_kind::copy, 10, 500}, {body::op_kind::gap, 7}, {body::op_kind::copy, 3, 100},
+                               {body::op_kind::tensor, 4096}};
+  std::uint64_t enc_state = 0, dec_state = 0;
+  auto payload = body::encode_ops(ops, enc_state, 3);
+  auto back = body::decode_ops(payload, dec_state);
+  ASSERT_TRUE(back.ok());
+  ASSERT_EQ(back->size(), ops.size());
+  for (std::size_t i = 0; i < ops.size(); ++i) {
+    EXPECT_EQ((*back)[i].kind, ops[i].kind);
+    EXPECT_EQ((*back)[i].length, ops[i].length);
+    EXPECT_EQ((*back)[i].src_offset, ops[i].src_offset);
+  }
+  EXPECT_EQ(enc_state, dec_state);
+}
