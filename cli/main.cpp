@@ -1,0 +1,82 @@
+// mallorn: make, inspect, sign and apply model delta patches.
+#include <cstring>
+#include <iostream>
+
+#include "cli_output.hpp"
+#include "commands.hpp"
+
+namespace mallorn::cli {
+
+const std::vector<command>& commands() {
+  static const std::vector<command> all = {
+      {"diff", "make a patch from OLD to NEW",
+       "usage: mallorn diff OLD NEW -o PATCH [--level N] [--neural] [--sign KEY] [--target-version N] [--generic] [--json]\n"
+       "  --level N            zstd level 1..22 (default 3)\n"
+       "  --neural             also try byte-planed (ZipNN-style) encodings of weights\n"
+       "  --sign KEY           sign with a 64-byte Ed25519 private key file\n"
+       "  --target-version N   release number devices compare for downgrade protection (default 0)\n"
+       "  --generic            plain binary delta, without tensor awareness\n",
+       cmd_diff},
+      {"patch", "apply PATCH to OLD, writing OUT",
+       "usage: mallorn patch OLD PATCH -o OUT [--pubkey PUB] [--min-version N] [--json]\n"
+       "  OUT appears only after its SHA-256 matched the patch's target hash.\n"
+       "  --pubkey PUB         require a valid signature by this 32-byte Ed25519 public key\n"
+       "  --min-version N      refuse patches whose target version is below N\n",
+       cmd_patch},
+      {"verify", "check that PATCH turns OLD into its target, without writing it",
+       "usage: mallorn verify OLD PATCH [--pubkey PUB] [--min-version N] [--json]\n", cmd_verify},
+      {"info", "show a patch's header", "usage: mallorn info PATCH [--json]\n", cmd_info},
+      {"fingerprint", "quick model fingerprint (size + MD5 of head and tail)",
+       "usage: mallorn fingerprint MODEL [--json]\n", cmd_fingerprint},
+      {"keygen", "make an Ed25519 key pair: PREFIX.key (64 bytes) and PREFIX.pub (32 bytes)",
+       "usage: mallorn keygen -o PREFIX [--json]\n", cmd_keygen},
+      {"sign", "sign an existing patch", "usage: mallorn sign PATCH --key KEY -o OUT [--json]\n", cmd_sign},
+  };
+  return all;
+}
+
+namespace {
+
+void print_overview() {
+  std::cout << "mallorn " MALLORN_VERSION " - small, verified delta patches for ML models\n\n"
+            << "usage: mallorn COMMAND [ARGS]\n\ncommands:\n";
+  for (const auto& c : commands()) std::cout << "  " << c.name << std::string(13 - std::strlen(c.name), ' ') << c.summary << "\n";
+  std::cout << "\n'mallorn COMMAND --help' for a command's options. Exit code 0 only on success.\n";
+}
+
+const command* find(const std::string& name) {
+  for (const auto& c : commands())
+    if (name == c.name) return &c;
+  return nullptr;
+}
+
+}  // namespace
+}  // namespace mallorn::cli
+
+int main(int argc, char** argv) {
+  using namespace mallorn::cli;
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
+    print_overview();
+    return args.empty() ? exit_usage : exit_ok;
+  }
+  if (args[0] == "--version") {
+    std::cout << "mallorn " MALLORN_VERSION "\n";
+    return exit_ok;
+  }
+  if (args[0] == "help") {
+    const command* c = args.size() > 1 ? find(args[1]) : nullptr;
+    if (!c) print_overview();
+    else std::cout << c->usage;
+    return exit_ok;
+  }
+  const command* c = find(args[0]);
+  if (!c) return usage_error("unknown command '" + args[0] + "'", "", false);
+  std::vector<std::string> rest(args.begin() + 1, args.end());
+  for (const auto& a : rest)
+    if (a == "--help" || a == "-h") {
+      std::cout << c->usage;
+      return exit_ok;
+    }
+  return c->run(rest);
+}
