@@ -1,5 +1,7 @@
 #include <algorithm>
 #include <cstring>
+#include <deque>
+#include <map>
 #include <optional>
 #include <string_view>
 #include <unordered_map>
@@ -107,6 +109,7 @@ class tensor_planner {
       if (!s.name.empty()) by_name_.emplace(s.name, i);
       by_content_.emplace(content_key(old_.subspan(s.offset, s.size)), i);
     }
+    match_ = match_tensors();
   }
 
   plan run() {
@@ -155,17 +158,37 @@ class tensor_planner {
     return nullptr;
   }
 
-  const tensor_info* find_match(std::size_t index, const tensor_info& t) {
-    if (!t.name.empty()) {
-      auto it = by_name_.find(t.name);
-      return it == by_name_.end() ? nullptr : &ol_.tensors[it->second];
+  // Pairs each new tensor with its old counterpart: by name; then, for tensors whose names changed
+  // between releases (converters renumber them), the next unclaimed old tensor of the same dtype
+  // and shape in file order; in nameless formats, the tensor at the same position.
+  std::vector<const tensor_info*> match_tensors() const {
+    std::vector<const tensor_info*> match(nl_.tensors.size(), nullptr);
+    std::vector<bool> claimed(ol_.tensors.size(), false);
+    for (std::size_t i = 0; i < nl_.tensors.size(); ++i) {
+      const auto& t = nl_.tensors[i];
+      if (t.name.empty()) continue;
+      if (auto it = by_name_.find(t.name); it != by_name_.end()) {
+        match[i] = &ol_.tensors[it->second];
+        claimed[it->second] = true;
+      }
     }
-    // Nameless formats: same position, same byte size or a castable dtype.
-    if (index < ol_.tensors.size()) {
-      const auto& s = ol_.tensors[index];
-      if (s.size == t.size || cast_between(s, t)) return &s;
+    std::map<std::tuple<dtype, std::uint64_t, std::vector<std::int64_t>>, std::deque<std::size_t>> unclaimed;
+    for (std::size_t j = 0; j < ol_.tensors.size(); ++j)
+      if (!claimed[j]) unclaimed[{ol_.tensors[j].type, ol_.tensors[j].size, ol_.tensors[j].shape}].push_back(j);
+    for (std::size_t i = 0; i < nl_.tensors.size(); ++i) {
+      const auto& t = nl_.tensors[i];
+      if (match[i]) continue;
+      if (t.name.empty() && i < ol_.tensors.size() &&
+          (ol_.tensors[i].size == t.size || cast_between(ol_.tensors[i], t))) {
+        match[i] = &ol_.tensors[i];
+        continue;
+      }
+      auto it = unclaimed.find({t.type, t.size, t.shape});
+      if (it == unclaimed.end() || it->second.empty()) continue;
+      match[i] = &ol_.tensors[it->second.front()];
+      it->second.pop_front();
     }
-    return nullptr;
+    return match;
   }
 
   void plan_tensor(std::size_t index, const tensor_info& t) {
@@ -175,7 +198,7 @@ class tensor_planner {
       add_copy(t.offset, s->offset, t.size);
       return;
     }
-    const tensor_info* s = find_match(index, t);
+    const tensor_info* s = match_[index];
     if (s) ++p_.modified;
     else ++p_.added;
     if (t.size < min_tensor_frame || (!s && t.size < 64 * 1024)) {
@@ -219,6 +242,7 @@ class tensor_planner {
   const diff_options& opts_;
   std::unordered_map<std::string, std::size_t> by_name_;
   std::unordered_multimap<std::uint64_t, std::size_t> by_content_;
+  std::vector<const tensor_info*> match_;
   plan p_;
 };
 
