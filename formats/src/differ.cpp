@@ -57,9 +57,8 @@ core::result<patch_stats> create_patch(std::span<const std::uint8_t> old_model, 
   h.tensors_unchanged = tensor_plan.unchanged;
   h.tensors_added = tensor_plan.added;
   h.tensors_removed = tensor_plan.removed;
-  h.tensor_stats = std::move(tensor_plan.stats);
-  if (generic_chosen)
-    for (auto& s : h.tensor_stats) s = {s.name, core::tensor_encoding::generic, s.target_bytes, 0};
+  // Per-tensor entries describe tensor frames; a pure binary delta has none.
+  if (!generic_chosen) h.tensor_stats = std::move(tensor_plan.stats);
   if (opts.signing_key) MALLORN_TRY(core::sign_header(h, *opts.signing_key));
 
   auto head = core::encode_header(h);

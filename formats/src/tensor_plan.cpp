@@ -203,8 +203,8 @@ class tensor_planner {
     else ++p_.added;
     if (t.size < min_tensor_frame || (!s && t.size < 64 * 1024)) {
       // Small or unknown tensors ride in the generic delta, which can still find them moved.
+      // Counted, but not listed: a stat entry would cost more header bytes than it tells.
       add_gap(t.offset, t.offset + t.size);
-      if (s || !t.name.empty()) p_.stats.push_back({t.name, tensor_encoding::generic, t.size, 0});
       return;
     }
     auto cands = candidates_for(t, s, opts_.neural);
