@@ -6,7 +6,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <random>
 
 namespace mallorn::core {
 namespace {
@@ -69,11 +71,19 @@ result<void> file_source::read_at(std::uint64_t offset, std::span<std::uint8_t> 
 }
 
 result<std::unique_ptr<atomic_file_sink>> atomic_file_sink::create(const std::filesystem::path& final_path) {
-  std::string tmpl = final_path.string() + ".tmp-XXXXXX";
-  int fd = ::mkstemp(tmpl.data());
+  // Not mkstemp: it creates 0600 files, and the final file should get the usual 0666 & ~umask.
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  std::string tmp;
+  int fd = -1;
+  for (int attempt = 0; attempt < 100 && fd < 0; ++attempt) {
+    char suffix[16];
+    std::snprintf(suffix, sizeof suffix, "%06llx", static_cast<unsigned long long>(rng() & 0xffffff));
+    tmp = final_path.string() + ".tmp-" + suffix;
+    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd < 0 && errno != EEXIST) break;
+  }
   if (fd < 0) return sys_error("create temp file for", final_path);
-  ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-  auto sink = std::unique_ptr<atomic_file_sink>(new atomic_file_sink(fd, tmpl, final_path));
+  auto sink = std::unique_ptr<atomic_file_sink>(new atomic_file_sink(fd, tmp, final_path));
   sink->buffer_.reserve(sink_buffer);
   return sink;
 }

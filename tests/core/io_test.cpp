@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "mallorn/core/io.hpp"
@@ -45,6 +46,14 @@ TEST_F(Io, AtomicSinkShowsNothingUntilCommit) {
   ASSERT_TRUE((*sink)->commit().ok());
   EXPECT_EQ(*read_file(dir_ / "out"), big);
   EXPECT_EQ(entries(), 1u) << "no temp file left";
+}
+
+TEST_F(Io, CommittedFilesFollowTheUmask) {
+  mode_t old_mask = ::umask(022);
+  ASSERT_TRUE(write_file_atomic(dir_ / "perm", std::vector<std::uint8_t>{1}).ok());
+  ::umask(old_mask);
+  EXPECT_EQ(fs::status(dir_ / "perm").permissions(),
+            fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read | fs::perms::others_read);
 }
 
 TEST_F(Io, DiscardedSinkLeavesNoTraceAndKeepsTheOldFile) {
