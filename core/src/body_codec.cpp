@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "float_cast.hpp"
@@ -52,6 +53,26 @@ bool is_cast(transform tf) {
   return tf == transform::cast_f32_f16 || tf == transform::cast_f32_bf16 || tf == transform::cast_f16_f32 ||
          tf == transform::cast_bf16_f32;
 }
+
+bool is_quant(transform tf) { return tf == transform::quant_f32_i8 || tf == transform::quant_f32_u8; }
+
+// Deterministic on every IEEE platform: one correctly rounded fma, then round-half-even.
+void predict_quant(transform tf, std::span<const std::uint8_t> ref, std::span<const quant_group> groups,
+                   std::vector<std::uint8_t>& pred) {
+  std::size_t n = ref.size() / 4, per = n / groups.size();
+  bool is_signed = tf == transform::quant_f32_i8;
+  float lo = is_signed ? -128.f : 0.f, hi = is_signed ? 127.f : 255.f;
+  pred.resize(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto& g = groups[i / per];
+    float x = detail::bits_f32(static_cast<std::uint32_t>(load(ref.data() + 4 * i, 4)));
+    float v = std::nearbyint(std::fma(x, g.a, g.b));
+    v = std::isnan(v) ? 0.f : std::clamp(v, lo, hi);
+    pred[i] = static_cast<std::uint8_t>(static_cast<int>(v));
+  }
+}
+
+void put_f32(std::vector<std::uint8_t>& out, float f) { put_le(out, detail::f32_bits(f), 4); }
 
 // out = a (+|-|^) b, element-wise. `sub` subtracts for the encoder, adds for the decoder.
 void combine(std::span<const std::uint8_t> a, std::span<const std::uint8_t> b, transform tf, unsigned ew, bool encode,
@@ -136,14 +157,28 @@ result<void> check_data_frame(const data_frame& f, std::uint64_t source_size) {
       ok = f.out_len % 2 == 0 && ref_len == 2 * f.out_len; break;
     case transform::cast_f16_f32: case transform::cast_bf16_f32:
       ok = f.out_len % 4 == 0 && 2 * ref_len == f.out_len; break;
+    case transform::quant_f32_i8: case transform::quant_f32_u8:
+      ok = ref_len == 4 * f.out_len && f.plane_width == 1; break;
   }
   if (!ok) return bad("reference length does not fit the transform");
   return {};
 }
 
 std::vector<std::uint8_t> encode_payload(const data_frame& f, std::span<const std::uint8_t> target,
-                                         std::span<const std::uint8_t> ref, int level) {
+                                         std::span<const std::uint8_t> ref, int level, std::span<const quant_group> quant) {
   if (f.tf == transform::prefix) return detail::zstd_compress(target, ref, level);
+  if (is_quant(f.tf)) {
+    if (quant.empty() || target.size() % quant.size()) return {};  // no parameters: not encodable
+    std::vector<std::uint8_t> pred, residual, out;
+    predict_quant(f.tf, ref, quant, pred);
+    combine(target, pred, transform::sub_ref, 1, true, residual);
+    put_varint(out, quant.size());
+    for (const auto& g : quant) put_f32(out, g.a), put_f32(out, g.b);
+    auto packed = detail::zstd_compress(residual, {}, level);
+    if (packed.empty()) return {};
+    out.insert(out.end(), packed.begin(), packed.end());
+    return out;
+  }
   std::vector<std::uint8_t> residual, planed;
   std::span<const std::uint8_t> basis;
   std::vector<std::uint8_t> pred;
@@ -165,6 +200,23 @@ std::vector<std::uint8_t> encode_payload(const data_frame& f, std::span<const st
 result<void> decode_payload(const data_frame& f, std::span<const std::uint8_t> ref, std::vector<std::uint8_t>& out) {
   out.resize(f.out_len);
   if (f.tf == transform::prefix) return detail::zstd_decompress(f.payload, ref, out);
+  if (is_quant(f.tf)) {
+    byte_cursor c(f.payload);
+    auto count = c.varint();
+    if (!count || *count == 0 || *count > f.out_len || f.out_len % *count) return bad("bad quantization groups");
+    std::vector<quant_group> groups(*count);
+    for (auto& g : groups) {
+      auto a = c.le(4), b = c.le(4);
+      if (!b) return bad("truncated quantization parameters");
+      g.a = detail::bits_f32(static_cast<std::uint32_t>(*a));
+      g.b = detail::bits_f32(static_cast<std::uint32_t>(*b));
+    }
+    std::vector<std::uint8_t> residual(f.out_len), pred;
+    MALLORN_TRY(detail::zstd_decompress(f.payload.subspan(c.pos()), {}, residual));
+    predict_quant(f.tf, ref, groups, pred);
+    combine(residual, pred, transform::sub_ref, 1, false, out);
+    return {};
+  }
   std::vector<std::uint8_t> planed(f.out_len), residual;
   MALLORN_TRY(detail::zstd_decompress(f.payload, {}, planed));
   if (f.tf == transform::raw) {
@@ -180,6 +232,27 @@ result<void> decode_payload(const data_frame& f, std::span<const std::uint8_t> r
   }
   combine(residual, basis, f.tf, f.elem_width, false, out);
   return {};
+}
+
+std::vector<quant_group> fit_quantization(std::span<const std::uint8_t> ref_f32, std::span<const std::uint8_t> target,
+                                          bool is_signed, std::size_t groups) {
+  std::size_t n = target.size(), per = n / groups;
+  double lo = is_signed ? -128 : 0, hi = is_signed ? 127 : 255;
+  std::vector<quant_group> out(groups);
+  for (std::size_t g = 0; g < groups; ++g) {
+    double sx = 0, sq = 0, sxx = 0, sxq = 0, m = 0;
+    for (std::size_t i = g * per; i < (g + 1) * per; ++i) {
+      double x = detail::bits_f32(static_cast<std::uint32_t>(load(ref_f32.data() + 4 * i, 4)));
+      double q = is_signed ? static_cast<std::int8_t>(target[i]) : target[i];
+      if (q <= lo || q >= hi || !std::isfinite(x)) continue;  // saturated values say little about the scale
+      sx += x, sq += q, sxx += x * x, sxq += x * q, m += 1;
+    }
+    if (m == 0) continue;
+    double var = sxx - sx * sx / m, cov = sxq - sx * sq / m;
+    double a = var > 0 ? cov / var : 0, b = sq / m - a * sx / m;
+    out[g] = {static_cast<float>(a), static_cast<float>(b)};
+  }
+  return out;
 }
 
 void append_frame(std::vector<std::uint8_t>& body, frame_type type, std::span<const std::uint8_t> payload) {

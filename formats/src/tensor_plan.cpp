@@ -28,6 +28,7 @@ struct candidate {
   std::uint8_t plane_width;
   std::uint8_t elem_width;
   tensor_encoding encoding;
+  std::uint64_t quant_row = 0;  // re-quantization: elements per parameter group (0 = whole chunk)
 };
 
 std::uint8_t elem_width_of(const tensor_info& t) {
@@ -61,6 +62,13 @@ std::vector<candidate> candidates_for(const tensor_info& t, const tensor_info* s
     out.push_back({body::transform::prefix, 1, 1, tensor_encoding::ref_delta});
   } else if (s) {
     if (auto tf = cast_between(*s, t)) both(*tf, tensor_encoding::cast_delta, 1);
+    if (s->type == dtype::f32 && (t.type == dtype::i8 || t.type == dtype::u8) && s->size == 4 * t.size) {
+      auto tf = t.type == dtype::i8 ? body::transform::quant_f32_i8 : body::transform::quant_f32_u8;
+      out.push_back({tf, 1, 1, tensor_encoding::cast_delta, 0});  // per-tensor scale
+      // Per-channel scales along the first axis (TFLite/ONNX weight layout).
+      if (t.shape.size() > 1 && t.shape[0] > 1 && t.size % static_cast<std::uint64_t>(t.shape[0]) == 0)
+        out.push_back({tf, 1, 1, tensor_encoding::cast_delta, t.size / static_cast<std::uint64_t>(t.shape[0])});
+    }
     if (s->size <= body::max_reference) out.push_back({body::transform::prefix, 1, 1, tensor_encoding::ref_delta});
   }
   both(body::transform::raw, tensor_encoding::literal, 1);
@@ -77,6 +85,8 @@ body::segment reference_for(body::transform tf, const tensor_info& s, std::uint6
     case body::transform::cast_f32_bf16: return {s.offset + chunk_off * 2, chunk_len * 2};
     case body::transform::cast_f16_f32:
     case body::transform::cast_bf16_f32: return {s.offset + chunk_off / 2, chunk_len / 2};
+    case body::transform::quant_f32_i8:
+    case body::transform::quant_f32_u8: return {s.offset + chunk_off * 4, chunk_len * 4};
     case body::transform::prefix: {
       // Whole old tensor when it fits, else the window around the same relative position.
       std::uint64_t len = std::min<std::uint64_t>(s.size, body::max_reference);
@@ -87,7 +97,8 @@ body::segment reference_for(body::transform tf, const tensor_info& s, std::uint6
   return {0, 0};
 }
 
-encoded_frame encode_frame(const candidate& c, bytes target, body::segment ref, bytes old_file, int level) {
+encoded_frame encode_frame(const candidate& c, bytes target, body::segment ref, bytes old_file, int level,
+                           std::uint64_t chunk_off) {
   encoded_frame f;
   f.meta.ch = body::channel::tensor;
   f.meta.tf = c.tf;
@@ -95,7 +106,14 @@ encoded_frame encode_frame(const candidate& c, bytes target, body::segment ref, 
   f.meta.elem_width = c.elem_width;
   f.meta.out_len = target.size();
   if (ref.length) f.meta.reference.push_back(ref);
-  f.payload = body::encode_payload(f.meta, target, old_file.subspan(ref.offset, ref.length), level);
+  auto ref_bytes = old_file.subspan(ref.offset, ref.length);
+  std::vector<body::quant_group> quant;
+  if (c.tf == body::transform::quant_f32_i8 || c.tf == body::transform::quant_f32_u8) {
+    std::uint64_t row = c.quant_row ? c.quant_row : target.size();
+    if (chunk_off % row || target.size() % row) return f;  // groups must not straddle chunks
+    quant = body::fit_quantization(ref_bytes, target, c.tf == body::transform::quant_f32_i8, target.size() / row);
+  }
+  f.payload = body::encode_payload(f.meta, target, ref_bytes, level, quant);
   f.meta.payload = f.payload;
   return f;
 }
@@ -218,7 +236,7 @@ class tensor_planner {
       std::optional<candidate> best_c;
       int trial_level = std::min(opts_.level, 3);
       for (const auto& c : cands) {
-        auto f = encode_frame(c, piece, s ? reference_for(c.tf, *s, off, len) : body::segment{}, old_, trial_level);
+        auto f = encode_frame(c, piece, s ? reference_for(c.tf, *s, off, len) : body::segment{}, old_, trial_level, off);
         if (f.payload.empty()) continue;
         if (!best_c || f.payload.size() < best.payload.size()) {
           best = std::move(f);
@@ -226,7 +244,7 @@ class tensor_planner {
         }
       }
       if (opts_.level > trial_level)
-        best = encode_frame(*best_c, piece, s ? reference_for(best_c->tf, *s, off, len) : body::segment{}, old_, opts_.level);
+        best = encode_frame(*best_c, piece, s ? reference_for(best_c->tf, *s, off, len) : body::segment{}, old_, opts_.level, off);
       stat.encoding = best_c->encoding;
       stat.patch_bytes += best.payload.size();
       p_.ops.push_back({body::op_kind::tensor, t.offset + off, len, 0, p_.tensor_frames.size()});

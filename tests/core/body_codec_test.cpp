@@ -95,6 +95,27 @@ TEST(DataFrame, ExactCastLeavesAlmostNothing) {
   EXPECT_LT(payload.size(), 200u) << "an exact re-cast must cost (almost) nothing";
 }
 
+TEST(DataFrame, RequantizationRoundTripsAndNeedsParameters) {
+  auto ref = random_bytes(4000 * 4, 3);
+  for (std::size_t i = 0; i < ref.size(); i += 4) ref[i + 3] = 0x3c;  // finite, moderate floats
+  auto target = random_bytes(4000, 4);
+  body::data_frame f;
+  f.tf = body::transform::quant_f32_i8;
+  f.out_len = target.size();
+  f.reference.push_back({0, ref.size()});
+  ASSERT_TRUE(body::check_data_frame(f, ref.size()).ok());
+  EXPECT_TRUE(body::encode_payload(f, target, ref, 3).empty()) << "no groups given";
+  auto groups = body::fit_quantization(ref, target, true, 4);
+  auto payload = body::encode_payload(f, target, ref, 3, groups);
+  f.payload = payload;
+  bytes_t out;
+  ASSERT_TRUE(body::decode_payload(f, ref, out).ok());
+  EXPECT_EQ(out, target);
+  payload[0] = 3;  // 3 groups do not divide 4000 elements
+  f.payload = payload;
+  EXPECT_FALSE(body::decode_payload(f, ref, out).ok());
+}
+
 TEST(DataFrame, RejectsInconsistentFrames) {
   body::data_frame f;
   f.tf = body::transform::xor_ref;

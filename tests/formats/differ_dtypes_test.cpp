@@ -83,3 +83,36 @@ TEST_P(GgufQuant, BlocksRoundTrip) {
 INSTANTIATE_TEST_SUITE_P(Types, GgufQuant,
                          ::testing::Values(std::pair{2u, 18u}, std::pair{8u, 34u}, std::pair{12u, 144u}, std::pair{14u, 210u}),
                          [](const auto& info) { return "ggml_type_" + std::to_string(info.param.first); });
+
+TEST(DtypeChanges, RequantizationIsPredictedPerChannel) {
+  // f32 [64, 1000] weights quantized to int8 with one symmetric scale per output channel, as
+  // TFLite's converter does; the patch should carry ~64 scale pairs plus rare rounding fixes.
+  const int channels = 64, per = 1000;
+  auto f32 = test::random_weights_f32(channels * per, 21);
+  byte_vec i8(channels * per), u8(channels * per);
+  for (int c = 0; c < channels; ++c) {
+    float max_abs = 0;
+    for (int i = 0; i < per; ++i) {
+      float f;
+      std::memcpy(&f, &f32[4 * (c * per + i)], 4);
+      max_abs = std::max(max_abs, std::fabs(f));
+    }
+    float scale = max_abs / 127.f * (1.f + 0.1f * c / channels);
+    for (int i = 0; i < per; ++i) {
+      float f;
+      std::memcpy(&f, &f32[4 * (c * per + i)], 4);
+      i8[c * per + i] = static_cast<std::uint8_t>(static_cast<std::int8_t>(std::clamp(std::nearbyint(f / scale), -127.f, 127.f)));
+      u8[c * per + i] = static_cast<std::uint8_t>(std::clamp(std::nearbyint(f / scale) + 128.f, 0.f, 255.f));
+    }
+  }
+  auto m32 = test::make_safetensors({{"w", "F32", {channels, per}, f32}});
+  auto mi8 = test::make_safetensors({{"w", "I8", {channels, per}, i8}});
+  auto mu8 = test::make_safetensors({{"w", "U8", {channels, per}, u8}});
+  for (const auto* target : {&mi8, &mu8}) {
+    auto patch = test::make_patch(m32, *target);
+    auto out = test::apply_in_chunks(m32, patch, 0);
+    ASSERT_TRUE(out.ok()) << out.err().what();
+    EXPECT_TRUE(*out == *target);
+    EXPECT_LT(patch.size(), target->size() / 20) << "re-quantization should be predicted, not resent";
+  }
+}

@@ -40,8 +40,19 @@ enum class transform : std::uint8_t {
   cast_f32_bf16 = 5, // output = bf16(reference f32) XOR residual (ref_len == 2*out_len)
   cast_f16_f32 = 6,  // output = f32(reference f16) XOR residual  (2*ref_len == out_len)
   cast_bf16_f32 = 7, // output = f32(reference bf16) XOR residual (2*ref_len == out_len)
+  quant_f32_i8 = 8,  // output = clamp(round(fma(ref, a_g, b_g))) + residual, int8  (ref_len == 4*out_len)
+  quant_f32_u8 = 9,  // the same for uint8; a_g, b_g per group of out_len/G elements (re-quantization)
 };
-inline constexpr std::uint8_t max_transform = 7;
+inline constexpr std::uint8_t max_transform = 9;
+
+// Affine re-quantization parameters of one group of elements (see transform::quant_*).
+struct quant_group {
+  float a = 0;  // 1 / scale
+  float b = 0;  // zero point
+};
+// Least-squares fit of q ~ a*x + b per group (groups are contiguous and equal-sized).
+std::vector<quant_group> fit_quantization(std::span<const std::uint8_t> ref_f32, std::span<const std::uint8_t> target,
+                                          bool is_signed, std::size_t groups);
 
 struct segment {
   std::uint64_t offset = 0;
@@ -68,7 +79,8 @@ void unplane(std::span<const std::uint8_t> in, unsigned width, std::vector<std::
 // Encodes `target` for the frame's transform against `ref` (the concatenated reference bytes) at
 // zstd `level`; returns the zstd payload. Precondition: lengths consistent with the transform.
 std::vector<std::uint8_t> encode_payload(const data_frame& f, std::span<const std::uint8_t> target,
-                                         std::span<const std::uint8_t> ref, int level);
+                                         std::span<const std::uint8_t> ref, int level,
+                                         std::span<const quant_group> quant = {});
 // Decodes a frame into out (resized to out_len). invalid_patch on any inconsistency.
 result<void> decode_payload(const data_frame& f, std::span<const std::uint8_t> ref, std::vector<std::uint8_t>& out);
 // Checks a frame's fields against the limits and the transform's length rules.
