@@ -6,6 +6,7 @@
 
 #include "support/models.hpp"
 #include "support/shell.hpp"
+#include "support/temp_dir.hpp"
 
 namespace fs = std::filesystem;
 using mallorn::test::run_shell;
@@ -13,19 +14,15 @@ using mallorn::test::run_shell;
 namespace {
 class Cli : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("mallorn-cli-" + std::to_string(::getpid()));
-    fs::create_directories(dir_);
-    pair_ = mallorn::test::models_dir() / "pairs" / "tfm-retinaface_a-to-b";
-  }
-  void TearDown() override { fs::remove_all(dir_); }
+  mallorn::test::temp_dir tmp_{"cli"};
   mallorn::test::shell_result mallorn(const std::string& args) {
     return run_shell("cd '" + dir_.string() + "' && '" + (mallorn::test::bin_dir() / "mallorn").string() + "' " + args +
                      " 2>stderr.txt");
   }
   std::string old_model() const { return (pair_ / "old.tflite").string(); }
   std::string new_model() const { return (pair_ / "new.tflite").string(); }
-  fs::path dir_, pair_;
+  const fs::path& dir_ = tmp_.path();
+  fs::path pair_ = mallorn::test::models_dir() / "pairs" / "tfm-retinaface_a-to-b";
 };
 }  // namespace
 

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "mallorn/core/io.hpp"
+#include "support/temp_dir.hpp"
 
 using namespace mallorn::core;
 namespace fs = std::filesystem;
@@ -11,13 +12,9 @@ namespace fs = std::filesystem;
 namespace {
 class Io : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("mallorn-io-" + std::to_string(::getpid()));
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::size_t entries() const { return std::distance(fs::directory_iterator(dir_), fs::directory_iterator{}); }
-  fs::path dir_;
+  std::size_t entries() const { return tmp_.entries(); }
+  mallorn::test::temp_dir tmp_{"io"};
+  const fs::path& dir_ = tmp_.path();
 };
 }  // namespace
 

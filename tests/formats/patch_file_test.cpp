@@ -6,6 +6,7 @@
 #include "mallorn/core/io.hpp"
 #include "mallorn/formats/differ.hpp"
 #include "support/models.hpp"
+#include "support/temp_dir.hpp"
 
 using namespace mallorn;
 namespace fs = std::filesystem;
@@ -13,14 +14,10 @@ namespace fs = std::filesystem;
 namespace {
 class PatchFiles : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("mallorn-pf-" + std::to_string(::getpid()));
-    fs::create_directories(dir_);
-    pair_ = test::models_dir() / "pairs" / "coral-mnv1-025-quant_2021a-to-2021b";
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::size_t files_in_dir() const { return std::distance(fs::directory_iterator(dir_), fs::directory_iterator{}); }
-  fs::path dir_, pair_;
+  std::size_t files_in_dir() const { return tmp_.entries(); }
+  test::temp_dir tmp_{"pf"};
+  const fs::path& dir_ = tmp_.path();
+  fs::path pair_ = test::models_dir() / "pairs" / "coral-mnv1-025-quant_2021a-to-2021b";
 };
 }  // namespace
 
