@@ -2,7 +2,7 @@
 # Installs the Debian packages Mallorn needs to build, test and benchmark, if any is missing.
 set -euo pipefail
 packages=(build-essential cmake pkg-config git ca-certificates libzstd-dev zstd libssl-dev
-          nlohmann-json3-dev libspdlog-dev libgtest-dev googletest python3 xdelta3 bsdiff time)
+          nlohmann-json3-dev libspdlog-dev libdivsufsort-dev libgtest-dev googletest python3 xdelta3 bsdiff time)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -74,6 +74,39 @@ void predict_quant(transform tf, std::span<const std::uint8_t> ref, std::span<co
 
 void put_f32(std::vector<std::uint8_t>& out, float f) { put_le(out, detail::f32_bits(f), 4); }
 
+// Bounds the control section, and with it the number of triples (each is at least 3 bytes).
+constexpr std::uint64_t max_approx_control = 8u << 20;
+
+result<void> decode_approx(const data_frame& f, std::span<const std::uint8_t> ref, std::vector<std::uint8_t>& out) {
+  byte_cursor c(f.payload);
+  auto ctrl_len = c.varint();
+  auto diff_len = ctrl_len ? c.varint() : std::nullopt;
+  if (!diff_len || *ctrl_len > max_approx_control || *diff_len > f.out_len) return bad("bad approx section sizes");
+  std::vector<std::uint8_t> sections(*ctrl_len + f.out_len);
+  MALLORN_TRY(detail::zstd_decompress(f.payload.subspan(c.pos()), {}, sections));
+  byte_cursor ctrl(std::span<const std::uint8_t>(sections).first(*ctrl_len));
+  const std::uint8_t* diff = sections.data() + *ctrl_len;
+  const std::uint8_t* extra = diff + *diff_len;
+  std::uint64_t diff_used = 0, extra_used = 0, written = 0;
+  std::int64_t old_pos = 0;
+  out.resize(f.out_len);
+  while (ctrl.remaining() > 0) {
+    auto add = ctrl.varint(), ext = add ? ctrl.varint() : std::nullopt, seek = ext ? ctrl.varint() : std::nullopt;
+    if (!seek) return bad("truncated approx control");
+    if (*add > *diff_len - diff_used || *ext > f.out_len - *diff_len - extra_used)
+      return bad("approx control overruns its sections");
+    if (old_pos < 0 || static_cast<std::uint64_t>(old_pos) > ref.size() || *add > ref.size() - old_pos)
+      return bad("approx match outside the reference");
+    for (std::uint64_t i = 0; i < *add; ++i) out[written + i] = static_cast<std::uint8_t>(diff[diff_used + i] + ref[old_pos + i]);
+    written += *add, diff_used += *add, old_pos += static_cast<std::int64_t>(*add);
+    std::copy_n(extra + extra_used, *ext, out.begin() + written);
+    written += *ext, extra_used += *ext;
+    old_pos += unzigzag(*seek);
+  }
+  if (written != f.out_len) return bad("approx control does not cover the output");
+  return {};
+}
+
 // out = a (+|-|^) b, element-wise. `sub` subtracts for the encoder, adds for the decoder.
 void combine(std::span<const std::uint8_t> a, std::span<const std::uint8_t> b, transform tf, unsigned ew, bool encode,
              std::vector<std::uint8_t>& out) {
@@ -159,6 +192,7 @@ result<void> check_data_frame(const data_frame& f, std::uint64_t source_size) {
       ok = f.out_len % 4 == 0 && 2 * ref_len == f.out_len; break;
     case transform::quant_f32_i8: case transform::quant_f32_u8:
       ok = ref_len == 4 * f.out_len && f.plane_width == 1; break;
+    case transform::approx: ok = f.plane_width == 1; break;
   }
   if (!ok) return bad("reference length does not fit the transform");
   return {};
@@ -200,6 +234,7 @@ std::vector<std::uint8_t> encode_payload(const data_frame& f, std::span<const st
 result<void> decode_payload(const data_frame& f, std::span<const std::uint8_t> ref, std::vector<std::uint8_t>& out) {
   out.resize(f.out_len);
   if (f.tf == transform::prefix) return detail::zstd_decompress(f.payload, ref, out);
+  if (f.tf == transform::approx) return decode_approx(f, ref, out);
   if (is_quant(f.tf)) {
     byte_cursor c(f.payload);
     auto count = c.varint();
@@ -252,6 +287,26 @@ std::vector<quant_group> fit_quantization(std::span<const std::uint8_t> ref_f32,
     double a = var > 0 ? cov / var : 0, b = sq / m - a * sx / m;
     out[g] = {static_cast<float>(a), static_cast<float>(b)};
   }
+  return out;
+}
+
+std::vector<std::uint8_t> pack_approx(std::span<const approx_step> steps, std::span<const std::uint8_t> diff,
+                                      std::span<const std::uint8_t> extra, int level) {
+  std::vector<std::uint8_t> sections;
+  for (const auto& st : steps) {
+    put_varint(sections, st.add);
+    put_varint(sections, st.extra);
+    put_varint(sections, zigzag(st.seek));
+  }
+  std::size_t ctrl_len = sections.size();
+  sections.insert(sections.end(), diff.begin(), diff.end());
+  sections.insert(sections.end(), extra.begin(), extra.end());
+  std::vector<std::uint8_t> out;
+  put_varint(out, ctrl_len);
+  put_varint(out, diff.size());
+  auto packed = detail::zstd_compress(sections, {}, level);
+  if (packed.empty()) return {};
+  out.insert(out.end(), packed.begin(), packed.end());
   return out;
 }
 

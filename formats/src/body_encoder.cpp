@@ -75,25 +75,27 @@ std::vector<gap_chunk> cut_gap_stream(const plan& p, bytes new_file) {
   return chunks;
 }
 
-void compress_gap_chunk(gap_chunk& c, bytes old_file, const model_layout& ol, std::uint64_t new_size, int level) {
+// Gap bytes are metadata: either zstd against the reference (exact matches) or bsdiff-style
+// approximate matches (numbers that shifted slightly), whichever is smaller.
+void compress_gap_chunk(gap_chunk& c, bytes old_file, const model_layout& ol, std::uint64_t new_size, int level,
+                        gap_reference_cache& cache) {
   auto& m = c.frame.meta;
   m.ch = body::channel::gap;
   m.out_len = c.bytes.size();
-  m.reference = reference_for_gap(old_file, ol, new_size, c.first_target);
-  std::vector<std::uint8_t> joined;
-  bytes ref;
-  if (m.reference.size() == 1) {
-    ref = old_file.subspan(m.reference[0].offset, m.reference[0].length);
-  } else {
-    for (const auto& s : m.reference) {
-      auto part = old_file.subspan(s.offset, s.length);
-      joined.insert(joined.end(), part.begin(), part.end());
+  const auto& ref = cache.get(reference_for_gap(old_file, ol, new_size, c.first_target), old_file);
+  m.reference = ref.segments;
+  if (ref.bytes_view.empty()) m.reference.clear();
+  m.tf = ref.bytes_view.empty() ? body::transform::raw : body::transform::prefix;
+  c.frame.payload = body::encode_payload(m, c.bytes, ref.bytes_view, level);
+  // The approximate matcher pays off on similar-but-shifted data; on novel bytes (zstd already near
+  // the chunk's size) it only burns time searching at every position, so it is skipped there.
+  if (ref.index && c.frame.payload.size() * 2 < c.bytes.size()) {
+    auto approx = encode_approx(*ref.index, c.bytes, level);
+    if (!approx.empty() && approx.size() < c.frame.payload.size()) {
+      m.tf = body::transform::approx;
+      c.frame.payload = std::move(approx);
     }
-    ref = joined;
   }
-  if (ref.empty()) m.reference.clear();
-  m.tf = ref.empty() ? body::transform::raw : body::transform::prefix;
-  c.frame.payload = body::encode_payload(m, c.bytes, ref, level);
   m.payload = c.frame.payload;
 }
 
@@ -103,10 +105,33 @@ void append_data(std::vector<std::uint8_t>& out, const encoded_frame& f) {
 
 }  // namespace
 
+const gap_reference_cache::entry& gap_reference_cache::get(const std::vector<body::segment>& segments, bytes old_file) {
+  for (const auto& e : entries_) {
+    bool same = e->segments.size() == segments.size() &&
+                std::equal(segments.begin(), segments.end(), e->segments.begin(),
+                           [](const auto& a, const auto& b) { return a.offset == b.offset && a.length == b.length; });
+    if (same) return *e;
+  }
+  auto e = std::make_unique<entry>();
+  e->segments = segments;
+  if (segments.size() == 1) {
+    e->bytes_view = old_file.subspan(segments[0].offset, segments[0].length);
+  } else {
+    for (const auto& s : segments) {
+      auto part = old_file.subspan(s.offset, s.length);
+      e->joined.insert(e->joined.end(), part.begin(), part.end());
+    }
+    e->bytes_view = e->joined;
+  }
+  if (!e->bytes_view.empty()) e->index = std::make_unique<suffix_index>(e->bytes_view);
+  entries_.push_back(std::move(e));
+  return *entries_.back();
+}
+
 std::vector<std::uint8_t> encode_body(const plan& p, bytes old_file, const model_layout& old_layout, bytes new_file,
-                                      const diff_options& opts) {
+                                      const diff_options& opts, gap_reference_cache& cache) {
   auto chunks = cut_gap_stream(p, new_file);
-  for (auto& c : chunks) compress_gap_chunk(c, old_file, old_layout, new_file.size(), opts.level);
+  for (auto& c : chunks) compress_gap_chunk(c, old_file, old_layout, new_file.size(), opts.level, cache);
 
   std::vector<std::uint8_t> out;
   std::uint64_t prev_copy_end = 0;

@@ -2,8 +2,11 @@
 // is serialised as body frames.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
+
+#include "approx_delta.hpp"
 
 #include "mallorn/core/body_format.hpp"
 #include "mallorn/core/patch_header.hpp"
@@ -40,9 +43,25 @@ plan build_tensor_plan(bytes old_file, const model_layout& old_layout, bytes new
 // The whole new file as one gap (pure binary delta).
 plan build_generic_plan(bytes new_file);
 
+// Reference bytes of gap chunks and their suffix arrays, built once per distinct reference and
+// shared by every chunk and by both plans.
+class gap_reference_cache {
+ public:
+  struct entry {
+    std::vector<core::body::segment> segments;
+    std::vector<std::uint8_t> joined;  // empty when the reference is one contiguous segment
+    bytes bytes_view;
+    std::unique_ptr<suffix_index> index;
+  };
+  const entry& get(const std::vector<core::body::segment>& segments, bytes old_file);
+
+ private:
+  std::vector<std::unique_ptr<entry>> entries_;
+};
+
 // Serialises a plan: compresses the gap stream against the old model and interleaves frames in
 // decoder order. Returns the body bytes.
 std::vector<std::uint8_t> encode_body(const plan& p, bytes old_file, const model_layout& old_layout, bytes new_file,
-                                      const diff_options& opts);
+                                      const diff_options& opts, gap_reference_cache& cache);
 
 }  // namespace mallorn::formats::detail

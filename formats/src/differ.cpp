@@ -24,16 +24,17 @@ core::result<patch_stats> create_patch(std::span<const std::uint8_t> old_model, 
   if (!nl) return nl.err();
 
   detail::plan tensor_plan;
+  detail::gap_reference_cache references;
   std::vector<std::uint8_t> body;
   bool have_tensor_body = false;
   if (opts.tensor_aware && !nl->tensors.empty()) {
     tensor_plan = detail::build_tensor_plan(old_model, *ol, new_model, *nl, opts);
-    body = detail::encode_body(tensor_plan, old_model, *ol, new_model, opts);
+    body = detail::encode_body(tensor_plan, old_model, *ol, new_model, opts, references);
     have_tensor_body = true;
   }
   bool generic_chosen = false;
   if (!have_tensor_body || (old_model.size() <= try_both_limit && new_model.size() <= try_both_limit)) {
-    auto generic = detail::encode_body(detail::build_generic_plan(new_model), old_model, *ol, new_model, opts);
+    auto generic = detail::encode_body(detail::build_generic_plan(new_model), old_model, *ol, new_model, opts, references);
     if (!have_tensor_body || generic.size() < body.size()) {
       body = std::move(generic);
       generic_chosen = true;

@@ -78,7 +78,8 @@ std::vector<candidate> candidates_for(const tensor_info& t, const tensor_info* s
 // Reference bytes (in the old file) for one chunk of the target tensor under transform tf.
 body::segment reference_for(body::transform tf, const tensor_info& s, std::uint64_t chunk_off, std::uint64_t chunk_len) {
   switch (tf) {
-    case body::transform::raw: return {0, 0};
+    case body::transform::raw:
+    case body::transform::approx: return {0, 0};  // approx is used for the gap stream only
     case body::transform::xor_ref:
     case body::transform::sub_ref: return {s.offset + chunk_off, chunk_len};
     case body::transform::cast_f32_f16:

@@ -42,8 +42,21 @@ enum class transform : std::uint8_t {
   cast_bf16_f32 = 7, // output = f32(reference bf16) XOR residual (2*ref_len == out_len)
   quant_f32_i8 = 8,  // output = clamp(round(fma(ref, a_g, b_g))) + residual, int8  (ref_len == 4*out_len)
   quant_f32_u8 = 9,  // the same for uint8; a_g, b_g per group of out_len/G elements (re-quantization)
+  approx = 10,       // bsdiff-style: approximate matches in the reference + byte differences + extra bytes
 };
-inline constexpr std::uint8_t max_transform = 9;
+inline constexpr std::uint8_t max_transform = 10;
+
+// One bsdiff control triple: `add` bytes of reference+difference, `extra` literal bytes, then the
+// reference position moves by `seek`.
+struct approx_step {
+  std::uint64_t add = 0;
+  std::uint64_t extra = 0;
+  std::int64_t seek = 0;
+};
+// Packs an approx payload: varint control length, varint diff length, then one zstd frame of
+// control triples (varint add, varint extra, zigzag seek) || difference bytes || extra bytes.
+std::vector<std::uint8_t> pack_approx(std::span<const approx_step> steps, std::span<const std::uint8_t> diff,
+                                      std::span<const std::uint8_t> extra, int level);
 
 // Affine re-quantization parameters of one group of elements (see transform::quant_*).
 struct quant_group {

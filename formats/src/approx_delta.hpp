@@ -1,0 +1,29 @@
+// Internal: bsdiff-style approximate matching (Colin Percival's algorithm) of a target against a
+// reference, for metadata whose numbers shifted slightly between releases (flatbuffer offsets,
+// tables), which exact-match compressors such as zstd handle poorly.
+#pragma once
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "mallorn/core/body_format.hpp"
+
+namespace mallorn::formats::detail {
+
+// The suffix array of one reference, built once and reused for every chunk against it.
+class suffix_index {
+ public:
+  explicit suffix_index(std::span<const std::uint8_t> ref);
+  std::span<const std::uint8_t> ref() const { return ref_; }
+  // Longest match of `target` among the reference's suffixes: {position, length}.
+  std::pair<std::int64_t, std::int64_t> longest_match(std::span<const std::uint8_t> target) const;
+
+ private:
+  std::span<const std::uint8_t> ref_;
+  std::vector<std::int32_t> sa_;
+};
+
+// The approx transform's payload for `target` (see core::body::transform::approx).
+std::vector<std::uint8_t> encode_approx(const suffix_index& index, std::span<const std::uint8_t> target, int level);
+
+}  // namespace mallorn::formats::detail
