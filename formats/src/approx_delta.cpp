@@ -42,11 +42,15 @@ std::vector<std::uint8_t> encode_approx(const suffix_index& index, std::span<con
   std::vector<core::body::approx_step> steps;
   std::vector<std::uint8_t> diff, extra;
   std::int64_t scan = 0, len = 0, pos = 0, last_scan = 0, last_pos = 0, last_offset = 0;
+  // bsdiff's scan can go quadratic on repetitive data; past this much work zstd's answer stands.
+  std::int64_t budget = 48 * new_size + (1 << 20);
   while (scan < new_size) {
     std::int64_t old_score = 0;
     std::int64_t scsc = scan += len;
     for (; scan < new_size; ++scan) {
       std::tie(pos, len) = index.longest_match(target.subspan(scan));
+      budget -= len + 64;
+      if (budget < 0) return {};
       for (; scsc < scan + len; ++scsc)
         if (scsc + last_offset < old_size && old[scsc + last_offset] == target[scsc]) ++old_score;
       // A new exact match that is clearly better than continuing the current alignment.

@@ -23,7 +23,8 @@ class suffix_index {
   std::vector<std::int32_t> sa_;
 };
 
-// The approx transform's payload for `target` (see core::body::transform::approx).
+// The approx transform's payload for `target` (see core::body::transform::approx), or empty when
+// the scan exceeded its work budget (the caller then keeps its zstd encoding).
 std::vector<std::uint8_t> encode_approx(const suffix_index& index, std::span<const std::uint8_t> target, int level);
 
 }  // namespace mallorn::formats::detail
