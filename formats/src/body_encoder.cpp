@@ -75,6 +75,10 @@ std::vector<gap_chunk> cut_gap_stream(const plan& p, bytes new_file) {
   return chunks;
 }
 
+// The approximate matcher costs a suffix array of the reference and a scan: worth it when asking for
+// a smaller patch (level >= 9), not at the fast default.
+constexpr int approx_min_level = 9;
+
 // Gap bytes are metadata: either zstd against the reference (exact matches) or bsdiff-style
 // approximate matches (numbers that shifted slightly), whichever is smaller.
 void compress_gap_chunk(gap_chunk& c, bytes old_file, const model_layout& ol, std::uint64_t new_size, int level,
@@ -89,8 +93,8 @@ void compress_gap_chunk(gap_chunk& c, bytes old_file, const model_layout& ol, st
   c.frame.payload = body::encode_payload(m, c.bytes, ref.bytes_view, level);
   // The approximate matcher pays off on similar-but-shifted data; on novel bytes (zstd already near
   // the chunk's size) it only burns time searching at every position, so it is skipped there.
-  if (ref.index && c.frame.payload.size() * 2 < c.bytes.size()) {
-    auto approx = encode_approx(*ref.index, c.bytes, level);
+  if (level >= approx_min_level && !ref.bytes_view.empty() && c.frame.payload.size() * 2 < c.bytes.size()) {
+    auto approx = encode_approx(ref.index(), c.bytes, level);
     if (!approx.empty() && approx.size() < c.frame.payload.size()) {
       m.tf = body::transform::approx;
       c.frame.payload = std::move(approx);
@@ -123,7 +127,6 @@ const gap_reference_cache::entry& gap_reference_cache::get(const std::vector<bod
     }
     e->bytes_view = e->joined;
   }
-  if (!e->bytes_view.empty()) e->index = std::make_unique<suffix_index>(e->bytes_view);
   entries_.push_back(std::move(e));
   return *entries_.back();
 }

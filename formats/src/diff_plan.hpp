@@ -51,7 +51,14 @@ class gap_reference_cache {
     std::vector<core::body::segment> segments;
     std::vector<std::uint8_t> joined;  // empty when the reference is one contiguous segment
     bytes bytes_view;
-    std::unique_ptr<suffix_index> index;
+    // Built on first use: most references never need it (see compress_gap_chunk).
+    const suffix_index& index() const {
+      if (!index_) index_ = std::make_unique<suffix_index>(bytes_view);
+      return *index_;
+    }
+
+   private:
+    mutable std::unique_ptr<suffix_index> index_;
   };
   const entry& get(const std::vector<core::body::segment>& segments, bytes old_file);
 
