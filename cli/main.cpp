@@ -1,5 +1,6 @@
 // mallorn: make, inspect, sign and apply model delta patches.
 #include <cstring>
+#include <exception>
 #include <iostream>
 
 #include "cli_output.hpp"
@@ -19,13 +20,22 @@ const std::vector<command>& commands() {
        cmd_diff},
       {"patch", "apply PATCH to OLD, writing OUT",
        "usage: mallorn patch OLD PATCH -o OUT [--pubkey PUB] [--min-version N] [--json]\n"
-       "  OUT appears only after its SHA-256 matched the patch's target hash.\n"
+       "  OUT appears only after its SHA-256 matched the patch's target hash; it may be OLD itself\n"
+       "  (in-place update: OLD stays intact until the verified output replaces it).\n"
        "  --pubkey PUB         require a valid signature by this 32-byte Ed25519 public key\n"
        "  --min-version N      refuse patches whose target version is below N\n",
        cmd_patch},
       {"verify", "check that PATCH turns OLD into its target, without writing it",
-       "usage: mallorn verify OLD PATCH [--pubkey PUB] [--min-version N] [--json]\n", cmd_verify},
-      {"info", "show a patch's header", "usage: mallorn info PATCH [--json]\n", cmd_info},
+       "usage: mallorn verify OLD PATCH [--pubkey PUB] [--min-version N] [--json]\n"
+       "  Applies the patch into a hash only: checks source, body and target SHA-256 (and the\n"
+       "  signature with --pubkey) and prints source_valid, patch_valid, signature_valid,\n"
+       "  expected_target and actual_target. Nothing is written.\n",
+       cmd_verify},
+      {"info", "show a patch's header",
+       "usage: mallorn info PATCH [--json]\n"
+       "  Format, container version, profile, source/target SHA-256 and sizes, target version,\n"
+       "  creation time, compression, signed, and how each changed tensor was encoded.\n",
+       cmd_info},
       {"fingerprint", "quick model fingerprint (size + MD5 of head and tail)",
        "usage: mallorn fingerprint MODEL [--json]\n", cmd_fingerprint},
       {"keygen", "make an Ed25519 key pair: PREFIX.key (64 bytes) and PREFIX.pub (32 bytes)",
@@ -65,18 +75,31 @@ int main(int argc, char** argv) {
     return exit_ok;
   }
   if (args[0] == "help") {
-    const command* c = args.size() > 1 ? find(args[1]) : nullptr;
-    if (!c) print_overview();
-    else std::cout << c->usage;
+    if (args.size() == 1) {
+      print_overview();
+      return exit_ok;
+    }
+    const command* c = find(args[1]);
+    if (!c) return usage_error("unknown command '" + args[1] + "'", "", false);
+    std::cout << c->usage;
     return exit_ok;
   }
   const command* c = find(args[0]);
   if (!c) return usage_error("unknown command '" + args[0] + "'", "", false);
   std::vector<std::string> rest(args.begin() + 1, args.end());
-  for (const auto& a : rest)
+  for (const auto& a : rest) {
+    if (a == "--") break;
     if (a == "--help" || a == "-h") {
       std::cout << c->usage;
       return exit_ok;
     }
-  return c->run(rest);
+  }
+  // The libraries report through result<>; anything thrown is a bug or out-of-memory, and still
+  // deserves a message and a failure exit code rather than an abort.
+  try {
+    return c->run(rest);
+  } catch (const std::exception& e) {
+    std::cerr << "mallorn: internal error: " << e.what() << "\n";
+    return exit_failed;
+  }
 }

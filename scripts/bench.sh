@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Patch-size / speed / memory benchmark against zstd, xdelta3 and bsdiff; writes docs/benchmarks.md.
-# usage: scripts/bench.sh [--fetch] [--quick] [--big MIB]   (see tests/bench/bench.py --help)
+# Patch-size / speed / memory benchmark against zstd --patch-from, xdelta3 and bsdiff, all in the
+# same run; prints a table and writes docs/benchmarks.md. Minutes, so not part of ctest.
+# usage: scripts/bench.sh [--fetch] [--quick] [--big MIB]   (tests/bench/bench.py --help)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/build.sh >/dev/null
+./scripts/deps.sh
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null && cmake --build build -j2 --target mallorn >/dev/null
 exec python3 tests/bench/bench.py "$@"

@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
-# Installs the Debian packages Mallorn needs to build, test and benchmark, if any is missing.
+# Installs the Debian 12 packages Mallorn needs to build, test and benchmark, if any is missing.
+# Shared by run.sh, test.sh and bench.sh; does nothing (and needs no root) when all are present.
 set -euo pipefail
+# libdivsufsort-dev: suffix arrays for the differ's bsdiff-style matcher (formats/CMakeLists.txt).
 packages=(build-essential cmake pkg-config git ca-certificates libzstd-dev zstd libssl-dev
-          nlohmann-json3-dev libspdlog-dev libdivsufsort-dev libgtest-dev googletest python3 xdelta3 bsdiff time)
+          nlohmann-json3-dev libspdlog-dev libdivsufsort-dev libgtest-dev googletest python3
+          xdelta3 bsdiff time)
+if ! command -v dpkg >/dev/null 2>&1; then
+  echo "deps.sh: not a Debian-like system; make sure these are installed: ${packages[*]}" >&2
+  exit 0
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
-echo "installing: ${missing[*]}" >&2
-sudo=""
+echo "deps.sh: installing ${missing[*]}" >&2
+sudo=()
 if [ "$(id -u)" -ne 0 ]; then
-  command -v sudo >/dev/null 2>&1 || { echo "need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
-  sudo="sudo"
+  command -v sudo >/dev/null 2>&1 || { echo "deps.sh: need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
+  sudo=(sudo)
 fi
-$sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,82 @@
+// mallorn diff: old + new model -> patch, with the numbers a release engineer wants to see.
+#include <cstdio>
+#include <iostream>
+
+#include "cli_args.hpp"
+#include "cli_keys.hpp"
+#include "cli_output.hpp"
+#include "cli_progress.hpp"
+#include "commands.hpp"
+#include "mallorn/formats/differ.hpp"
+
+namespace mallorn::cli {
+
+int cmd_diff(const arg_list& argv) {
+  parsed_args a;
+  if (auto e = parse_args(argv, {"-o", "--output", "--level", "--sign", "--target-version"},
+                          {"--neural", "--generic", "--json"}, a))
+    return usage_error(*e, "diff", a.has("--json"));
+  bool json = a.has("--json");
+  auto out = a.output();
+  if (a.positional.size() != 2 || !out) return usage_error("diff needs OLD NEW -o PATCH", "diff", json);
+
+  formats::diff_options opts;
+  opts.neural = a.has("--neural");
+  opts.tensor_aware = !a.has("--generic");
+  if (auto l = a.value("--level")) {
+    auto v = parse_uint(*l);
+    if (!v || *v < 1 || *v > 22) return usage_error("--level must be 1..22, got '" + *l + "'", "diff", json);
+    opts.level = static_cast<int>(*v);
+  }
+  if (auto tv = a.value("--target-version")) {
+    auto v = parse_uint(*tv);
+    if (!v) return usage_error("--target-version must be a whole number, got '" + *tv + "'", "diff", json);
+    opts.target_version = *v;
+  }
+  if (auto k = a.value("--sign")) {
+    auto key = load_private_key(*k);
+    if (!key) return report_error(key.err(), json);
+    opts.signing_key = *key;
+  }
+
+  progress_bar bar("diff");
+  opts.progress = bar.callback();
+  auto st = formats::create_patch_file(a.positional[0], a.positional[1], *out, opts);
+  bar.clear();
+  if (!st) return report_error(st.err(), json);
+
+  // "ratio" is patch / new file (what fraction of a full download this is); the seed's
+  // compression_ratio is the inverse.
+  double ratio = st->target_size ? static_cast<double>(st->patch_size) / static_cast<double>(st->target_size) : 0;
+  if (json) {
+    print_json({{"ok", true},
+                {"patch", *out},
+                {"format", core::format_id(st->format)},
+                {"source_size", st->source_size},
+                {"target_size", st->target_size},
+                {"patch_size", st->patch_size},
+                {"ratio", ratio},
+                {"compression_ratio", st->compression_ratio},
+                {"tensors_modified", st->tensors_modified},
+                {"tensors_unchanged", st->tensors_unchanged},
+                {"tensors_added", st->tensors_added},
+                {"tensors_removed", st->tensors_removed},
+                {"level", opts.level},
+                {"neural", opts.neural},
+                {"tensor_aware", opts.tensor_aware},
+                {"target_version", opts.target_version},
+                {"signed", opts.signing_key.has_value()}});
+    return exit_ok;
+  }
+  char line[160];
+  std::snprintf(line, sizeof line, "%llu bytes = %.2f%% of the new model (%llu bytes), %.1fx smaller",
+                static_cast<unsigned long long>(st->patch_size), ratio * 100,
+                static_cast<unsigned long long>(st->target_size), st->compression_ratio);
+  std::cout << "wrote " << *out << " (" << core::format_name(st->format) << (opts.signing_key ? ", signed" : "")
+            << "): " << line << "\n"
+            << "tensors: " << st->tensors_modified << " modified, " << st->tensors_unchanged << " unchanged, "
+            << st->tensors_added << " added, " << st->tensors_removed << " removed\n";
+  return exit_ok;
+}
+
+}  // namespace mallorn::cli
