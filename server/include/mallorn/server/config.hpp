@@ -1,0 +1,55 @@
+// mallornd's configuration: defaults < JSON file (--config) < environment < command-line flags.
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "mallorn/core/error.hpp"
+
+namespace mallorn::server {
+
+struct server_config {
+  std::filesystem::path models_dir = "models";
+  std::filesystem::path data_dir = "mallorn-data";
+  std::filesystem::path patches_dir;  // empty: <data>/patches
+  std::string listen_host = "127.0.0.1";
+  std::uint16_t listen_port = 8080;
+  std::filesystem::path port_file;  // written once listening (tests use --listen 127.0.0.1:0)
+  std::filesystem::path admin_token_file;
+  std::filesystem::path signing_key_file;
+  std::filesystem::path tls_cert, tls_key;
+  unsigned threads = 0;  // 0: one per core
+  unsigned build_threads = 1;
+  std::size_t build_queue = 16;
+  std::uint64_t cache_budget = 10ull << 30;
+  int level = 19;
+  bool neural = true;
+  std::uint64_t max_body = 1 << 20;
+  std::uint64_t max_upload = 4ull << 30;
+  std::uint32_t header_limit = 16 << 10;
+  std::size_t max_connections = 20000;
+  double rate_limit = 50;  // requests/s per client; 0 disables
+  double rate_burst = 200;
+  std::chrono::seconds read_timeout{15}, idle_timeout{75}, write_timeout{60}, drain_timeout{30};
+  std::string log_level = "info";
+};
+
+// The --help text.
+std::string config_usage();
+
+struct config_outcome {
+  server_config config;
+  bool help = false, version = false;
+};
+
+// Parses argv (without argv[0]) and the environment (MODELS_DIR, PATCHES_DIR, MALLORN_*; see
+// config_usage()). Errors are invalid_argument with a message naming the offending option.
+core::result<config_outcome> load_config(const std::vector<std::string>& args, char** environ_vars);
+
+// "10G", "512M", "64k", "1048576" -> bytes.
+std::optional<std::uint64_t> parse_size(const std::string& text);
+
+}  // namespace mallorn::server

@@ -1,0 +1,51 @@
+// The HTTP(S) front end: Beast + Asio on a thread pool, one coroutine per connection on its own
+// strand, a bounded number of connections, timeouts on every read and write, and a drain on
+// SIGTERM that lets downloads in flight finish. Routing is delegated to `router`.
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "mallorn/core/error.hpp"
+#include "mallorn/server/metrics.hpp"
+#include "mallorn/server/patch_cache.hpp"
+#include "mallorn/server/router.hpp"
+
+namespace mallorn::server {
+
+struct http_options {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 8080;
+  unsigned threads = 1;
+  unsigned blocking_threads = 4;  // for router::plan().blocking requests
+  std::size_t max_connections = 20000;
+  std::uint32_t header_limit = 16 << 10;
+  std::chrono::seconds read_timeout{15}, idle_timeout{75}, write_timeout{60}, drain_timeout{30};
+  std::filesystem::path tls_cert, tls_key;  // both set: HTTPS
+  std::filesystem::path staging_dir;        // uploads are written here first
+};
+
+class http_server {
+ public:
+  http_server(http_options opts, router& r, metrics& m, patch_cache& cache);
+  ~http_server();
+
+  // Binds and listens; port() is known afterwards.
+  core::result<void> listen();
+  std::uint16_t port() const;
+  // Serves until drained (SIGTERM/SIGINT or drain()); returns once every connection closed or the
+  // drain timeout passed. `on_reload` runs (on its own thread) for SIGHUP.
+  void run(std::function<void()> on_ready, std::function<void()> on_reload);
+  // Stops accepting, closes idle keep-alive connections, lets busy ones finish.
+  void drain();
+  bool draining() const;
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace mallorn::server

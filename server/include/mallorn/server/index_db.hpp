@@ -1,0 +1,74 @@
+// The daemon's SQLite index (WAL mode): fingerprints of the model files in the store, the patch
+// cache, and device reports. One connection guarded by a mutex: every statement is short.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "mallorn/core/error.hpp"
+#include "mallorn/core/fingerprint.hpp"
+
+struct sqlite3;
+
+namespace mallorn::server {
+
+// What a scan learned about one model file; reused while (size, mtime) are unchanged.
+struct indexed_model {
+  std::string path;
+  std::uint64_t size = 0;
+  std::int64_t mtime_ns = 0;
+  std::string sha256;  // hex
+  core::fingerprint fingerprint;
+};
+
+struct patch_row {
+  std::string id;  // = sha256 of the patch file (hex); the file is <patches>/<id>.mlrn
+  std::string source_sha256, target_sha256, profile;
+  std::string model, source_version, target_version;
+  std::uint64_t size = 0;
+  bool is_signed = false;
+  std::int64_t created = 0, last_used = 0;  // unix seconds
+  std::uint64_t hits = 0, bytes_served = 0;
+  double build_seconds = 0;
+};
+
+struct device_report {
+  std::string device_id, model, from_version, to_version, state, error, client;
+  std::uint64_t bytes_downloaded = 0;
+  std::int64_t received_at = 0;
+};
+
+class index_db {
+ public:
+  static core::result<std::unique_ptr<index_db>> open(const std::filesystem::path& file);
+  ~index_db();
+  index_db(const index_db&) = delete;
+  index_db& operator=(const index_db&) = delete;
+
+  core::result<std::optional<indexed_model>> find_model(const std::string& path);
+  core::result<void> upsert_model(const indexed_model& m);
+  // Forgets files that are no longer in the store.
+  core::result<void> retain_models(const std::vector<std::string>& paths);
+
+  core::result<std::vector<patch_row>> all_patches();
+  core::result<void> insert_patch(const patch_row& p);
+  core::result<void> delete_patch(const std::string& id);
+  core::result<void> add_patch_usage(const std::string& id, std::uint64_t hits, std::uint64_t bytes,
+                                     std::int64_t last_used);
+
+  core::result<void> insert_report(const device_report& r);
+  // The newest report of each device (optionally of one device), newest first.
+  core::result<std::vector<device_report>> latest_reports(const std::string& device_id = {}, std::size_t limit = 1000);
+
+ private:
+  explicit index_db(sqlite3* db) : db_(db) {}
+  core::result<void> exec(const char* sql);
+  sqlite3* db_;
+  std::mutex mutex_;
+};
+
+}  // namespace mallorn::server

@@ -1,0 +1,64 @@
+// Prometheus metrics (text exposition format 0.0.4): request counts by route and status, latency
+// histograms by route, bytes served, cache hits, builds, connections. Thread-safe.
+#pragma once
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace mallorn::server {
+
+class histogram {
+ public:
+  explicit histogram(std::vector<double> upper_bounds);
+  void observe(double value);
+  // Appends the _bucket/_sum/_count lines for `name` with extra `labels` ("" or `a="b"`).
+  void render(std::string& out, const std::string& name, const std::string& labels) const;
+
+ private:
+  std::vector<double> bounds_;
+  mutable std::mutex mutex_;
+  std::vector<std::uint64_t> counts_;  // one per bound, plus +Inf
+  double sum_ = 0;
+  std::uint64_t count_ = 0;
+};
+
+class metrics {
+ public:
+  metrics();
+
+  void request_done(const std::string& route, unsigned status, double seconds);
+  void bytes_served(const std::string& kind, std::uint64_t bytes);  // kind: patch | model
+  void cache_lookup(bool hit);
+  void build_finished(bool ok, double seconds);
+  void connection_rejected();
+  void rate_limited();
+  std::atomic<std::int64_t> connections_active{0};
+
+  // Gauges owned elsewhere (builds queued, patches cached, ...), read at render time.
+  void add_gauge(std::string name, std::string help, std::function<double()> read);
+
+  std::string render() const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::map<std::pair<std::string, unsigned>, std::uint64_t> requests_;
+  std::map<std::string, std::unique_ptr<histogram>> latency_;
+  std::map<std::string, std::uint64_t> bytes_;
+  std::atomic<std::uint64_t> cache_hits_{0}, cache_misses_{0}, builds_ok_{0}, builds_failed_{0};
+  std::atomic<std::uint64_t> rejected_{0}, rate_limited_{0};
+  histogram build_seconds_;
+  struct gauge {
+    std::string name, help;
+    std::function<double()> read;
+  };
+  std::vector<gauge> gauges_;
+};
+
+}  // namespace mallorn::server

@@ -1,0 +1,126 @@
+// The patch cache: content-addressed patch files under one directory, indexed in SQLite, built on
+// demand by a small bounded pool (one build per pair however many devices ask), evicted LRU
+// under a size budget (never while a download holds a pin).
+//
+// Crash safety: a build writes "<dir>/.build-*" (itself written temp + fsync + rename), is
+// verified by applying it, is renamed to "<dir>/<sha256>.mlrn" and fsynced, and only then gets
+// its index row. open() deletes build leftovers, rows whose file is missing or short, and files
+// without a row — so a kill -9 at any instant leaves nothing half-written that could be served.
+#pragma once
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "mallorn/core/error.hpp"
+#include "mallorn/core/signature.hpp"
+#include "mallorn/server/index_db.hpp"
+#include "mallorn/server/metrics.hpp"
+#include "mallorn/server/model_store.hpp"
+
+namespace mallorn::server {
+
+struct build_key {
+  std::string source_sha256, target_sha256, profile;
+  auto operator<=>(const build_key&) const = default;
+};
+
+struct build_job {
+  build_key key;
+  model_version source, target;
+};
+
+struct cache_options {
+  std::filesystem::path dir;
+  std::uint64_t budget_bytes = 0;  // 0 = unlimited
+  unsigned build_threads = 1;
+  std::size_t queue_limit = 16;    // builds waiting for a thread; more -> queue_full
+  int level = 19;
+  bool neural = true;
+  std::optional<core::ed25519_private_key> signing_key;
+  std::chrono::seconds failure_backoff{60};  // a failed pair is not retried before this
+};
+
+enum class build_state { ready, queued, running, queue_full, failed };
+const char* build_state_name(build_state s);
+
+struct build_status {
+  build_state state = build_state::queued;
+  std::optional<patch_row> patch;  // when ready
+  std::string error;               // when failed
+};
+
+class patch_cache {
+ public:
+  patch_cache(index_db& db, cache_options opts, metrics& m);
+  ~patch_cache();
+  patch_cache(const patch_cache&) = delete;
+  patch_cache& operator=(const patch_cache&) = delete;
+
+  // Recovers the directory after a crash (see above), loads the index and starts the workers.
+  core::result<void> open();
+  // Stops taking builds and waits for running ones.
+  void stop();
+
+  std::optional<patch_row> find(const build_key& key) const;
+  std::optional<patch_row> find_by_id(const std::string& id) const;
+  std::vector<patch_row> list() const;
+  std::filesystem::path file_of(const std::string& id) const { return opts_.dir / (id + ".mlrn"); }
+
+  // Ready -> the patch; otherwise queues the build unless it is queued, running, recently failed
+  // or the queue is full. Never blocks on a build.
+  build_status request(const build_job& job);
+  // Waits until the pair's build is neither queued nor running, up to `timeout`.
+  build_status wait(const build_key& key, std::chrono::milliseconds timeout);
+
+  // Holds the patch against eviction while the returned handle lives.
+  std::shared_ptr<void> pin(const std::string& id);
+  // Download accounting (kept in memory, written by flush_usage()).
+  void record_download(const std::string& id, std::uint64_t bytes);
+  core::result<void> flush_usage();
+
+  std::size_t queued() const;
+  std::size_t running() const;
+  std::uint64_t total_bytes() const;
+  std::size_t count() const;
+
+ private:
+  void worker();
+  core::result<patch_row> build(const build_job& job);
+  void evict_over_budget(const std::string& keep_id);
+  build_status status_locked(const build_key& key) const;
+
+  index_db& db_;
+  cache_options opts_;
+  metrics& metrics_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable work_cv_, done_cv_;
+  std::map<build_key, patch_row> ready_;
+  std::map<std::string, build_key> by_id_;
+  std::deque<build_job> queue_;
+  std::map<build_key, build_state> in_flight_;  // queued or running
+  struct failure {
+    std::string error;
+    std::chrono::steady_clock::time_point when;
+  };
+  std::map<build_key, failure> failures_;
+  std::map<std::string, int> pins_;
+  struct usage {
+    std::uint64_t hits = 0, bytes = 0;
+  };
+  std::map<std::string, usage> usage_;
+  std::uint64_t total_bytes_ = 0;
+  bool stopping_ = false;
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace mallorn::server

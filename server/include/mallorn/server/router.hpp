@@ -1,0 +1,122 @@
+// The request router: a plain function from a parsed request to a response, with no sockets, so
+// it is tested directly. The session (http_session.hpp) does the I/O around it:
+//   1. plan(head): limits, auth and rate limit decided from the headers alone, before any body
+//      byte is read (an unauthorised 4 GiB upload is refused without reading it);
+//   2. read the body (into memory, or into a staging file for uploads);
+//   3. handle(request): on an I/O thread, or on the blocking pool when plan said so.
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "mallorn/server/index_db.hpp"
+#include "mallorn/server/metrics.hpp"
+#include "mallorn/server/model_store.hpp"
+#include "mallorn/server/patch_cache.hpp"
+#include "mallorn/server/rate_limiter.hpp"
+
+namespace mallorn::server {
+
+struct http_request {
+  std::string method;  // upper case, as sent
+  std::string target;
+  std::map<std::string, std::string> headers;  // names in lower case
+  std::string body;
+  std::filesystem::path body_file;  // uploads: the staged body (plan().to_file)
+  std::string client;               // peer address, for rate limiting and reports
+
+  const std::string* header(const std::string& lower_name) const {
+    auto it = headers.find(lower_name);
+    return it == headers.end() ? nullptr : &it->second;
+  }
+};
+
+// An open, read-only file; the session reads [offset, offset + length) with pread.
+struct open_file {
+  explicit open_file(int fd) : fd(fd) {}
+  ~open_file();
+  open_file(const open_file&) = delete;
+  open_file& operator=(const open_file&) = delete;
+  int fd;
+  std::shared_ptr<void> pin;  // keeps a patch from being evicted while it is sent
+};
+
+struct file_slice {
+  std::shared_ptr<open_file> file;
+  std::uint64_t offset = 0, length = 0;
+  std::string kind;      // "patch" or "model" (metrics)
+  std::string patch_id;  // for download accounting
+};
+
+struct http_response {
+  unsigned status = 200;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  std::optional<file_slice> file;  // body comes from a file instead of `body`
+  // HEAD: send the headers (Content-Length = what GET would send) and no body.
+  std::optional<std::uint64_t> head_length;
+  bool close = false;  // close the connection after this response
+  std::string route = "other";
+
+  void set(std::string name, std::string value) { headers.emplace_back(std::move(name), std::move(value)); }
+  const std::string* header(const std::string& name) const;
+};
+
+struct router_config {
+  std::optional<std::string> admin_token;  // nullopt: admin routes answer 403
+  std::uint64_t max_body = 1 << 20;        // JSON requests
+  std::uint64_t max_upload = 4ull << 30;   // PUT /admin/models
+  std::chrono::milliseconds create_patch_wait{10 * 60 * 1000};
+  std::function<std::chrono::steady_clock::time_point()> clock = [] { return std::chrono::steady_clock::now(); };
+};
+
+class router {
+ public:
+  router(router_config cfg, model_store& store, patch_cache& cache, index_db& db, metrics& m, rate_limiter& limiter);
+
+  struct body_plan {
+    std::uint64_t limit = 0;
+    bool to_file = false;   // stream the body into store.staging_dir()
+    bool blocking = false;  // run handle() on the blocking pool (waits on builds, hashes files)
+    std::optional<http_response> reject;  // answer this without reading the body, then close
+  };
+  body_plan plan(const http_request& head);
+  http_response handle(const http_request& req);
+
+  // Set by the server while it drains: /healthz answers 503 and responses close connections.
+  std::function<bool()> draining = [] { return false; };
+
+ private:
+  http_response check_update(const http_request& req);
+  http_response get_patch(const http_request& req, const std::string& id);
+  http_response get_model(const http_request& req, const std::string& model, const std::string& version);
+  http_response manifest();
+  http_response fingerprint(const std::vector<std::string>& segments);
+  http_response create_patch(const http_request& req);
+  http_response report(const http_request& req);
+  http_response healthz();
+  http_response upload_model(const http_request& req, const std::string& model, const std::string& version);
+  http_response rescan();
+  http_response devices(const std::string& device_id);
+  bool is_admin_route(const http_request& req) const;
+  std::optional<http_response> check_admin(const http_request& req) const;
+
+  router_config cfg_;
+  model_store& store_;
+  patch_cache& cache_;
+  index_db& db_;
+  metrics& metrics_;
+  rate_limiter& limiter_;
+};
+
+// A JSON error body: {"error": {"code": ..., "message": ...}}.
+http_response error_response(unsigned status, const std::string& code, const std::string& message);
+
+}  // namespace mallorn::server

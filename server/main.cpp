@@ -1,0 +1,198 @@
+// mallornd: the Mallorn patch server. Wires config, store, index, cache, router and HTTP server.
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include <condition_variable>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <spdlog/spdlog.h>
+#include <thread>
+
+#include "mallorn/core/io.hpp"
+#include "mallorn/core/key_file.hpp"
+#include "mallorn/server/config.hpp"
+#include "mallorn/server/http_server.hpp"
+#include "mallorn/server/index_db.hpp"
+#include "mallorn/server/logging.hpp"
+#include "mallorn/server/model_store.hpp"
+#include "mallorn/server/patch_cache.hpp"
+#include "mallorn/server/router.hpp"
+
+#ifdef MALLORN_HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#else
+static int sd_notify(int, const char*) { return 0; }
+#endif
+
+extern char** environ;
+using namespace mallorn;
+
+namespace {
+
+// 10,000 keep-alive connections need more than the usual soft limit of 1024 descriptors.
+void raise_fd_limit() {
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = lim.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &lim);
+  }
+}
+
+core::result<std::optional<std::string>> load_admin_token(const std::filesystem::path& file) {
+  if (file.empty()) return std::optional<std::string>{};
+  std::ifstream in(file);
+  if (!in) return core::make_error(core::errc::io_error, "cannot read admin token file " + file.string());
+  std::string token;
+  std::getline(in, token);
+  while (!token.empty() && (token.back() == '\r' || token.back() == ' ' || token.back() == '\t')) token.pop_back();
+  if (token.size() < 16)
+    return core::make_error(core::errc::invalid_argument, "admin token in " + file.string() + " is shorter than 16 characters");
+  struct stat st {};
+  if (::stat(file.c_str(), &st) == 0 && (st.st_mode & 0077))
+    spdlog::warn("admin token file {} is readable by group or others (mode {:o})", file.string(), st.st_mode & 0777);
+  return std::optional<std::string>{token};
+}
+
+int fail(const std::string& message, int code = 1) {
+  spdlog::critical("{}", message);
+  return code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto loaded = server::load_config(std::vector<std::string>(argv + 1, argv + argc), environ);
+  if (!loaded) {
+    std::cerr << "mallornd: " << loaded.err().message << "\n";
+    return 2;
+  }
+  if (loaded->help) {
+    std::cout << server::config_usage();
+    return 0;
+  }
+  if (loaded->version) {
+    std::cout << "mallornd " MALLORN_VERSION "\n";
+    return 0;
+  }
+  const auto& cfg = loaded->config;
+  if (!server::setup_logging(cfg.log_level)) spdlog::warn("unknown --log-level '{}', using info", cfg.log_level);
+  raise_fd_limit();
+
+  std::error_code ec;
+  std::filesystem::create_directories(cfg.data_dir, ec);
+  if (ec) return fail("cannot create data directory " + cfg.data_dir.string() + ": " + ec.message());
+  auto db = server::index_db::open(cfg.data_dir / "index.sqlite");
+  if (!db) return fail(db.err().what());
+  auto token = load_admin_token(cfg.admin_token_file);
+  if (!token) return fail(token.err().what());
+  if (!*token) spdlog::info("no admin token configured: admin routes answer 403");
+
+  server::cache_options cache_opts;
+  cache_opts.dir = cfg.patches_dir;
+  cache_opts.budget_bytes = cfg.cache_budget;
+  cache_opts.build_threads = cfg.build_threads;
+  cache_opts.queue_limit = cfg.build_queue;
+  cache_opts.level = cfg.level;
+  cache_opts.neural = cfg.neural;
+  if (!cfg.signing_key_file.empty()) {
+    auto key = core::load_private_key_file(cfg.signing_key_file);
+    if (!key) return fail(key.err().what());
+    cache_opts.signing_key = *key;
+  }
+
+  server::model_store store(cfg.models_dir, **db);
+  auto scan = store.rescan();
+  if (!scan) return fail(scan.err().what());
+  for (const auto& w : scan->warnings) spdlog::warn("store: {}", w);
+  spdlog::info("store {}: {} models, {} versions ({} files hashed)", cfg.models_dir.string(), scan->models,
+               scan->versions, scan->hashed);
+
+  server::metrics stats;
+  server::patch_cache cache(**db, cache_opts, stats);
+  if (auto opened = cache.open(); !opened) return fail(opened.err().what());
+  spdlog::info("patch cache {}: {} patches, {} bytes (budget {})", cfg.patches_dir.string(), cache.count(),
+               cache.total_bytes(), cfg.cache_budget ? std::to_string(cfg.cache_budget) : "unlimited");
+  stats.add_gauge("mallornd_builds_queued", "Patch builds waiting for a build thread.", [&] { return double(cache.queued()); });
+  stats.add_gauge("mallornd_builds_running", "Patch builds in progress.", [&] { return double(cache.running()); });
+  stats.add_gauge("mallornd_patches_cached", "Patches in the cache.", [&] { return double(cache.count()); });
+  stats.add_gauge("mallornd_patch_cache_bytes", "Bytes of patches in the cache.", [&] { return double(cache.total_bytes()); });
+  stats.add_gauge("mallornd_model_versions", "Model versions in the store.",
+                  [&] { return double(store.snapshot()->version_count()); });
+
+  server::rate_limiter limiter(cfg.rate_limit, cfg.rate_burst);
+  server::router_config rcfg;
+  rcfg.admin_token = *token;
+  rcfg.max_body = cfg.max_body;
+  rcfg.max_upload = cfg.max_upload;
+  server::router routes(rcfg, store, cache, **db, stats, limiter);
+
+  server::http_options hopts;
+  hopts.host = cfg.listen_host;
+  hopts.port = cfg.listen_port;
+  hopts.threads = cfg.threads ? cfg.threads : std::max(1u, std::thread::hardware_concurrency());
+  hopts.max_connections = cfg.max_connections;
+  hopts.header_limit = cfg.header_limit;
+  hopts.read_timeout = cfg.read_timeout;
+  hopts.idle_timeout = cfg.idle_timeout;
+  hopts.write_timeout = cfg.write_timeout;
+  hopts.drain_timeout = cfg.drain_timeout;
+  hopts.tls_cert = cfg.tls_cert;
+  hopts.tls_key = cfg.tls_key;
+  hopts.staging_dir = store.staging_dir();
+  server::http_server http(hopts, routes, stats, cache);
+  routes.draining = [&] { return http.draining(); };
+  if (auto listening = http.listen(); !listening) return fail(listening.err().what());
+  const auto port = http.port();
+
+  // Download counters go to SQLite every few seconds, not on every request.
+  std::mutex flush_mutex;
+  std::condition_variable flush_cv;
+  bool stopping = false;
+  std::thread flusher([&] {
+    std::unique_lock lock(flush_mutex);
+    while (!flush_cv.wait_for(lock, std::chrono::seconds(5), [&] { return stopping; }))
+      if (auto r = cache.flush_usage(); !r) spdlog::error("{}", r.err().what());
+  });
+
+  auto on_ready = [&] {
+    if (!cfg.port_file.empty()) {
+      const std::string text = std::to_string(port) + "\n";
+      if (auto w = core::write_file_atomic(cfg.port_file, {reinterpret_cast<const std::uint8_t*>(text.data()), text.size()}); !w)
+        spdlog::error("{}", w.err().what());
+    }
+    spdlog::info("mallornd {} listening on {}://{}:{} ({} I/O threads, {} build threads)", MALLORN_VERSION,
+                 cfg.tls_cert.empty() ? "http" : "https", cfg.listen_host, port, hopts.threads, cfg.build_threads);
+    sd_notify(0, ("READY=1\nSTATUS=serving " + std::to_string(store.snapshot()->version_count()) + " model versions").c_str());
+  };
+  auto on_reload = [&] {
+    sd_notify(0, "RELOADING=1");
+    auto r = store.rescan();
+    if (r) {
+      for (const auto& w : r->warnings) spdlog::warn("store: {}", w);
+      spdlog::info("SIGHUP: store rescanned: {} models, {} versions, {} files hashed", r->models, r->versions, r->hashed);
+    } else {
+      spdlog::error("SIGHUP: rescan failed: {}", r.err().what());
+    }
+    sd_notify(0, "READY=1");
+  };
+  http.run(on_ready, on_reload);
+  sd_notify(0, "STOPPING=1");
+
+  {
+    std::lock_guard lock(flush_mutex);
+    stopping = true;
+  }
+  flush_cv.notify_all();
+  flusher.join();
+  if (cache.running() > 0) {
+    // A build can take minutes; its staging file is removed at the next start.
+    if (auto r = cache.flush_usage(); !r) spdlog::error("{}", r.err().what());
+    spdlog::warn("exiting with {} patch build(s) unfinished", cache.running());
+    spdlog::shutdown();
+    std::_Exit(0);
+  }
+  cache.stop();
+  spdlog::info("stopped");
+  return 0;
+}

@@ -1,0 +1,247 @@
+#include "mallorn/server/config.hpp"
+
+#include <charconv>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+
+namespace mallorn::server {
+namespace {
+
+struct option_spec {
+  const char* name;  // flag without "--"; JSON key is the same with '-' -> '_'
+  const char* env;   // nullptr: no variable
+  const char* help;
+};
+
+const option_spec options[] = {
+    {"models", "MODELS_DIR", "DIR      model store: DIR/<model>/<version>.<ext> (default ./models)"},
+    {"data", "MALLORN_DATA_DIR", "DIR        index database and patch cache (default ./mallorn-data; $STATE_DIRECTORY under systemd)"},
+    {"patches", "PATCHES_DIR", "DIR     patch files (default DATA/patches)"},
+    {"listen", "MALLORN_LISTEN", "ADDR:PORT  where to listen (default 127.0.0.1:8080; [::]:8080 for IPv6; port 0 = any)"},
+    {"port-file", "MALLORN_PORT_FILE", "FILE  write the bound port here once listening"},
+    {"config", "MALLORN_CONFIG", "FILE      JSON file with any of these options (keys with '_' for '-')"},
+    {"admin-token-file", "MALLORN_ADMIN_TOKEN_FILE",
+     "FILE  bearer token for admin routes (default $CREDENTIALS_DIRECTORY/admin-token; none: admin routes off)"},
+    {"signing-key", "MALLORN_SIGNING_KEY", "FILE  Ed25519 private key (64 bytes, `mallorn keygen`) to sign every patch"},
+    {"tls-cert", "MALLORN_TLS_CERT", "FILE    serve HTTPS with this PEM certificate chain"},
+    {"tls-key", "MALLORN_TLS_KEY", "FILE     ... and this PEM private key"},
+    {"threads", "MALLORN_THREADS", "N        I/O threads (default: one per core)"},
+    {"build-threads", "MALLORN_BUILD_THREADS", "N  concurrent patch builds (default 1)"},
+    {"build-queue", "MALLORN_BUILD_QUEUE", "N    builds waiting for a thread before check-update answers 503 (default 16)"},
+    {"cache-budget", "MALLORN_CACHE_BUDGET", "SIZE patch cache size; least recently used patches are evicted (default 10G; 0 = no limit)"},
+    {"level", "MALLORN_LEVEL", "N          zstd level for patches, 1..22 (default 19: built once, downloaded by every device)"},
+    {"no-neural", nullptr, "          do not try byte-planed encodings of weights (faster builds)"},
+    {"max-body", "MALLORN_MAX_BODY", "SIZE     largest JSON request body (default 1M)"},
+    {"max-upload", "MALLORN_MAX_UPLOAD", "SIZE   largest model upload (default 4G)"},
+    {"header-limit", "MALLORN_HEADER_LIMIT", "SIZE largest request header (default 16K)"},
+    {"max-connections", "MALLORN_MAX_CONNECTIONS", "N  open connections before new ones get 503 (default 20000)"},
+    {"rate-limit", "MALLORN_RATE_LIMIT", "RPS    requests per second per client address (default 50; 0 = off)"},
+    {"rate-burst", "MALLORN_RATE_BURST", "N      burst allowance per client (default 200)"},
+    {"read-timeout", "MALLORN_READ_TIMEOUT", "S  seconds to receive a request's header, and each body chunk (default 15)"},
+    {"idle-timeout", "MALLORN_IDLE_TIMEOUT", "S  seconds a keep-alive connection may stay idle (default 75)"},
+    {"write-timeout", "MALLORN_WRITE_TIMEOUT", "S seconds for each chunk of a response to be accepted (default 60)"},
+    {"drain-timeout", "MALLORN_DRAIN_TIMEOUT", "S seconds SIGTERM waits for downloads in flight (default 30)"},
+    {"log-level", "MALLORN_LOG_LEVEL", "L      trace, debug, info, warn, error (default info)"},
+};
+
+const option_spec* find_option(const std::string& name) {
+  for (const auto& o : options)
+    if (name == o.name) return &o;
+  return nullptr;
+}
+
+core::error bad(const std::string& what) { return core::make_error(core::errc::invalid_argument, what); }
+
+template <class T>
+std::optional<T> parse_number(const std::string& s) {
+  T v{};
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc{} || p != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+core::result<void> apply(server_config& c, const std::string& key, const std::string& value) {
+  auto uint = [&](auto& field, std::uint64_t min, std::uint64_t max) -> core::result<void> {
+    auto v = parse_number<std::uint64_t>(value);
+    if (!v || *v < min || *v > max)
+      return bad("--" + key + ": expected a whole number in " + std::to_string(min) + ".." + std::to_string(max) +
+                 ", got '" + value + "'");
+    field = static_cast<std::remove_reference_t<decltype(field)>>(*v);
+    return {};
+  };
+  auto size = [&](auto& field) -> core::result<void> {
+    auto v = parse_size(value);
+    if (!v) return bad("--" + key + ": expected a size like 512K, 64M or 10G, got '" + value + "'");
+    field = static_cast<std::remove_reference_t<decltype(field)>>(*v);
+    return {};
+  };
+  auto seconds = [&](std::chrono::seconds& field) -> core::result<void> {
+    auto v = parse_number<std::uint64_t>(value);
+    if (!v || *v == 0 || *v > 86400) return bad("--" + key + ": expected seconds in 1..86400, got '" + value + "'");
+    field = std::chrono::seconds(*v);
+    return {};
+  };
+  auto real = [&](double& field) -> core::result<void> {
+    char* end = nullptr;
+    double v = std::strtod(value.c_str(), &end);
+    if (value.empty() || *end != '\0' || !(v >= 0) || v > 1e9) return bad("--" + key + ": expected a number >= 0, got '" + value + "'");
+    field = v;
+    return {};
+  };
+  if (key == "models") c.models_dir = value;
+  else if (key == "data") c.data_dir = value;
+  else if (key == "patches") c.patches_dir = value;
+  else if (key == "port-file") c.port_file = value;
+  else if (key == "admin-token-file") c.admin_token_file = value;
+  else if (key == "signing-key") c.signing_key_file = value;
+  else if (key == "tls-cert") c.tls_cert = value;
+  else if (key == "tls-key") c.tls_key = value;
+  else if (key == "log-level") c.log_level = value;
+  else if (key == "no-neural") c.neural = !(value == "1" || value == "true" || value.empty());
+  else if (key == "listen") {
+    auto colon = value.rfind(':');
+    if (colon == std::string::npos) return bad("--listen: expected ADDR:PORT, got '" + value + "'");
+    std::string host = value.substr(0, colon);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    auto port = parse_number<std::uint16_t>(value.substr(colon + 1));
+    if (!port) return bad("--listen: bad port in '" + value + "'");
+    c.listen_host = host.empty() ? "0.0.0.0" : host;
+    c.listen_port = *port;
+  } else if (key == "threads") return uint(c.threads, 0, 256);
+  else if (key == "build-threads") return uint(c.build_threads, 1, 64);
+  else if (key == "build-queue") return uint(c.build_queue, 1, 100000);
+  else if (key == "level") return uint(c.level, 1, 22);
+  else if (key == "max-connections") return uint(c.max_connections, 1, 1000000);
+  else if (key == "cache-budget") return size(c.cache_budget);
+  else if (key == "max-body") return size(c.max_body);
+  else if (key == "max-upload") return size(c.max_upload);
+  else if (key == "header-limit") return size(c.header_limit);
+  else if (key == "rate-limit") return real(c.rate_limit);
+  else if (key == "rate-burst") return real(c.rate_burst);
+  else if (key == "read-timeout") return seconds(c.read_timeout);
+  else if (key == "idle-timeout") return seconds(c.idle_timeout);
+  else if (key == "write-timeout") return seconds(c.write_timeout);
+  else if (key == "drain-timeout") return seconds(c.drain_timeout);
+  else return bad("unknown option --" + key);
+  return {};
+}
+
+core::result<std::map<std::string, std::string>> read_config_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return bad("--config: cannot open " + path);
+  auto doc = nlohmann::json::parse(in, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object()) return bad("--config: " + path + " is not a JSON object");
+  std::map<std::string, std::string> out;
+  for (const auto& [k, v] : doc.items()) {
+    std::string key = k;
+    for (auto& ch : key)
+      if (ch == '_') ch = '-';
+    if (!find_option(key) || key == "config") return bad("--config: unknown key '" + k + "' in " + path);
+    if (v.is_string()) out[key] = v.get<std::string>();
+    else if (v.is_boolean()) out[key] = v.get<bool>() ? "true" : "false";
+    else if (v.is_number_integer()) out[key] = std::to_string(v.get<std::int64_t>());
+    else if (v.is_number()) out[key] = std::to_string(v.get<double>());
+    else return bad("--config: '" + k + "' must be a string, number or boolean");
+  }
+  return out;
+}
+
+}  // namespace
+
+std::optional<std::uint64_t> parse_size(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  std::string digits = text;
+  std::uint64_t mult = 1;
+  switch (std::toupper(static_cast<unsigned char>(digits.back()))) {
+    case 'K': mult = 1ull << 10; break;
+    case 'M': mult = 1ull << 20; break;
+    case 'G': mult = 1ull << 30; break;
+    case 'T': mult = 1ull << 40; break;
+    default: break;
+  }
+  if (mult != 1) digits.pop_back();
+  auto v = parse_number<std::uint64_t>(digits);
+  if (!v || (*v != 0 && mult > UINT64_MAX / *v)) return std::nullopt;
+  return *v * mult;
+}
+
+std::string config_usage() {
+  std::string s =
+      "usage: mallornd [--models DIR] [--data DIR] [--listen ADDR:PORT] [options]\n"
+      "The Mallorn patch server: tells devices which update they need, builds delta patches on demand,\n"
+      "caches them and serves them with HTTP Range resume. See docs/api.md.\n\noptions (environment variable):\n";
+  for (const auto& o : options) {
+    s += std::string("  --") + o.name + " " + o.help;
+    if (o.env) s += std::string("  (") + o.env + ")";
+    s += "\n";
+  }
+  s += "  --help             this text\n  --version          print the version\n"
+       "Precedence: flags > environment > --config file > defaults. SIGHUP rescans the store;\n"
+       "SIGTERM drains downloads in flight and exits.\n";
+  return s;
+}
+
+core::result<config_outcome> load_config(const std::vector<std::string>& args, char** environ_vars) {
+  config_outcome out;
+  std::map<std::string, std::string> flags, env;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--help" || a == "-h") {
+      out.help = true;
+      return out;
+    }
+    if (a == "--version") {
+      out.version = true;
+      return out;
+    }
+    if (a.rfind("--", 0) != 0) return bad("unexpected argument '" + a + "' (see --help)");
+    std::string key = a.substr(2), value;
+    if (auto eq = key.find('='); eq != std::string::npos) {
+      value = key.substr(eq + 1);
+      key = key.substr(0, eq);
+    } else if (key != "no-neural") {
+      if (i + 1 >= args.size()) return bad("--" + key + " needs a value");
+      value = args[++i];
+    } else {
+      value = "true";
+    }
+    if (!find_option(key)) return bad("unknown option --" + key + " (see --help)");
+    flags[key] = value;
+  }
+  for (char** e = environ_vars; e && *e; ++e) {
+    const char* eq = std::strchr(*e, '=');
+    if (!eq) continue;
+    const std::string name(static_cast<const char*>(*e), eq), value(eq + 1);
+    for (const auto& o : options)
+      if (o.env && name == o.env && !value.empty()) env[o.name] = value;
+    if (name == "STATE_DIRECTORY" && !value.empty() && !env.count("data"))
+      env["data"] = value.substr(0, value.find(':'));  // systemd may list several
+    if (name == "CREDENTIALS_DIRECTORY" && !value.empty() && !env.count("admin-token-file"))
+      env["admin-token-file-default"] = value + "/admin-token";
+  }
+  std::map<std::string, std::string> layered;
+  std::string config_file = flags.count("config") ? flags["config"] : (env.count("config") ? env["config"] : "");
+  if (!config_file.empty()) {
+    auto file = read_config_file(config_file);
+    if (!file) return file.err();
+    layered = *file;
+  }
+  // A systemd credential is only a default: an explicit file wins.
+  if (env.count("admin-token-file-default")) {
+    std::string cred = env["admin-token-file-default"];
+    env.erase("admin-token-file-default");
+    if (!layered.count("admin-token-file") && std::ifstream(cred).good()) layered["admin-token-file"] = cred;
+  }
+  for (const auto& [k, v] : env) layered[k] = v;
+  for (const auto& [k, v] : flags) layered[k] = v;
+  layered.erase("config");
+  for (const auto& [k, v] : layered) MALLORN_TRY(apply(out.config, k, v));
+  if (out.config.tls_cert.empty() != out.config.tls_key.empty())
+    return bad("--tls-cert and --tls-key go together");
+  if (out.config.patches_dir.empty()) out.config.patches_dir = out.config.data_dir / "patches";
+  return out;
+}
+
+}  // namespace mallorn::server

@@ -1,0 +1,226 @@
+// One HTTP/1.1 connection: a coroutine over any Beast stream (plain TCP, TLS, or a test stream).
+// Every read and write has a deadline: the first byte of a request within the idle timeout, the
+// rest of the header and each body chunk within the read timeout, each response chunk within
+// the write timeout (so a slow download is fine, a stalled one is not).
+#pragma once
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <random>
+#include <spdlog/spdlog.h>
+
+#include "file_slice_body.hpp"
+#include "mallorn/server/http_server.hpp"
+#include "mallorn/server/router.hpp"
+
+namespace mallorn::server {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+
+struct session_context {
+  const http_options& opts;
+  router& routes;
+  metrics& stats;
+  patch_cache& cache;
+  asio::thread_pool& blocking_pool;
+  std::atomic<bool>& draining;
+};
+
+namespace detail {
+
+inline void copy_headers(const http_response& r, http::fields& f) {
+  for (const auto& [k, v] : r.headers) f.insert(k, v);
+  f.set(http::field::server, "mallornd");
+}
+
+inline std::string staging_name(const std::filesystem::path& dir) {
+  static std::atomic<std::uint64_t> counter{0};
+  std::random_device rd;
+  return (dir / ("upload-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + "-" +
+                 std::to_string(rd())))
+      .string();
+}
+
+// Removes a staged upload unless the router moved it into the store.
+struct staged_file {
+  std::string path;
+  ~staged_file() {
+    if (!path.empty()) ::unlink(path.c_str());
+  }
+};
+
+}  // namespace detail
+
+template <class Stream>
+asio::awaitable<void> write_response(Stream& stream, session_context& ctx, http_response& resp, unsigned version,
+                                     bool keep_alive) {
+  auto& tcp = beast::get_lowest_layer(stream);
+  if (resp.file) {
+    std::uint64_t sent = 0;
+    http::response<file_slice_body> res{static_cast<http::status>(resp.status), version};
+    detail::copy_headers(resp, res);
+    res.body().slice = *resp.file;
+    res.body().handed_out = &sent;
+    res.keep_alive(keep_alive);
+    res.prepare_payload();
+    http::response_serializer<file_slice_body> sr{res};
+    beast::error_code ec;
+    while (!sr.is_done()) {
+      tcp.expires_after(ctx.opts.write_timeout);
+      co_await http::async_write_some(stream, sr, asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) break;
+    }
+    ctx.stats.bytes_served(resp.file->kind, sent);
+    if (!resp.file->patch_id.empty()) ctx.cache.record_download(resp.file->patch_id, sent);
+    if (ec) throw beast::system_error(ec);
+  } else if (resp.head_length) {
+    http::response<http::empty_body> res{static_cast<http::status>(resp.status), version};
+    detail::copy_headers(resp, res);
+    res.keep_alive(keep_alive);
+    res.content_length(*resp.head_length);
+    http::response_serializer<http::empty_body> sr{res};
+    tcp.expires_after(ctx.opts.write_timeout);
+    co_await http::async_write_header(stream, sr, asio::use_awaitable);
+  } else {
+    http::response<http::string_body> res{static_cast<http::status>(resp.status), version};
+    detail::copy_headers(resp, res);
+    res.body() = std::move(resp.body);
+    res.keep_alive(keep_alive);
+    res.prepare_payload();
+    tcp.expires_after(ctx.opts.write_timeout);
+    co_await http::async_write(stream, res, asio::use_awaitable);
+  }
+}
+
+// Serves requests on `stream` until the peer closes, an error, a timeout, or a drain.
+// `idle` is true while the session waits for the next request (a drain may close it then).
+template <class Stream>
+asio::awaitable<void> serve_connection(Stream& stream, session_context& ctx, std::string client, std::atomic<bool>& idle) {
+  auto& tcp = beast::get_lowest_layer(stream);
+  beast::flat_buffer buffer(ctx.opts.header_limit + 4096);
+  for (;;) {
+    if (ctx.draining) co_return;
+    idle = true;
+    beast::error_code ec;
+    if (buffer.size() == 0) {
+      // Keep-alive wait: memory held per idle connection stays small.
+      buffer.shrink_to_fit();
+      tcp.expires_after(ctx.opts.idle_timeout);
+      auto space = buffer.prepare(512);
+      std::size_t n = co_await stream.async_read_some(space, asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) co_return;
+      buffer.commit(n);
+    }
+    idle = false;
+    const auto started = std::chrono::steady_clock::now();
+    http::request_parser<http::empty_body> head;
+    head.header_limit(ctx.opts.header_limit);
+    tcp.expires_after(ctx.opts.read_timeout);
+    co_await http::async_read_header(stream, buffer, head, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) {
+      if (ec == http::error::header_limit || ec == http::error::bad_method || ec == http::error::bad_target ||
+          ec == http::error::bad_version || ec == http::error::bad_field || ec == http::error::bad_value ||
+          ec == http::error::bad_line_ending || ec == http::error::bad_content_length ||
+          ec == http::error::bad_transfer_encoding) {
+        const bool too_big = ec == http::error::header_limit;
+        auto r = error_response(too_big ? 431 : 400, too_big ? "header_too_large" : "bad_request",
+                                too_big ? "the request header is too large" : "malformed HTTP request: " + ec.message());
+        r.route = "invalid";
+        ctx.stats.request_done(r.route, r.status, 0);
+        co_await write_response(stream, ctx, r, 11, false);
+      }
+      co_return;
+    }
+    const auto& h = head.get();
+    http_request req;
+    req.method = std::string(h.method_string());
+    req.target = std::string(h.target());
+    req.client = client;
+    for (const auto& field : h) {
+      std::string name(field.name_string());
+      for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      req.headers[name] = std::string(field.value());
+    }
+    const unsigned version = h.version();
+    bool keep_alive = h.keep_alive();
+
+    auto plan = ctx.routes.plan(req);
+    http_response resp;
+    detail::staged_file staged;
+    if (plan.reject) {
+      resp = std::move(*plan.reject);
+    } else if (h.has_content_length() && head.content_length() && *head.content_length() > plan.limit) {
+      resp = error_response(413, "body_too_large", "the request body exceeds " + std::to_string(plan.limit) + " bytes");
+      resp.close = true;
+    } else {
+      if (beast::iequals(h[http::field::expect], "100-continue")) {
+        http::response<http::empty_body> cont{http::status::continue_, version};
+        tcp.expires_after(ctx.opts.write_timeout);
+        co_await http::async_write(stream, cont, asio::use_awaitable);
+      }
+      if (plan.to_file) {
+        http::request_parser<http::file_body> body_parser{std::move(head)};
+        body_parser.body_limit(plan.limit);
+        std::error_code dir_ec;
+        std::filesystem::create_directories(ctx.opts.staging_dir, dir_ec);
+        staged.path = detail::staging_name(ctx.opts.staging_dir);
+        body_parser.get().body().open(staged.path.c_str(), beast::file_mode::write_new, ec);
+        if (ec) {
+          resp = error_response(500, "io_error", "cannot stage the upload: " + ec.message());
+          resp.close = true;
+        } else {
+          while (!body_parser.is_done()) {
+            tcp.expires_after(ctx.opts.read_timeout);
+            co_await http::async_read_some(stream, buffer, body_parser, asio::redirect_error(asio::use_awaitable, ec));
+            if (ec) break;
+          }
+          if (!ec && ::fsync(body_parser.get().body().file().native_handle()) != 0) ec = beast::errc::make_error_code(beast::errc::io_error);
+          body_parser.get().body().file().close(ec);
+          req.body_file = staged.path;
+        }
+      } else {
+        http::request_parser<http::string_body> body_parser{std::move(head)};
+        body_parser.body_limit(plan.limit);
+        tcp.expires_after(ctx.opts.read_timeout);
+        co_await http::async_read(stream, buffer, body_parser, asio::redirect_error(asio::use_awaitable, ec));
+        req.body = std::move(body_parser.get().body());
+      }
+      if (ec == http::error::body_limit) {
+        resp = error_response(413, "body_too_large", "the request body exceeds " + std::to_string(plan.limit) + " bytes");
+        resp.close = true;
+      } else if (ec) {
+        co_return;  // timeout or the peer went away mid-body: nothing sensible to answer
+      } else if (plan.blocking) {
+        auto home = co_await asio::this_coro::executor;
+        co_await asio::post(ctx.blocking_pool, asio::use_awaitable);
+        resp = ctx.routes.handle(req);
+        co_await asio::post(home, asio::use_awaitable);
+      } else {
+        resp = ctx.routes.handle(req);
+      }
+    }
+    keep_alive = keep_alive && !resp.close && !ctx.draining;
+    const std::string route = resp.route;
+    const unsigned status = resp.status;
+    try {
+      co_await write_response(stream, ctx, resp, version, keep_alive);
+    } catch (const std::exception& e) {
+      spdlog::debug("{} {} {}: response aborted: {}", client, req.method, req.target, e.what());
+      keep_alive = false;
+    }
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    ctx.stats.request_done(route, status, seconds);
+    if (status >= 500) spdlog::warn("{} {} {} -> {} ({:.3f} s)", client, req.method, req.target, status, seconds);
+    else spdlog::debug("{} {} {} -> {} ({:.3f} s)", client, req.method, req.target, status, seconds);
+    if (!keep_alive) co_return;
+  }
+}
+
+}  // namespace mallorn::server

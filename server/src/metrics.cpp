@@ -1,0 +1,128 @@
+#include "mallorn/server/metrics.hpp"
+
+#include <cstdio>
+
+namespace mallorn::server {
+namespace {
+
+std::string number(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
+
+const std::vector<double> latency_bounds = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                            0.1,    0.25,  0.5,    1,     2.5,  5,    10};
+const std::vector<double> build_bounds = {0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600};
+
+void header(std::string& out, const char* name, const char* help, const char* type) {
+  out += "# HELP ";
+  out += name;
+  out += ' ';
+  out += help;
+  out += "\n# TYPE ";
+  out += name;
+  out += ' ';
+  out += type;
+  out += '\n';
+}
+
+}  // namespace
+
+histogram::histogram(std::vector<double> upper_bounds)
+    : bounds_(std::move(upper_bounds)), counts_(bounds_.size() + 1, 0) {}
+
+void histogram::observe(double value) {
+  std::lock_guard lock(mutex_);
+  std::size_t i = 0;
+  while (i < bounds_.size() && value > bounds_[i]) ++i;
+  ++counts_[i];
+  sum_ += value;
+  ++count_;
+}
+
+void histogram::render(std::string& out, const std::string& name, const std::string& labels) const {
+  std::lock_guard lock(mutex_);
+  const std::string sep = labels.empty() ? "" : ",";
+  std::uint64_t cumulative = 0;
+  for (std::size_t i = 0; i <= bounds_.size(); ++i) {
+    cumulative += counts_[i];
+    out += name + "_bucket{" + labels + sep + "le=\"" + (i < bounds_.size() ? number(bounds_[i]) : "+Inf") + "\"} " +
+           std::to_string(cumulative) + "\n";
+  }
+  const std::string braces = labels.empty() ? "" : "{" + labels + "}";
+  out += name + "_sum" + braces + " " + number(sum_) + "\n";
+  out += name + "_count" + braces + " " + std::to_string(count_) + "\n";
+}
+
+metrics::metrics() : build_seconds_(build_bounds) {}
+
+void metrics::request_done(const std::string& route, unsigned status, double seconds) {
+  histogram* h;
+  {
+    std::lock_guard lock(mutex_);
+    ++requests_[{route, status}];
+    auto& slot = latency_[route];
+    if (!slot) slot = std::make_unique<histogram>(latency_bounds);
+    h = slot.get();
+  }
+  h->observe(seconds);
+}
+
+void metrics::bytes_served(const std::string& kind, std::uint64_t bytes) {
+  std::lock_guard lock(mutex_);
+  bytes_[kind] += bytes;
+}
+
+void metrics::cache_lookup(bool hit) { (hit ? cache_hits_ : cache_misses_)++; }
+
+void metrics::build_finished(bool ok, double seconds) {
+  (ok ? builds_ok_ : builds_failed_)++;
+  build_seconds_.observe(seconds);
+}
+
+void metrics::connection_rejected() { rejected_++; }
+void metrics::rate_limited() { rate_limited_++; }
+
+void metrics::add_gauge(std::string name, std::string help, std::function<double()> read) {
+  std::lock_guard lock(mutex_);
+  gauges_.push_back({std::move(name), std::move(help), std::move(read)});
+}
+
+std::string metrics::render() const {
+  std::string out;
+  std::lock_guard lock(mutex_);
+  header(out, "mallornd_requests_total", "HTTP requests answered, by route and status.", "counter");
+  for (const auto& [key, n] : requests_)
+    out += "mallornd_requests_total{route=\"" + key.first + "\",status=\"" + std::to_string(key.second) + "\"} " +
+           std::to_string(n) + "\n";
+  header(out, "mallornd_request_duration_seconds", "Time from request parsed to response written, by route.",
+         "histogram");
+  for (const auto& [route, h] : latency_) h->render(out, "mallornd_request_duration_seconds", "route=\"" + route + "\"");
+  header(out, "mallornd_bytes_served_total", "Response body bytes sent for patches and full models.", "counter");
+  for (const auto& [kind, n] : bytes_)
+    out += "mallornd_bytes_served_total{kind=\"" + kind + "\"} " + std::to_string(n) + "\n";
+  header(out, "mallornd_patch_cache_hits_total", "Check-updates answered with a patch already built.", "counter");
+  out += "mallornd_patch_cache_hits_total " + std::to_string(cache_hits_.load()) + "\n";
+  header(out, "mallornd_patch_cache_misses_total", "Check-updates that needed a patch not built yet.", "counter");
+  out += "mallornd_patch_cache_misses_total " + std::to_string(cache_misses_.load()) + "\n";
+  header(out, "mallornd_builds_total", "Patch builds finished, by result.", "counter");
+  out += "mallornd_builds_total{result=\"ok\"} " + std::to_string(builds_ok_.load()) + "\n";
+  out += "mallornd_builds_total{result=\"failed\"} " + std::to_string(builds_failed_.load()) + "\n";
+  header(out, "mallornd_build_duration_seconds", "Wall time of patch builds (diff + verification).", "histogram");
+  build_seconds_.render(out, "mallornd_build_duration_seconds", "");
+  header(out, "mallornd_connections_active", "Open client connections.", "gauge");
+  out += "mallornd_connections_active " + std::to_string(connections_active.load()) + "\n";
+  header(out, "mallornd_connections_rejected_total", "Connections refused because the connection cap was reached.",
+         "counter");
+  out += "mallornd_connections_rejected_total " + std::to_string(rejected_.load()) + "\n";
+  header(out, "mallornd_rate_limited_total", "Requests answered 429 by the per-client rate limit.", "counter");
+  out += "mallornd_rate_limited_total " + std::to_string(rate_limited_.load()) + "\n";
+  for (const auto& g : gauges_) {
+    header(out, g.name.c_str(), g.help.c_str(), "gauge");
+    out += g.name + " " + number(g.read()) + "\n";
+  }
+  return out;
+}
+
+}  // namespace mallorn::server

@@ -1,0 +1,342 @@
+#include "mallorn/server/patch_cache.hpp"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <ctime>
+
+#include "mallorn/core/hash.hpp"
+#include "mallorn/core/patch_applier.hpp"
+#include "mallorn/formats/differ.hpp"
+#include "mallorn/server/request_path.hpp"
+
+namespace mallorn::server {
+namespace fs = std::filesystem;
+
+const char* build_state_name(build_state s) {
+  switch (s) {
+    case build_state::ready: return "ready";
+    case build_state::queued: return "queued";
+    case build_state::running: return "building";
+    case build_state::queue_full: return "queue_full";
+    case build_state::failed: return "failed";
+  }
+  return "unknown";
+}
+
+namespace {
+
+std::int64_t unix_now() { return static_cast<std::int64_t>(std::time(nullptr)); }
+
+void fsync_dir(const fs::path& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+
+bool is_build_leftover(const std::string& name) {
+  return name.rfind(".build-", 0) == 0 || name.find(".tmp-") != std::string::npos;
+}
+
+}  // namespace
+
+patch_cache::patch_cache(index_db& db, cache_options opts, metrics& m) : db_(db), opts_(std::move(opts)), metrics_(m) {}
+
+patch_cache::~patch_cache() { stop(); }
+
+core::result<void> patch_cache::open() {
+  std::error_code ec;
+  fs::create_directories(opts_.dir, ec);
+  if (ec) return core::make_error(core::errc::io_error, "creating " + opts_.dir.string() + ": " + ec.message());
+
+  std::map<std::string, std::uint64_t> files;  // id -> size
+  for (const auto& entry : fs::directory_iterator(opts_.dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (is_build_leftover(name)) {
+      spdlog::warn("patch cache: removing unfinished build {}", name);
+      fs::remove(entry.path(), ec);
+      continue;
+    }
+    if (name.size() == 64 + 5 && name.ends_with(".mlrn") && is_patch_id(name.substr(0, 64)))
+      files[name.substr(0, 64)] = entry.file_size(ec);
+  }
+  auto rows = db_.all_patches();
+  if (!rows) return rows.err();
+  std::lock_guard lock(mutex_);
+  for (auto& row : *rows) {
+    auto f = files.find(row.id);
+    if (f == files.end() || f->second != row.size) {
+      spdlog::warn("patch cache: dropping index entry {} ({})", row.id, f == files.end() ? "file missing" : "size differs");
+      MALLORN_TRY(db_.delete_patch(row.id));
+      continue;
+    }
+    files.erase(f);
+    build_key key{row.source_sha256, row.target_sha256, row.profile};
+    total_bytes_ += row.size;
+    by_id_[row.id] = key;
+    ready_[key] = std::move(row);
+  }
+  for (const auto& [id, size] : files) {
+    spdlog::warn("patch cache: removing unindexed patch file {}.mlrn", id);
+    fs::remove(file_of(id), ec);
+  }
+  fsync_dir(opts_.dir);
+  stopping_ = false;
+  for (unsigned i = 0; i < std::max(1u, opts_.build_threads); ++i) workers_.emplace_back([this] { worker(); });
+  return {};
+}
+
+void patch_cache::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_ && workers_.empty()) return;
+    stopping_ = true;
+    for (const auto& job : queue_) in_flight_.erase(job.key);
+    queue_.clear();
+  }
+  work_cv_.notify_all();
+  done_cv_.notify_all();
+  for (auto& t : workers_)
+    if (t.joinable()) t.join();
+  workers_.clear();
+  (void)flush_usage();
+}
+
+std::optional<patch_row> patch_cache::find(const build_key& key) const {
+  std::lock_guard lock(mutex_);
+  auto it = ready_.find(key);
+  return it == ready_.end() ? std::nullopt : std::optional(it->second);
+}
+
+std::optional<patch_row> patch_cache::find_by_id(const std::string& id) const {
+  std::lock_guard lock(mutex_);
+  auto it = by_id_.find(id);
+  if (it == by_id_.end()) return std::nullopt;
+  return ready_.at(it->second);
+}
+
+std::vector<patch_row> patch_cache::list() const {
+  std::lock_guard lock(mutex_);
+  std::vector<patch_row> out;
+  for (const auto& [key, row] : ready_) out.push_back(row);
+  return out;
+}
+
+build_status patch_cache::status_locked(const build_key& key) const {
+  if (auto it = ready_.find(key); it != ready_.end()) return {build_state::ready, it->second, {}};
+  if (auto it = in_flight_.find(key); it != in_flight_.end()) return {it->second, std::nullopt, {}};
+  if (auto it = failures_.find(key); it != failures_.end()) return {build_state::failed, std::nullopt, it->second.error};
+  return {build_state::queued, std::nullopt, {}};
+}
+
+build_status patch_cache::request(const build_job& job) {
+  std::lock_guard lock(mutex_);
+  if (auto it = ready_.find(job.key); it != ready_.end()) return {build_state::ready, it->second, {}};
+  if (auto it = in_flight_.find(job.key); it != in_flight_.end()) return {it->second, std::nullopt, {}};
+  if (auto it = failures_.find(job.key); it != failures_.end()) {
+    if (std::chrono::steady_clock::now() - it->second.when < opts_.failure_backoff)
+      return {build_state::failed, std::nullopt, it->second.error};
+    failures_.erase(it);
+  }
+  if (stopping_) return {build_state::queue_full, std::nullopt, "server is shutting down"};
+  if (queue_.size() >= opts_.queue_limit) return {build_state::queue_full, std::nullopt, "build queue is full"};
+  queue_.push_back(job);
+  in_flight_[job.key] = build_state::queued;
+  work_cv_.notify_one();
+  return {build_state::queued, std::nullopt, {}};
+}
+
+build_status patch_cache::wait(const build_key& key, std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mutex_);
+  done_cv_.wait_for(lock, timeout, [&] { return stopping_ || !in_flight_.count(key); });
+  return status_locked(key);
+}
+
+void patch_cache::worker() {
+  for (;;) {
+    build_job job;
+    {
+      std::unique_lock lock(mutex_);
+      work_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (stopping_) return;
+      job = std::move(queue_.front());
+      queue_.pop_front();
+      in_flight_[job.key] = build_state::running;
+    }
+    spdlog::info("build {}: {} -> {} started", job.source.model, job.source.version, job.target.version);
+    const auto started = std::chrono::steady_clock::now();
+    auto row = build(job);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    metrics_.build_finished(row.ok(), seconds);
+    std::string keep;
+    {
+      std::lock_guard lock(mutex_);
+      in_flight_.erase(job.key);
+      if (row) {
+        keep = row->id;
+        spdlog::info("build {}: {} -> {} ready in {:.2f} s: patch {} ({} bytes, target {} bytes)", job.source.model,
+                     job.source.version, job.target.version, seconds, row->id, row->size, job.target.fingerprint.file_size);
+        if (auto old = ready_.find(job.key); old != ready_.end()) {  // replaced by a rebuild
+          by_id_.erase(old->second.id);
+          total_bytes_ -= old->second.size;
+        }
+        total_bytes_ += row->size;
+        by_id_[row->id] = job.key;
+        ready_[job.key] = std::move(*row);
+      } else {
+        spdlog::error("build {}: {} -> {} failed after {:.2f} s: {}", job.source.model, job.source.version,
+                      job.target.version, seconds, row.err().what());
+        failures_[job.key] = {row.err().what(), std::chrono::steady_clock::now()};
+      }
+    }
+    done_cv_.notify_all();
+    if (!keep.empty()) evict_over_budget(keep);
+  }
+}
+
+core::result<patch_row> patch_cache::build(const build_job& job) {
+  const fs::path staging = opts_.dir / (".build-" + job.key.source_sha256.substr(0, 16) + "-" +
+                                        job.key.target_sha256.substr(0, 16) + ".mlrn");
+  struct remove_on_exit {
+    const fs::path& path;
+    ~remove_on_exit() {
+      std::error_code ec;
+      fs::remove(path, ec);
+    }
+  } cleanup{staging};
+
+  formats::diff_options diff;
+  diff.level = opts_.level;
+  diff.neural = opts_.neural;
+  diff.target_version = job.target.rank;
+  diff.signing_key = opts_.signing_key;
+  auto stats = formats::create_patch_file(job.source.path, job.target.path, staging, diff);
+  if (!stats) return stats.err().with("diff");
+
+  // Never publish a patch that does not reproduce the target: apply it once into a hash.
+  core::apply_options check;
+  if (opts_.signing_key) {
+    core::ed25519_public_key pub;
+    std::copy(opts_.signing_key->begin() + 32, opts_.signing_key->end(), pub.begin());
+    check.public_key = pub;
+  }
+  auto verified = core::verify_patch_file(job.source.path, staging, check);
+  if (!verified) return verified.err().with("verifying the new patch");
+  if (core::to_hex(verified->header.source_sha256) != job.key.source_sha256 ||
+      core::to_hex(verified->header.target_sha256) != job.key.target_sha256)
+    return core::make_error(core::errc::io_error, "a model file changed while its patch was being built");
+
+  auto digest = core::sha256_of_file(staging);
+  if (!digest) return digest.err();
+  patch_row row;
+  row.id = core::to_hex(*digest);
+  row.source_sha256 = job.key.source_sha256;
+  row.target_sha256 = job.key.target_sha256;
+  row.profile = job.key.profile;
+  row.model = job.source.model;
+  row.source_version = job.source.version;
+  row.target_version = job.target.version;
+  row.size = stats->patch_size;
+  row.is_signed = opts_.signing_key.has_value();
+  row.created = row.last_used = unix_now();
+  std::error_code ec;
+  fs::rename(staging, file_of(row.id), ec);
+  if (ec) return core::make_error(core::errc::io_error, "publishing patch " + row.id + ": " + ec.message());
+  fsync_dir(opts_.dir);
+  if (auto r = db_.insert_patch(row); !r) {
+    fs::remove(file_of(row.id), ec);
+    return r.err();
+  }
+  return row;
+}
+
+void patch_cache::evict_over_budget(const std::string& keep_id) {
+  if (opts_.budget_bytes == 0) return;
+  for (;;) {
+    patch_row victim;
+    {
+      std::lock_guard lock(mutex_);
+      if (total_bytes_ <= opts_.budget_bytes) return;
+      const patch_row* oldest = nullptr;
+      for (const auto& [key, row] : ready_) {
+        if (row.id == keep_id || pins_.count(row.id)) continue;
+        if (!oldest || row.last_used < oldest->last_used) oldest = &row;
+      }
+      if (!oldest) return;  // everything left is pinned or just built
+      victim = *oldest;
+      ready_.erase(by_id_.at(victim.id));
+      by_id_.erase(victim.id);
+      usage_.erase(victim.id);
+      total_bytes_ -= victim.size;
+    }
+    // Row first, then file: a crash in between leaves an unindexed file, which open() removes.
+    if (auto r = db_.delete_patch(victim.id); !r) spdlog::error("patch cache: {}", r.err().what());
+    std::error_code ec;
+    fs::remove(file_of(victim.id), ec);
+    spdlog::info("patch cache: evicted {} ({} -> {} of {}, {} bytes) to stay under {} bytes", victim.id,
+                 victim.source_version, victim.target_version, victim.model, victim.size, opts_.budget_bytes);
+  }
+}
+
+std::shared_ptr<void> patch_cache::pin(const std::string& id) {
+  {
+    std::lock_guard lock(mutex_);
+    ++pins_[id];
+  }
+  return std::shared_ptr<void>(nullptr, [this, id](void*) {
+    std::lock_guard lock(mutex_);
+    if (--pins_[id] == 0) pins_.erase(id);
+  });
+}
+
+void patch_cache::record_download(const std::string& id, std::uint64_t bytes) {
+  std::lock_guard lock(mutex_);
+  auto it = by_id_.find(id);
+  if (it == by_id_.end()) return;
+  auto& u = usage_[id];
+  ++u.hits;
+  u.bytes += bytes;
+  auto& row = ready_.at(it->second);
+  row.last_used = unix_now();
+  ++row.hits;
+  row.bytes_served += bytes;
+}
+
+core::result<void> patch_cache::flush_usage() {
+  std::map<std::string, usage> pending;
+  std::map<std::string, std::int64_t> last_used;
+  {
+    std::lock_guard lock(mutex_);
+    pending.swap(usage_);
+    for (const auto& [id, u] : pending)
+      if (auto it = by_id_.find(id); it != by_id_.end()) last_used[id] = ready_.at(it->second).last_used;
+  }
+  for (const auto& [id, u] : pending) MALLORN_TRY(db_.add_patch_usage(id, u.hits, u.bytes, last_used[id]));
+  return {};
+}
+
+std::size_t patch_cache::queued() const {
+  std::lock_guard lock(mutex_);
+  return queue_.size();
+}
+
+std::size_t patch_cache::running() const {
+  std::lock_guard lock(mutex_);
+  return in_flight_.size() - queue_.size();
+}
+
+std::uint64_t patch_cache::total_bytes() const {
+  std::lock_guard lock(mutex_);
+  return total_bytes_;
+}
+
+std::size_t patch_cache::count() const {
+  std::lock_guard lock(mutex_);
+  return ready_.size();
+}
+
+}  // namespace mallorn::server

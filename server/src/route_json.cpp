@@ -1,0 +1,68 @@
+#include "route_json.hpp"
+
+#include "mallorn/core/model_format.hpp"
+
+namespace mallorn::server {
+
+http_response json_response(unsigned status, const nlohmann::json& body) {
+  http_response r;
+  r.status = status;
+  r.body = body.dump();
+  r.body += '\n';
+  r.set("Content-Type", "application/json");
+  return r;
+}
+
+http_response error_response(unsigned status, const std::string& code, const std::string& message) {
+  return json_response(status, {{"error", {{"code", code}, {"message", message}}}});
+}
+
+nlohmann::json fingerprint_json(const model_version& v) {
+  const auto& fp = v.fingerprint;
+  return {{"model", v.model},
+          {"version", v.version},
+          {"format", std::string(core::format_name(fp.format))},
+          {"file_size", fp.file_size},
+          {"header_hash", fp.header_hash},
+          {"tail_hash", fp.tail_hash},
+          {"combined_hash", fp.combined_hash},
+          {"short_id", fp.short_id()},
+          {"sha256", v.sha256},
+          {"rank", v.rank},
+          {"url", model_url(v)}};
+}
+
+nlohmann::json patch_json(const patch_row& p) {
+  return {{"patch_id", p.id},
+          {"patch_url", patch_url(p.id)},
+          {"patch_size", p.size},
+          {"patch_sha256", p.id},
+          {"model", p.model},
+          {"source_version", p.source_version},
+          {"target_version", p.target_version},
+          {"source_sha256", p.source_sha256},
+          {"target_sha256", p.target_sha256},
+          {"profile", p.profile},
+          {"signed", p.is_signed},
+          {"created", p.created},
+          {"hits", p.hits},
+          {"bytes_served", p.bytes_served}};
+}
+
+std::string patch_url(const std::string& id) { return "/patch/" + id; }
+std::string model_url(const model_version& v) { return "/model/" + v.model + "/" + v.version; }
+
+std::optional<nlohmann::json> parse_json_object(const std::string& body, http_response& error) {
+  auto doc = nlohmann::json::parse(body, nullptr, false);
+  if (doc.is_discarded()) {
+    error = error_response(400, "malformed_json", "the request body is not valid JSON");
+    return std::nullopt;
+  }
+  if (!doc.is_object()) {
+    error = error_response(400, "malformed_json", "the request body must be a JSON object");
+    return std::nullopt;
+  }
+  return doc;
+}
+
+}  // namespace mallorn::server

@@ -1,0 +1,18 @@
+// JSON shapes shared by the routes (private to the server library).
+#pragma once
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "mallorn/server/router.hpp"
+
+namespace mallorn::server {
+
+http_response json_response(unsigned status, const nlohmann::json& body);
+nlohmann::json fingerprint_json(const model_version& v);
+nlohmann::json patch_json(const patch_row& p);
+std::string patch_url(const std::string& id);
+std::string model_url(const model_version& v);
+// Parses a JSON object body; nullopt (and sets `error`) when it is not one.
+std::optional<nlohmann::json> parse_json_object(const std::string& body, http_response& error);
+
+}  // namespace mallorn::server

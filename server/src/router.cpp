@@ -1,0 +1,163 @@
+#include "mallorn/server/router.hpp"
+
+#include <openssl/crypto.h>
+#include <unistd.h>
+
+#include "mallorn/server/request_path.hpp"
+#include "route_json.hpp"
+
+namespace mallorn::server {
+
+open_file::~open_file() {
+  if (fd >= 0) ::close(fd);
+}
+
+const std::string* http_response::header(const std::string& name) const {
+  for (const auto& [k, v] : headers)
+    if (k == name) return &v;
+  return nullptr;
+}
+
+router::router(router_config cfg, model_store& store, patch_cache& cache, index_db& db, metrics& m,
+               rate_limiter& limiter)
+    : cfg_(std::move(cfg)), store_(store), cache_(cache), db_(db), metrics_(m), limiter_(limiter) {}
+
+namespace {
+
+// A route is identified by the first path segment (plus the second for /admin).
+std::string route_name(const std::vector<std::string>& seg) {
+  if (seg.empty()) return "root";
+  static const std::vector<std::string> known = {"check-update", "patch",  "model",   "manifest",
+                                                 "fingerprint",  "create-patch", "report", "healthz", "metrics"};
+  for (const auto& k : known)
+    if (seg[0] == k) return k;
+  if (seg[0] == "admin" && seg.size() >= 2) return "admin_" + seg[1];
+  return "other";
+}
+
+http_response method_not_allowed(const std::string& allow) {
+  auto r = error_response(405, "method_not_allowed", "this route accepts " + allow);
+  r.set("Allow", allow);
+  return r;
+}
+
+}  // namespace
+
+bool router::is_admin_route(const http_request& req) const {
+  auto t = parse_target(req.target);
+  return t && !t->segments.empty() && (t->segments[0] == "admin" || t->segments[0] == "create-patch");
+}
+
+std::optional<http_response> router::check_admin(const http_request& req) const {
+  if (!cfg_.admin_token)
+    return error_response(403, "admin_disabled", "admin routes are disabled: start mallornd with --admin-token-file");
+  const std::string* auth = req.header("authorization");
+  const std::string prefix = "Bearer ";
+  if (auth && auth->size() == prefix.size() + cfg_.admin_token->size() && auth->compare(0, prefix.size(), prefix) == 0 &&
+      CRYPTO_memcmp(auth->data() + prefix.size(), cfg_.admin_token->data(), cfg_.admin_token->size()) == 0)
+    return std::nullopt;
+  auto r = error_response(401, "unauthorized", "admin routes need 'Authorization: Bearer <token>'");
+  r.set("WWW-Authenticate", "Bearer realm=\"mallornd\"");
+  return r;
+}
+
+router::body_plan router::plan(const http_request& head) {
+  body_plan p;
+  p.limit = cfg_.max_body;
+  auto target = parse_target(head.target);
+  const std::string route = target ? route_name(target->segments) : "other";
+  if (!limiter_.allow(head.client, cfg_.clock())) {
+    metrics_.rate_limited();
+    auto r = error_response(429, "rate_limited", "too many requests from " + head.client);
+    r.set("Retry-After", std::to_string(limiter_.retry_after(head.client, cfg_.clock())));
+    r.route = route;
+    p.reject = std::move(r);
+    return p;
+  }
+  if (!target) return p;  // handle() answers 400 (the body is small and read first)
+  if (is_admin_route(head)) {
+    if (auto denied = check_admin(head)) {
+      denied->route = route;
+      denied->close = true;  // we did not read the body: the connection cannot be reused
+      p.reject = std::move(*denied);
+      return p;
+    }
+  }
+  const auto& seg = target->segments;
+  if (head.method == "PUT" && seg.size() == 4 && seg[0] == "admin" && seg[1] == "models") {
+    p.limit = cfg_.max_upload;
+    p.to_file = true;
+    p.blocking = true;
+  } else if (route == "create-patch" && !target->query.count("async")) {
+    p.blocking = true;
+  } else if (route == "admin_rescan") {
+    p.blocking = true;
+  }
+  return p;
+}
+
+http_response router::handle(const http_request& req) {
+  auto target = parse_target(req.target);
+  if (!target) return error_response(400, "bad_path", "the request path is malformed or leaves the store");
+  const auto& seg = target->segments;
+  const std::string& m = req.method;
+  const bool get = m == "GET" || m == "HEAD";
+  http_response r;
+  const std::string route = route_name(seg);
+
+  if (route == "check-update" && seg.size() == 1) {
+    r = m == "POST" ? check_update(req) : method_not_allowed("POST");
+  } else if (route == "patch" && seg.size() == 2) {
+    if (!get) r = method_not_allowed("GET, HEAD");
+    else if (!is_patch_id(seg[1])) r = error_response(404, "unknown_patch", "no patch has this id");
+    else r = get_patch(req, seg[1]);
+  } else if (route == "model" && seg.size() == 3) {
+    if (!get) r = method_not_allowed("GET, HEAD");
+    else if (!is_valid_name(seg[1]) || !is_valid_name(seg[2])) r = error_response(400, "bad_name", "invalid model or version name");
+    else r = get_model(req, seg[1], seg[2]);
+  } else if (route == "manifest" && seg.size() == 1) {
+    r = get ? manifest() : method_not_allowed("GET, HEAD");
+  } else if (route == "fingerprint" && (seg.size() == 2 || seg.size() == 3)) {
+    r = get ? fingerprint(seg) : method_not_allowed("GET, HEAD");
+  } else if (route == "create-patch" && seg.size() == 1) {
+    if (m != "POST") r = method_not_allowed("POST");
+    else if (auto denied = check_admin(req)) r = std::move(*denied);
+    else r = create_patch(req);
+  } else if (route == "report" && seg.size() == 1) {
+    r = m == "POST" ? report(req) : method_not_allowed("POST");
+  } else if (route == "healthz" && seg.size() == 1) {
+    r = get ? healthz() : method_not_allowed("GET, HEAD");
+  } else if (route == "metrics" && seg.size() == 1) {
+    if (!get) {
+      r = method_not_allowed("GET, HEAD");
+    } else {
+      r.body = metrics_.render();
+      r.set("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+    }
+  } else if (seg.size() >= 2 && seg[0] == "admin") {
+    if (auto denied = check_admin(req)) {
+      r = std::move(*denied);
+    } else if (seg[1] == "models" && seg.size() == 4) {
+      if (m != "PUT") r = method_not_allowed("PUT");
+      else if (!is_valid_name(seg[2]) || !is_valid_name(seg[3])) r = error_response(400, "bad_name", "invalid model or version name");
+      else r = upload_model(req, seg[2], seg[3]);
+    } else if (seg[1] == "rescan" && seg.size() == 2) {
+      r = m == "POST" ? rescan() : method_not_allowed("POST");
+    } else if (seg[1] == "devices" && seg.size() <= 3) {
+      r = get ? devices(seg.size() == 3 ? seg[2] : std::string()) : method_not_allowed("GET");
+    } else {
+      r = error_response(404, "not_found", "no such admin route");
+    }
+  } else {
+    r = error_response(404, "not_found", "no such route; see docs/api.md");
+  }
+  r.route = route;
+  if (m == "HEAD" && !r.file && !r.head_length) {
+    r.head_length = r.body.size();
+    r.body.clear();
+  }
+  if (draining()) r.close = true;
+  return r;
+}
+
+}  // namespace mallorn::server

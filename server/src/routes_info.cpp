@@ -1,0 +1,130 @@
+// The informational and admin routes: manifest, fingerprint, report, healthz, uploads, rescan,
+// devices.
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <ctime>
+#include <set>
+
+#include "mallorn/core/hash.hpp"
+#include "mallorn/server/request_path.hpp"
+#include "mallorn/server/router.hpp"
+#include "route_json.hpp"
+
+namespace mallorn::server {
+
+http_response router::manifest() {
+  auto cat = store_.snapshot();
+  nlohmann::json models = nlohmann::json::object();
+  for (const auto& [name, entry] : cat->models) {
+    nlohmann::json versions = nlohmann::json::array();
+    for (const auto& v : entry.versions) versions.push_back(fingerprint_json(v));
+    models[name] = {{"latest", entry.versions.back().version}, {"channels", entry.channels}, {"versions", versions}};
+  }
+  nlohmann::json patches = nlohmann::json::array();
+  for (const auto& p : cache_.list()) patches.push_back(patch_json(p));
+  return json_response(200, {{"models", models}, {"patches", patches}});
+}
+
+http_response router::fingerprint(const std::vector<std::string>& seg) {
+  if (!is_valid_name(seg[1]) || (seg.size() == 3 && !is_valid_name(seg[2])))
+    return error_response(400, "bad_name", "invalid model or version name");
+  auto cat = store_.snapshot();
+  const model_entry* entry = cat->model(seg[1]);
+  if (!entry) return error_response(404, "unknown_model", "the store has no model " + seg[1]);
+  const model_version* v = seg.size() == 3 ? entry->find(seg[2]) : &entry->versions.back();
+  if (!v) return error_response(404, "unknown_version", "the store has no " + seg[1] + " " + seg[2]);
+  return json_response(200, fingerprint_json(*v));
+}
+
+http_response router::report(const http_request& req) {
+  http_response error;
+  auto doc = parse_json_object(req.body, error);
+  if (!doc) return error;
+  static const std::set<std::string> states = {"idle",      "checking",  "downloading", "downloaded",   "applying",
+                                               "applied",   "verifying", "swapping",    "health_check", "committed",
+                                               "rolling_back", "rolled_back", "failed"};
+  device_report r;
+  auto field = [&](const char* name, std::string& out, std::size_t max_len, bool required) -> bool {
+    if (!doc->contains(name) || (*doc)[name].is_null()) return !required;
+    if (!(*doc)[name].is_string() || (*doc)[name].get_ref<const std::string&>().size() > max_len) return false;
+    out = (*doc)[name].get<std::string>();
+    return !(required && out.empty());
+  };
+  if (!field("device_id", r.device_id, 256, true) || !field("state", r.state, 32, true))
+    return error_response(400, "missing_field", "a report needs string 'device_id' and 'state'");
+  if (!field("model", r.model, 128, false) || !field("from_version", r.from_version, 128, false) ||
+      !field("to_version", r.to_version, 128, false) || !field("error", r.error, 4096, false))
+    return error_response(400, "bad_field", "model, from_version, to_version and error must be short strings");
+  if (!states.count(r.state))
+    return error_response(400, "bad_state", "unknown state '" + r.state + "'; see docs/api.md for the list");
+  if (doc->contains("bytes_downloaded")) {
+    const auto& b = (*doc)["bytes_downloaded"];
+    if (!b.is_number_unsigned() && !(b.is_number_integer() && b.get<std::int64_t>() >= 0))
+      return error_response(400, "bad_field", "'bytes_downloaded' must be a non-negative integer");
+    r.bytes_downloaded = b.get<std::uint64_t>();
+  }
+  r.client = req.client;
+  r.received_at = static_cast<std::int64_t>(std::time(nullptr));
+  if (auto ok = db_.insert_report(r); !ok) return error_response(500, "io_error", ok.err().what());
+  if (!r.error.empty() || r.state == "rolled_back" || r.state == "failed")
+    spdlog::warn("device {} ({}): {} {} -> {}: {}", r.device_id, r.model, r.state, r.from_version, r.to_version, r.error);
+  return json_response(200, {{"ok", true}});
+}
+
+http_response router::healthz() {
+  auto cat = store_.snapshot();
+  nlohmann::json body = {{"status", draining() ? "draining" : "ok"},
+                         {"models", cat->models.size()},
+                         {"versions", cat->version_count()},
+                         {"patches", cache_.count()},
+                         {"builds_queued", cache_.queued()},
+                         {"builds_running", cache_.running()}};
+  return json_response(draining() ? 503 : 200, body);
+}
+
+http_response router::upload_model(const http_request& req, const std::string& model, const std::string& version) {
+  if (req.body_file.empty()) return error_response(400, "empty_upload", "PUT the model file as the request body");
+  if (const auto* want = req.header("x-content-sha256")) {
+    auto got = core::sha256_of_file(req.body_file);
+    if (!got) return error_response(500, "io_error", got.err().what());
+    std::string expected = *want;
+    std::transform(expected.begin(), expected.end(), expected.begin(), ::tolower);
+    if (core::to_hex(*got) != expected)
+      return error_response(400, "digest_mismatch", "the body's SHA-256 is " + core::to_hex(*got) + ", not " + expected);
+  }
+  auto added = store_.add_version(model, version, req.body_file);
+  if (!added) {
+    const bool conflict = added.err().code == core::errc::invalid_argument;
+    return error_response(conflict ? 409 : 500, conflict ? "conflict" : "io_error", added.err().message);
+  }
+  spdlog::info("store: added {} {} ({} bytes, sha256 {})", model, version, added->fingerprint.file_size, added->sha256);
+  auto r = json_response(201, fingerprint_json(*added));
+  r.set("Location", model_url(*added));
+  return r;
+}
+
+http_response router::rescan() {
+  auto report = store_.rescan();
+  if (!report) return error_response(500, "io_error", report.err().what());
+  for (const auto& w : report->warnings) spdlog::warn("store: {}", w);
+  spdlog::info("store: rescanned: {} models, {} versions, {} files hashed", report->models, report->versions, report->hashed);
+  return json_response(200, {{"models", report->models},
+                             {"versions", report->versions},
+                             {"hashed", report->hashed},
+                             {"warnings", report->warnings}});
+}
+
+http_response router::devices(const std::string& device_id) {
+  auto reports = db_.latest_reports(device_id);
+  if (!reports) return error_response(500, "io_error", reports.err().what());
+  if (!device_id.empty() && reports->empty()) return error_response(404, "unknown_device", "no reports from " + device_id);
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& r : *reports)
+    out.push_back({{"device_id", r.device_id}, {"model", r.model}, {"from_version", r.from_version},
+                   {"to_version", r.to_version}, {"state", r.state}, {"error", r.error},
+                   {"bytes_downloaded", r.bytes_downloaded}, {"client", r.client}, {"received_at", r.received_at}});
+  return json_response(200, {{"devices", out}});
+}
+
+}  // namespace mallorn::server

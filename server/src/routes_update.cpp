@@ -1,0 +1,198 @@
+// POST /check-update and POST /create-patch: which patch a device needs, built once on demand.
+#include <algorithm>
+#include <cctype>
+
+#include "mallorn/server/request_path.hpp"
+#include "mallorn/server/router.hpp"
+#include "route_json.hpp"
+
+namespace mallorn::server {
+namespace {
+
+// A rough build time, so devices come back about when the patch is ready (diff + verify run at
+// tens of MB/s at the server's levels).
+unsigned retry_after_for(const model_version& source, const model_version& target) {
+  const std::uint64_t bytes = source.fingerprint.file_size + target.fingerprint.file_size;
+  return static_cast<unsigned>(std::clamp<std::uint64_t>(1 + bytes / (10u << 20), 1, 120));
+}
+
+std::optional<std::string> string_field(const nlohmann::json& doc, const char* name, std::size_t max_len,
+                                        http_response& error) {
+  if (!doc.contains(name) || doc[name].is_null()) return std::string();
+  if (!doc[name].is_string() || doc[name].get_ref<const std::string&>().size() > max_len) {
+    error = error_response(400, "bad_field", std::string("'") + name + "' must be a string of at most " +
+                                                 std::to_string(max_len) + " characters");
+    return std::nullopt;
+  }
+  return doc[name].get<std::string>();
+}
+
+bool is_hex(const std::string& s, std::size_t len) {
+  return s.size() == len && std::all_of(s.begin(), s.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
+}
+
+std::string lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+}  // namespace
+
+http_response router::check_update(const http_request& req) {
+  http_response error;
+  auto doc = parse_json_object(req.body, error);
+  if (!doc) return error;
+  auto short_id = string_field(*doc, "short_id", 64, error);
+  auto model = string_field(*doc, "model", 128, error);
+  auto sha = string_field(*doc, "sha256", 64, error);
+  auto device = string_field(*doc, "device_id", 256, error);
+  auto channel = string_field(*doc, "channel", 64, error);
+  auto profile = string_field(*doc, "profile", 16, error);
+  if (!short_id || !model || !sha || !device || !channel || !profile) return error;
+  *sha = lower(*sha);
+  *short_id = lower(*short_id);
+  if (profile->empty()) *profile = "standard";
+  if (*profile != "standard")
+    return error_response(400, "unsupported_profile", "profile '" + *profile + "' is not served (only 'standard')");
+  if (!sha->empty() && !is_hex(*sha, 64)) return error_response(400, "bad_field", "'sha256' must be 64 hex characters");
+  if (!short_id->empty() && !is_hex(*short_id, 16))
+    return error_response(400, "bad_field", "'short_id' must be 16 hex characters");
+  if (sha->empty() && short_id->empty())
+    return error_response(400, "missing_field", "send 'sha256' (preferred) or the seed's 'short_id'");
+
+  auto cat = store_.snapshot();
+  const model_version* current = nullptr;
+  if (!sha->empty()) {
+    current = cat->find_by_sha256(*sha, *model);
+  } else {
+    auto matches = cat->find_by_short_id(*short_id, *model);
+    if (matches.size() > 1 && std::any_of(matches.begin(), matches.end(),
+                                          [&](const model_version* v) { return v->model != matches[0]->model; }))
+      return error_response(409, "ambiguous_short_id", "several models share this short_id; send 'model' or 'sha256'");
+    if (!matches.empty()) current = matches[0];
+  }
+  const std::string model_name = current ? current->model : *model;
+  const model_entry* entry = cat->model(model_name);
+  if (!entry) return error_response(404, "unknown_model", "the store has no model matching this request");
+  const model_version* target = entry->target_for(*channel);
+
+  nlohmann::json out = {{"model", entry->name},
+                        {"current_version", current ? nlohmann::json(current->version) : nlohmann::json(nullptr)},
+                        {"target_version", target->version},
+                        {"target_sha256", target->sha256},
+                        {"target_size", target->fingerprint.file_size},
+                        {"target_rank", target->rank},
+                        {"full_url", model_url(*target)},
+                        {"full_size", target->fingerprint.file_size},
+                        {"patch_id", nullptr},
+                        {"patch_url", nullptr},
+                        {"patch_size", nullptr},
+                        {"patch_sha256", nullptr}};
+  if (current && current->sha256 == target->sha256) {
+    out["update_available"] = false;
+    out["status"] = "up_to_date";
+    return json_response(200, out);
+  }
+  out["update_available"] = true;
+  if (current && current->rank > target->rank) out["downgrade"] = true;
+  if (!current) {
+    // An unknown build of a known model: no patch can start from it, the full model can.
+    out["status"] = "full_only";
+    out["reason"] = "the device's model is not in the store; download the full model";
+    return json_response(200, out);
+  }
+
+  build_job job{{current->sha256, target->sha256, *profile}, *current, *target};
+  auto status = cache_.request(job);
+  metrics_.cache_lookup(status.state == build_state::ready);
+  switch (status.state) {
+    case build_state::ready: {
+      const auto patch = patch_json(*status.patch);
+      for (const auto& [k, v] : patch.items())
+        if (k.rfind("patch_", 0) == 0 || k == "signed") out[k] = v;
+      out["status"] = "ready";
+      return json_response(200, out);
+    }
+    case build_state::queued:
+    case build_state::running: {
+      const unsigned wait = retry_after_for(*current, *target);
+      out["status"] = build_state_name(status.state);
+      out["retry_after"] = wait;
+      auto r = json_response(202, out);
+      r.set("Retry-After", std::to_string(wait));
+      return r;
+    }
+    case build_state::queue_full: {
+      out["status"] = "busy";
+      out["retry_after"] = 30;
+      out["reason"] = status.error;
+      auto r = json_response(503, out);
+      r.set("Retry-After", "30");
+      return r;
+    }
+    case build_state::failed:
+      out["status"] = "full_only";
+      out["reason"] = "the patch could not be built: " + status.error;
+      return json_response(200, out);
+  }
+  return error_response(500, "internal", "unreachable");
+}
+
+http_response router::create_patch(const http_request& req) {
+  auto target_path = parse_target(req.target);
+  const auto& q = target_path->query;
+  auto get = [&](const char* k) { return q.count(k) ? q.at(k) : std::string(); };
+  const std::string source_version = get("source_version"), target_version = get("target_version");
+  std::string model = get("model");
+  if (source_version.empty() || target_version.empty())
+    return error_response(400, "missing_field", "create-patch needs ?source_version=&target_version=[&model=]");
+  auto cat = store_.snapshot();
+  if (model.empty()) {
+    // The seed has a single model; with several, the pair must be unambiguous.
+    std::vector<std::string> candidates;
+    for (const auto& [name, entry] : cat->models)
+      if (entry.find(source_version) && entry.find(target_version)) candidates.push_back(name);
+    if (candidates.size() != 1)
+      return error_response(candidates.empty() ? 404 : 409, candidates.empty() ? "unknown_version" : "ambiguous_model",
+                            candidates.empty() ? "no model has both versions" : "several models have both versions; add &model=");
+    model = candidates[0];
+  }
+  const model_version* source = cat->find(model, source_version);
+  const model_version* target = cat->find(model, target_version);
+  if (!source || !target) return error_response(404, "unknown_version", "the store has no " + model + " " +
+                                                                            (!source ? source_version : target_version));
+  if (source->sha256 == target->sha256)
+    return error_response(400, "same_version", "source and target have the same content");
+  build_job job{{source->sha256, target->sha256, "standard"}, *source, *target};
+  auto status = cache_.request(job);
+  if (status.state == build_state::queued || status.state == build_state::running) {
+    if (q.count("async")) {
+      auto r = json_response(202, {{"status", build_state_name(status.state)}, {"model", model},
+                                   {"source_version", source_version}, {"target_version", target_version}});
+      r.set("Retry-After", std::to_string(retry_after_for(*source, *target)));
+      return r;
+    }
+    status = cache_.wait(job.key, cfg_.create_patch_wait);
+  }
+  switch (status.state) {
+    case build_state::ready: {
+      auto body = patch_json(*status.patch);
+      body["status"] = "ready";
+      body["target_size"] = target->fingerprint.file_size;
+      return json_response(200, body);
+    }
+    case build_state::failed: return error_response(500, "build_failed", status.error);
+    case build_state::queue_full: {
+      auto r = error_response(503, "busy", status.error);
+      r.set("Retry-After", "30");
+      return r;
+    }
+    default: {
+      auto r = json_response(202, {{"status", build_state_name(status.state)}});
+      r.set("Retry-After", std::to_string(retry_after_for(*source, *target)));
+      return r;
+    }
+  }
+}
+
+}  // namespace mallorn::server
