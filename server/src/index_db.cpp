@@ -69,7 +69,7 @@ PRAGMA user_version = 1;
 core::model_format format_from_name(const std::string& s) {
   for (auto f : {core::model_format::tflite, core::model_format::gguf, core::model_format::onnx,
                  core::model_format::safetensors})
-    if (s == core::format_name(f)) return f;
+    if (s == core::format_id(f)) return f;
   return core::model_format::raw;
 }
 
@@ -127,7 +127,7 @@ core::result<void> index_db::upsert_model(const indexed_model& m) {
                     "VALUES(?,?,?,?,?,?,?,?)");
   if (!st.ok()) return db_error(db_, "prepare");
   st.bind(m.path).bind(static_cast<std::int64_t>(m.size)).bind(m.mtime_ns).bind(m.sha256)
-      .bind(std::string(core::format_name(m.fingerprint.format))).bind(m.fingerprint.header_hash)
+      .bind(std::string(core::format_id(m.fingerprint.format))).bind(m.fingerprint.header_hash)
       .bind(m.fingerprint.tail_hash).bind(m.fingerprint.combined_hash);
   auto r = st.step();
   if (!r) return r.err();

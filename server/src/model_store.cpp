@@ -225,7 +225,7 @@ core::result<model_version> model_store::add_version(const std::string& model, c
   std::vector<std::uint8_t> head(static_cast<std::size_t>(std::min<std::uint64_t>((*src)->size(), 64)));
   MALLORN_TRY((*src)->read_at(0, head));
   auto format = core::sniff_format(head);
-  std::string ext(format == core::model_format::raw ? "bin" : core::format_name(format));
+  std::string ext(format == core::model_format::raw ? "bin" : core::format_id(format));
 
   const fs::path dir = root_ / model;
   std::error_code ec;

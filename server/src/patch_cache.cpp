@@ -175,7 +175,6 @@ void patch_cache::worker() {
     std::string keep;
     {
       std::lock_guard lock(mutex_);
-      in_flight_.erase(job.key);
       if (row) {
         keep = row->id;
         spdlog::info("build {}: {} -> {} ready in {:.2f} s: patch {} ({} bytes, target {} bytes)", job.source.model,
@@ -193,8 +192,13 @@ void patch_cache::worker() {
         failures_[job.key] = {row.err().what(), std::chrono::steady_clock::now()};
       }
     }
-    done_cv_.notify_all();
+    // Evict before announcing the build, so whoever waits sees the cache within its budget.
     if (!keep.empty()) evict_over_budget(keep);
+    {
+      std::lock_guard lock(mutex_);
+      in_flight_.erase(job.key);
+    }
+    done_cv_.notify_all();
   }
 }
 

@@ -21,7 +21,7 @@ nlohmann::json fingerprint_json(const model_version& v) {
   const auto& fp = v.fingerprint;
   return {{"model", v.model},
           {"version", v.version},
-          {"format", std::string(core::format_name(fp.format))},
+          {"format", std::string(core::format_id(fp.format))},
           {"file_size", fp.file_size},
           {"header_hash", fp.header_hash},
           {"tail_hash", fp.tail_hash},
