@@ -176,8 +176,7 @@ int main(int argc, char** argv) {
     }
     sd_notify(0, "READY=1");
   };
-  http.run(on_ready, on_reload);
-  sd_notify(0, "STOPPING=1");
+  http.run(on_ready, on_reload, [] { sd_notify(0, "STOPPING=1\nSTATUS=draining"); });
 
   {
     std::lock_guard lock(flush_mutex);

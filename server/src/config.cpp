@@ -39,7 +39,7 @@ const option_spec options[] = {
     {"max-connections", "MALLORN_MAX_CONNECTIONS", "N  open connections before new ones get 503 (default 20000)"},
     {"rate-limit", "MALLORN_RATE_LIMIT", "RPS    requests per second per client address (default 50; 0 = off)"},
     {"rate-burst", "MALLORN_RATE_BURST", "N      burst allowance per client (default 200)"},
-    {"read-timeout", "MALLORN_READ_TIMEOUT", "S  seconds to receive a request's header, and each body chunk (default 15)"},
+    {"read-timeout", "MALLORN_READ_TIMEOUT", "S  seconds to receive a request's header and a JSON body, or each chunk of an upload (default 15)"},
     {"idle-timeout", "MALLORN_IDLE_TIMEOUT", "S  seconds a keep-alive connection may stay idle (default 75)"},
     {"write-timeout", "MALLORN_WRITE_TIMEOUT", "S seconds for each chunk of a response to be accepted (default 60)"},
     {"drain-timeout", "MALLORN_DRAIN_TIMEOUT", "S seconds SIGTERM waits for downloads in flight (default 30)"},
@@ -142,6 +142,8 @@ core::result<std::map<std::string, std::string>> read_config_file(const std::str
     if (v.is_string()) out[key] = v.get<std::string>();
     else if (v.is_boolean()) out[key] = v.get<bool>() ? "true" : "false";
     else if (v.is_number_integer()) out[key] = std::to_string(v.get<std::int64_t>());
+    else if (v.is_number_float() && v.get<double>() == static_cast<double>(static_cast<std::int64_t>(v.get<double>())))
+      out[key] = std::to_string(static_cast<std::int64_t>(v.get<double>()));
     else if (v.is_number()) out[key] = std::to_string(v.get<double>());
     else return bad("--config: '" + k + "' must be a string, number or boolean");
   }
@@ -201,6 +203,8 @@ core::result<config_outcome> load_config(const std::vector<std::string>& args, c
     if (auto eq = key.find('='); eq != std::string::npos) {
       value = key.substr(eq + 1);
       key = key.substr(0, eq);
+    } else if (!find_option(key)) {
+      return bad("unknown option --" + key + " (see --help)");
     } else if (key != "no-neural") {
       if (i + 1 >= args.size()) return bad("--" + key + " needs a value");
       value = args[++i];
@@ -216,8 +220,8 @@ core::result<config_outcome> load_config(const std::vector<std::string>& args, c
     const std::string name(static_cast<const char*>(*e), eq), value(eq + 1);
     for (const auto& o : options)
       if (o.env && name == o.env && !value.empty()) env[o.name] = value;
-    if (name == "STATE_DIRECTORY" && !value.empty() && !env.count("data"))
-      env["data"] = value.substr(0, value.find(':'));  // systemd may list several
+    if (name == "STATE_DIRECTORY" && !value.empty())
+      env["data-default"] = value.substr(0, value.find(':'));  // systemd may list several
     if (name == "CREDENTIALS_DIRECTORY" && !value.empty() && !env.count("admin-token-file"))
       env["admin-token-file-default"] = value + "/admin-token";
   }
@@ -228,7 +232,11 @@ core::result<config_outcome> load_config(const std::vector<std::string>& args, c
     if (!file) return file.err();
     layered = *file;
   }
-  // A systemd credential is only a default: an explicit file wins.
+  // systemd's directories are only defaults: an explicit setting anywhere wins.
+  if (env.count("data-default")) {
+    if (!layered.count("data") && !env.count("data")) layered["data"] = env["data-default"];
+    env.erase("data-default");
+  }
   if (env.count("admin-token-file-default")) {
     std::string cred = env["admin-token-file-default"];
     env.erase("admin-token-file-default");

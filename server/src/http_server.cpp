@@ -15,12 +15,19 @@
 namespace mallorn::server {
 
 using tcp = asio::ip::tcp;
+// Concrete (not type-erased) strand executors for sockets and streams: with Boost 1.74, a
+// beast::tcp_stream over an any_io_executor-wrapped strand frees the strand while a cancelled
+// timeout handler still refers to it (AddressSanitizer: heap-use-after-free under concurrent
+// connections). A typed strand is reference-counted on its own.
+using strand_t = asio::strand<asio::io_context::executor_type>;
+using socket_t = asio::basic_stream_socket<tcp, strand_t>;
+using stream_t = beast::basic_stream<tcp, strand_t>;
 
 // Connections that a drain may need to close: each entry is touched only on its own strand.
 class connection_registry {
  public:
   struct entry {
-    asio::any_io_executor executor;
+    strand_t executor;
     std::atomic<bool>* idle;
     std::function<void()> close;
   };
@@ -60,6 +67,7 @@ struct http_server::impl {
   std::optional<asio::ssl::context> tls;
   std::atomic<bool> draining{false};
   connection_registry registry;
+  std::function<void()> on_drain;
   session_context ctx{opts, routes, stats, cache, blocking_pool, draining};
 
   impl(http_options o, router& r, metrics& m, patch_cache& c)
@@ -69,7 +77,7 @@ struct http_server::impl {
   asio::awaitable<void> session(Stream& stream, std::string client) {
     std::atomic<bool> idle{false};
     auto& tcp_stream = beast::get_lowest_layer(stream);
-    const auto id = registry.add({co_await asio::this_coro::executor, &idle, [&tcp_stream] {
+    const auto id = registry.add({tcp_stream.get_executor(), &idle, [&tcp_stream] {
                                     beast::error_code ec;
                                     tcp_stream.socket().shutdown(tcp::socket::shutdown_both, ec);
                                     tcp_stream.socket().close(ec);
@@ -82,15 +90,15 @@ struct http_server::impl {
     registry.remove(id);
   }
 
-  asio::awaitable<void> plain_connection(tcp::socket socket, std::string client) {
-    beast::tcp_stream stream(std::move(socket));
+  asio::awaitable<void> plain_connection(socket_t socket, std::string client) {
+    stream_t stream(std::move(socket));
     co_await session(stream, client);
     beast::error_code ec;
     stream.socket().shutdown(tcp::socket::shutdown_send, ec);
   }
 
-  asio::awaitable<void> tls_connection(tcp::socket socket, std::string client) {
-    beast::ssl_stream<beast::tcp_stream> stream(beast::tcp_stream(std::move(socket)), *tls);
+  asio::awaitable<void> tls_connection(socket_t socket, std::string client) {
+    beast::ssl_stream<stream_t> stream(stream_t(std::move(socket)), *tls);
     beast::error_code ec;
     beast::get_lowest_layer(stream).expires_after(opts.read_timeout);
     co_await stream.async_handshake(asio::ssl::stream_base::server, asio::redirect_error(asio::use_awaitable, ec));
@@ -104,12 +112,12 @@ struct http_server::impl {
   }
 
   // Over the cap: a short 503 instead of a silent reset, so clients back off and retry.
-  static asio::awaitable<void> refuse(tcp::socket socket) {
-    static const std::string busy =
-        "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nContent-Type: application/json\r\n"
-        "Connection: close\r\nContent-Length: 76\r\n\r\n"
-        "{\"error\":{\"code\":\"busy\",\"message\":\"too many connections; retry later\"}}\n";
-    beast::tcp_stream stream(std::move(socket));
+  static asio::awaitable<void> refuse(socket_t socket) {
+    static const std::string body = "{\"error\":{\"code\":\"busy\",\"message\":\"too many connections; retry later\"}}\n";
+    static const std::string busy = "HTTP/1.1 503 Service Unavailable\r\nServer: mallornd\r\nRetry-After: 5\r\n"
+                                    "Content-Type: application/json\r\nConnection: close\r\nContent-Length: " +
+                                    std::to_string(body.size()) + "\r\n\r\n" + body;
+    stream_t stream(std::move(socket));
     stream.expires_after(std::chrono::seconds(5));
     beast::error_code ec;
     co_await asio::async_write(stream, asio::buffer(busy), asio::redirect_error(asio::use_awaitable, ec));
@@ -119,7 +127,8 @@ struct http_server::impl {
   asio::awaitable<void> accept_loop() {
     for (;;) {
       beast::error_code ec;
-      tcp::socket socket = co_await acceptor.async_accept(asio::make_strand(ioc), asio::redirect_error(asio::use_awaitable, ec));
+      socket_t socket(asio::make_strand(ioc.get_executor()));
+      co_await acceptor.async_accept(socket, asio::redirect_error(asio::use_awaitable, ec));
       if (ec) {
         if (!acceptor.is_open() || draining) co_return;
         // EMFILE and friends: back off briefly instead of spinning.
@@ -145,6 +154,7 @@ struct http_server::impl {
 
   void start_drain() {
     if (draining.exchange(true)) return;
+    if (on_drain) on_drain();
     spdlog::info("draining: no new connections; {} open ones finish their current request",
                  stats.connections_active.load());
     beast::error_code ec;
@@ -202,8 +212,9 @@ core::result<void> http_server::listen() {
 
 std::uint16_t http_server::port() const { return impl_->acceptor.local_endpoint().port(); }
 
-void http_server::run(std::function<void()> on_ready, std::function<void()> on_reload) {
+void http_server::run(std::function<void()> on_ready, std::function<void()> on_reload, std::function<void()> on_drain) {
   auto& i = *impl_;
+  i.on_drain = std::move(on_drain);
   asio::signal_set signals(i.ioc, SIGTERM, SIGINT, SIGHUP);
   std::function<void(const beast::error_code&, int)> on_signal = [&](const beast::error_code& ec, int sig) {
     if (ec) return;

@@ -6,7 +6,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
+#include <limits>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -99,6 +101,24 @@ asio::awaitable<void> write_response(Stream& stream, session_context& ctx, http_
   }
 }
 
+// After refusing a request whose body we did not read (401, 413, ...): stop sending, then
+// discard what the client is still sending for a moment, so that closing does not reset the
+// connection before the client has read our answer (nginx's lingering close).
+template <class Stream>
+asio::awaitable<void> linger(Stream& stream, session_context& ctx) {
+  auto& tcp = beast::get_lowest_layer(stream);
+  beast::error_code ec;
+  tcp.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+  std::array<char, 16384> sink;
+  std::uint64_t discarded = 0;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (!ec && discarded < (64u << 20) && std::chrono::steady_clock::now() < until) {
+    tcp.expires_at(until);
+    discarded += co_await tcp.async_read_some(asio::buffer(sink), asio::redirect_error(asio::use_awaitable, ec));
+  }
+  (void)ctx;
+}
+
 // Serves requests on `stream` until the peer closes, an error, a timeout, or a drain.
 // `idle` is true while the session waits for the next request (a drain may close it then).
 template <class Stream>
@@ -122,6 +142,9 @@ asio::awaitable<void> serve_connection(Stream& stream, session_context& ctx, std
     const auto started = std::chrono::steady_clock::now();
     http::request_parser<http::empty_body> head;
     head.header_limit(ctx.opts.header_limit);
+    // The body limit depends on the route (plan() below); the header parser must not apply
+    // Beast's 1 MB default to the Content-Length it sees.
+    head.body_limit(std::numeric_limits<std::uint64_t>::max());
     tcp.expires_after(ctx.opts.read_timeout);
     co_await http::async_read_header(stream, buffer, head, asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
@@ -136,6 +159,7 @@ asio::awaitable<void> serve_connection(Stream& stream, session_context& ctx, std
         ctx.stats.request_done(r.route, r.status, 0);
         co_await write_response(stream, ctx, r, 11, false);
       }
+      spdlog::debug("{}: reading a request header failed: {}", client, ec.message());
       co_return;
     }
     const auto& h = head.get();
@@ -161,10 +185,11 @@ asio::awaitable<void> serve_connection(Stream& stream, session_context& ctx, std
       resp.close = true;
     } else {
       if (beast::iequals(h[http::field::expect], "100-continue")) {
-        http::response<http::empty_body> cont{http::status::continue_, version};
+        static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
         tcp.expires_after(ctx.opts.write_timeout);
-        co_await http::async_write(stream, cont, asio::use_awaitable);
+        co_await asio::async_write(stream, asio::buffer(continue_line, sizeof continue_line - 1), asio::use_awaitable);
       }
+      std::optional<http_response> refused;
       if (plan.to_file) {
         http::request_parser<http::file_body> body_parser{std::move(head)};
         body_parser.body_limit(plan.limit);
@@ -173,8 +198,10 @@ asio::awaitable<void> serve_connection(Stream& stream, session_context& ctx, std
         staged.path = detail::staging_name(ctx.opts.staging_dir);
         body_parser.get().body().open(staged.path.c_str(), beast::file_mode::write_new, ec);
         if (ec) {
-          resp = error_response(500, "io_error", "cannot stage the upload: " + ec.message());
-          resp.close = true;
+          spdlog::error("cannot stage an upload in {}: {}", ctx.opts.staging_dir.string(), ec.message());
+          refused = error_response(500, "io_error", "cannot stage the upload: " + ec.message());
+          ec = {};
+          refused->close = true;
         } else {
           while (!body_parser.is_done()) {
             tcp.expires_after(ctx.opts.read_timeout);
@@ -192,10 +219,13 @@ asio::awaitable<void> serve_connection(Stream& stream, session_context& ctx, std
         co_await http::async_read(stream, buffer, body_parser, asio::redirect_error(asio::use_awaitable, ec));
         req.body = std::move(body_parser.get().body());
       }
-      if (ec == http::error::body_limit) {
+      if (refused) {
+        resp = std::move(*refused);
+      } else if (ec == http::error::body_limit) {
         resp = error_response(413, "body_too_large", "the request body exceeds " + std::to_string(plan.limit) + " bytes");
         resp.close = true;
       } else if (ec) {
+        spdlog::debug("{} {} {}: reading the body failed: {}", client, req.method, req.target, ec.message());
         co_return;  // timeout or the peer went away mid-body: nothing sensible to answer
       } else if (plan.blocking) {
         auto home = co_await asio::this_coro::executor;
@@ -219,7 +249,10 @@ asio::awaitable<void> serve_connection(Stream& stream, session_context& ctx, std
     ctx.stats.request_done(route, status, seconds);
     if (status >= 500) spdlog::warn("{} {} {} -> {} ({:.3f} s)", client, req.method, req.target, status, seconds);
     else spdlog::debug("{} {} {} -> {} ({:.3f} s)", client, req.method, req.target, status, seconds);
-    if (!keep_alive) co_return;
+    if (!keep_alive) {
+      if (resp.close) co_await linger(stream, ctx);
+      co_return;
+    }
   }
 }
 

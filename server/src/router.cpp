@@ -31,8 +31,11 @@ std::string route_name(const std::vector<std::string>& seg) {
                                                  "fingerprint",  "create-patch", "report", "healthz", "metrics"};
   for (const auto& k : known)
     if (seg[0] == k) return k;
-  if (seg[0] == "admin" && seg.size() >= 2) return "admin_" + seg[1];
-  return "other";
+  // Labels come from a fixed set: a request path must never create a metric series.
+  if (seg[0] == "admin" && seg.size() >= 2)
+    for (const char* k : {"models", "rescan", "devices"})
+      if (seg[1] == k) return std::string("admin_") + k;
+  return seg[0] == "admin" ? "admin_other" : "other";
 }
 
 http_response method_not_allowed(const std::string& allow) {
@@ -71,6 +74,7 @@ router::body_plan router::plan(const http_request& head) {
     auto r = error_response(429, "rate_limited", "too many requests from " + head.client);
     r.set("Retry-After", std::to_string(limiter_.retry_after(head.client, cfg_.clock())));
     r.route = route;
+    r.close = true;  // the body (if any) is not read
     p.reject = std::move(r);
     return p;
   }
@@ -144,7 +148,7 @@ http_response router::handle(const http_request& req) {
     } else if (seg[1] == "rescan" && seg.size() == 2) {
       r = m == "POST" ? rescan() : method_not_allowed("POST");
     } else if (seg[1] == "devices" && seg.size() <= 3) {
-      r = get ? devices(seg.size() == 3 ? seg[2] : std::string()) : method_not_allowed("GET");
+      r = get ? devices(seg.size() == 3 ? seg[2] : std::string()) : method_not_allowed("GET, HEAD");
     } else {
       r = error_response(404, "not_found", "no such admin route");
     }

@@ -31,6 +31,7 @@ http_response serve_file(const http_request& req, const std::string& path, const
   r.set("Content-Disposition", "attachment; filename=\"" + filename + "\"");
   if (const auto* inm = req.header("if-none-match"); inm && if_none_match_matches(*inm, etag)) {
     r.status = 304;
+    r.head_length = size;  // RFC 9110: a 304 may only carry the 200's Content-Length
     return r;
   }
   std::optional<std::string_view> range;

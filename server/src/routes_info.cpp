@@ -52,13 +52,14 @@ http_response router::report(const http_request& req) {
     return !(required && out.empty());
   };
   if (!field("device_id", r.device_id, 256, true) || !field("state", r.state, 32, true))
-    return error_response(400, "missing_field", "a report needs string 'device_id' and 'state'");
+    return error_response(400, doc->contains("device_id") && doc->contains("state") ? "bad_field" : "missing_field",
+                          "a report needs string 'device_id' and 'state'");
   if (!field("model", r.model, 128, false) || !field("from_version", r.from_version, 128, false) ||
       !field("to_version", r.to_version, 128, false) || !field("error", r.error, 4096, false))
     return error_response(400, "bad_field", "model, from_version, to_version and error must be short strings");
   if (!states.count(r.state))
     return error_response(400, "bad_state", "unknown state '" + r.state + "'; see docs/api.md for the list");
-  if (doc->contains("bytes_downloaded")) {
+  if (doc->contains("bytes_downloaded") && !(*doc)["bytes_downloaded"].is_null()) {
     const auto& b = (*doc)["bytes_downloaded"];
     if (!b.is_number_unsigned() && !(b.is_number_integer() && b.get<std::int64_t>() >= 0))
       return error_response(400, "bad_field", "'bytes_downloaded' must be a non-negative integer");
@@ -84,7 +85,9 @@ http_response router::healthz() {
 }
 
 http_response router::upload_model(const http_request& req, const std::string& model, const std::string& version) {
-  if (req.body_file.empty()) return error_response(400, "empty_upload", "PUT the model file as the request body");
+  std::error_code size_ec;
+  if (req.body_file.empty() || std::filesystem::file_size(req.body_file, size_ec) == 0 || size_ec)
+    return error_response(400, "empty_upload", "PUT the model file as the request body");
   if (const auto* want = req.header("x-content-sha256")) {
     auto got = core::sha256_of_file(req.body_file);
     if (!got) return error_response(500, "io_error", got.err().what());

@@ -64,6 +64,11 @@ http_response router::check_update(const http_request& req) {
   const model_version* current = nullptr;
   if (!sha->empty()) {
     current = cat->find_by_sha256(*sha, *model);
+    // The same bytes stored under two models (a fork, a rename): the device must say which.
+    if (current && model->empty())
+      for (const auto& [name, entry] : cat->models)
+        if (name != current->model && cat->find_by_sha256(*sha, name))
+          return error_response(409, "ambiguous_model", "several models hold this exact file; send 'model'");
   } else {
     auto matches = cat->find_by_short_id(*short_id, *model);
     if (matches.size() > 1 && std::any_of(matches.begin(), matches.end(),

@@ -38,7 +38,7 @@ class http_server {
   std::uint16_t port() const;
   // Serves until drained (SIGTERM/SIGINT or drain()); returns once every connection closed or the
   // drain timeout passed. `on_reload` runs (on its own thread) for SIGHUP.
-  void run(std::function<void()> on_ready, std::function<void()> on_reload);
+  void run(std::function<void()> on_ready, std::function<void()> on_reload, std::function<void()> on_drain = {});
   // Stops accepting, closes idle keep-alive connections, lets busy ones finish.
   void drain();
   bool draining() const;

@@ -1,0 +1,296 @@
+// The real mallornd process on loopback, driven by real curl: downloads, resume, ranges, one build
+// for many devices, bad input, kill -9 during a build, SIGTERM drain, uploads, SIGHUP, TLS.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "mallorn/core/hash.hpp"
+#include "mallorn/core/io.hpp"
+#include "mallorn/core/signature.hpp"
+#include "support/daemon_process.hpp"
+#include "support/model_store_fixture.hpp"
+#include "support/shell.hpp"
+#include "support/temp_dir.hpp"
+
+using namespace mallorn;
+using namespace mallorn::test;
+using nlohmann::json;
+
+namespace {
+
+const std::string token = "test-admin-token-0123456789";
+
+std::string sha_of(const std::filesystem::path& p) { return core::to_hex(*core::sha256_of_file(p)); }
+
+struct daemon_rig {
+  temp_dir dir{"mallornd"};
+  std::vector<stored_pair> pairs;
+  explicit daemon_rig(const std::vector<std::string>& names = default_pairs()) {
+    std::filesystem::create_directories(dir / "models");
+    pairs = make_store(dir / "models", names);
+    std::ofstream(dir / "token") << token << "\n";
+    std::filesystem::permissions(dir / "token", std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  }
+  std::vector<std::string> args(std::vector<std::string> extra = {}) const {
+    std::vector<std::string> a = {"--models", (dir / "models").string(), "--data", (dir / "data").string(),
+                                  "--admin-token-file", (dir / "token").string(), "--level", "3", "--no-neural",
+                                  "--rate-limit", "0"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  }
+};
+
+// curl with -s and the status code on the last line.
+struct curl_result {
+  int status = 0;
+  std::string body;
+};
+curl_result curl(const std::string& args) {
+  auto r = run_shell("curl -s -w '\\n%{http_code}' " + args + " 2>/dev/null");
+  curl_result out;
+  auto nl = r.out.rfind('\n');
+  if (nl == std::string::npos) return out;
+  out.status = std::atoi(r.out.c_str() + nl + 1);
+  out.body = r.out.substr(0, nl);
+  return out;
+}
+
+std::string check_update_body(const std::filesystem::path& model) { return json{{"sha256", sha_of(model)}}.dump(); }
+
+curl_result check_update(const daemon_process& d, const std::filesystem::path& model) {
+  return curl("-X POST -H 'Content-Type: application/json' -d '" + check_update_body(model) + "' " + d.url("/check-update"));
+}
+
+json wait_ready(const daemon_process& d, const std::filesystem::path& model) {
+  for (int i = 0; i < 1200; ++i) {
+    auto r = check_update(d, model);
+    if (r.status == 200) return json::parse(r.body);
+    if (r.status != 202) {
+      ADD_FAILURE() << "check-update answered " << r.status << " " << r.body << "\n" << d.log();
+      return {};
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ADD_FAILURE() << "patch never became ready";
+  return {};
+}
+
+std::string metric_line(const daemon_process& d, const std::string& prefix) {
+  auto text = curl(d.url("/metrics")).body;
+  auto pos = text.find(prefix + " ");
+  return pos == std::string::npos ? "" : text.substr(pos + prefix.size() + 1, text.find('\n', pos) - pos - prefix.size() - 1);
+}
+
+}  // namespace
+
+TEST(Daemon, CurlDownloadResumeRangesAndApply) {
+  daemon_rig rig;
+  auto keys = core::ed25519_generate();
+  ASSERT_TRUE(keys.ok());
+  ASSERT_TRUE(core::write_file_atomic(rig.dir / "release.key", keys->private_key).ok());
+  ASSERT_TRUE(core::write_file_atomic(rig.dir / "release.pub", keys->public_key).ok());
+  daemon_process d(rig.dir.path(), rig.args({"--signing-key", (rig.dir / "release.key").string()}));
+  ASSERT_TRUE(d.listening()) << d.log();
+  const auto& pair = rig.pairs[0];
+
+  auto first = check_update(d, pair.v1);
+  EXPECT_EQ(first.status, 202) << first.body;
+  auto ready = wait_ready(d, pair.v1);
+  ASSERT_EQ(ready["status"], "ready");
+  EXPECT_EQ(ready["signed"], true);
+  const std::string url = d.url(ready["patch_url"].get<std::string>());
+  const auto patch = rig.dir / "update.mlrn";
+
+  // Full download, then the device applies it with the CLI and the release key.
+  ASSERT_EQ(curl("-o " + patch.string() + " " + url).status, 200);
+  EXPECT_EQ(sha_of(patch), ready["patch_sha256"]);
+  const auto out = rig.dir / "new.tflite";
+  auto applied = run_shell((bin_dir() / "mallorn").string() + " patch " + pair.v1.string() + " " + patch.string() +
+                           " -o " + out.string() + " --pubkey " + (rig.dir / "release.pub").string() + " 2>&1");
+  ASSERT_EQ(applied.exit_code, 0) << applied.out;
+  EXPECT_EQ(sha_of(out), sha_of(pair.v2));
+
+  // An interrupted transfer resumed with curl -C -.
+  const std::string model_url = d.url(ready["full_url"].get<std::string>());
+  const auto part = rig.dir / "model.part";
+  // The connection drops after 500,000 bytes (curl dies of SIGPIPE as head exits).
+  run_shell("curl -s " + model_url + " | head -c 500000 > " + part.string());
+  const auto partial = std::filesystem::file_size(part);
+  EXPECT_GT(partial, 0u);
+  EXPECT_LT(partial, std::filesystem::file_size(pair.v2));
+  auto resumed = curl("-C - -o " + part.string() + " " + model_url);
+  EXPECT_EQ(resumed.status, 206);
+  EXPECT_EQ(sha_of(part), sha_of(pair.v2));
+  // The same for the patch, cut at an arbitrary byte.
+  run_shell("head -c 1000 " + patch.string() + " > " + (rig.dir / "patch.part").string());
+  EXPECT_EQ(curl("-C - -o " + (rig.dir / "patch.part").string() + " " + url).status, 206);
+  EXPECT_EQ(sha_of(rig.dir / "patch.part"), ready["patch_sha256"]);
+
+  // Ranges, HEAD, If-Range, 416.
+  auto r = curl("-r 0-99 " + url);
+  EXPECT_EQ(r.status, 206);
+  EXPECT_EQ(r.body.size(), 100u);
+  auto tail = curl("-r -10 " + url);
+  EXPECT_EQ(tail.status, 206);
+  EXPECT_EQ(tail.body.size(), 10u);
+  auto head = run_shell("curl -sI " + url);
+  EXPECT_NE(head.out.find("Accept-Ranges: bytes"), std::string::npos) << head.out;
+  EXPECT_NE(head.out.find("Content-Length: " + std::to_string(ready["patch_size"].get<std::uint64_t>())), std::string::npos);
+  EXPECT_NE(head.out.find("ETag: \"" + ready["patch_sha256"].get<std::string>() + "\""), std::string::npos);
+  auto stale = curl("-r 0-9 -H 'If-Range: \"stale\"' -o /dev/null " + url);
+  EXPECT_EQ(stale.status, 200);
+  auto fresh = curl("-r 0-9 -H 'If-Range: \"" + ready["patch_sha256"].get<std::string>() + "\"' -o /dev/null " + url);
+  EXPECT_EQ(fresh.status, 206);
+  EXPECT_EQ(curl("-r 99999999- " + url).status, 416);
+  EXPECT_EQ(curl(d.url("/patch/" + std::string(64, '0'))).status, 404);
+}
+
+TEST(Daemon, ConcurrentDevicesTriggerExactlyOneBuild) {
+  daemon_rig rig;
+  daemon_process d(rig.dir.path(), rig.args());
+  ASSERT_TRUE(d.listening()) << d.log();
+  const auto& pair = rig.pairs[0];
+  std::string many;
+  for (int i = 0; i < 24; ++i)
+    many += "curl -s -o /dev/null -X POST -d '" + check_update_body(pair.v1) + "' " + d.url("/check-update") + " & ";
+  run_shell(many + "wait");
+  wait_ready(d, pair.v1);
+  EXPECT_EQ(metric_line(d, "mallornd_builds_total{result=\"ok\"}"), "1");
+  EXPECT_EQ(metric_line(d, "mallornd_builds_total{result=\"failed\"}"), "0");
+}
+
+TEST(Daemon, BadInputGetsClearErrorsAndChangesNothing) {
+  daemon_rig rig;
+  daemon_process d(rig.dir.path(), rig.args({"--max-body", "1K", "--read-timeout", "1"}));
+  ASSERT_TRUE(d.listening()) << d.log();
+  const std::string model = rig.pairs[0].model;
+
+  EXPECT_EQ(curl("-X POST " + d.url("/admin/rescan")).status, 401);
+  EXPECT_EQ(curl("-X POST -H 'Authorization: Bearer nope' " + d.url("/admin/rescan")).status, 401);
+  EXPECT_EQ(curl("-X POST -H 'Authorization: Bearer " + token + "' " + d.url("/admin/rescan")).status, 200);
+  for (const std::string& path : std::vector<std::string>{"/model/../../etc/passwd", "/model/%2e%2e/%2e%2e/etc/passwd",
+                                 "/model/" + model + "/..%2F..%2F..%2Fetc%2Fpasswd", "/fingerprint/%00",
+                                 "/patch/..%2findex.sqlite"}) {
+    auto r = curl("--path-as-is " + d.url(path));
+    EXPECT_TRUE(r.status == 400 || r.status == 404) << path << " -> " << r.status;
+    EXPECT_EQ(r.body.find("root:"), std::string::npos);
+  }
+  auto malformed = curl("-X POST -d '{\"sha256\": ' " + d.url("/check-update"));
+  EXPECT_EQ(malformed.status, 400);
+  EXPECT_EQ(json::parse(malformed.body)["error"]["code"], "malformed_json");
+  auto big = curl("-X POST --data-binary @" + rig.pairs[0].v1.string() + " " + d.url("/check-update"));
+  EXPECT_EQ(big.status, 413);
+  auto huge_header = curl("-H 'X-Filler: " + std::string(20000, 'x') + "' " + d.url("/healthz"));
+  EXPECT_EQ(huge_header.status, 431);
+  // Slowloris: half a request line, then silence; the server hangs up after the read timeout.
+  const auto started = std::chrono::steady_clock::now();
+  run_shell("timeout 10 bash -c 'exec 3<>/dev/tcp/127.0.0.1/" + std::to_string(d.port()) +
+            "; printf \"GET /healthz HTTP/1.1\\r\\nHost: x\\r\\n\" >&3; cat <&3 >/dev/null'");
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(5));
+  // After all that the daemon still serves.
+  EXPECT_EQ(curl(d.url("/healthz")).status, 200);
+  EXPECT_TRUE(d.running());
+}
+
+TEST(Daemon, KillNineDuringABuildThenRestartRecovers) {
+  daemon_rig rig({"coral-mnv2-quant_2020-to-2021a"});
+  const auto& pair = rig.pairs[0];
+  const auto patches = rig.dir / "data" / "patches";
+  auto build_in_progress = [&] {
+    if (!std::filesystem::exists(patches)) return false;
+    for (const auto& e : std::filesystem::directory_iterator(patches))
+      if (e.path().filename().string().rfind(".build-", 0) == 0) return true;
+    return false;
+  };
+  {
+    // Level 22 with byte planing: slow enough to be caught mid-build.
+    auto args = rig.args({"--level", "22"});
+    args.erase(std::find(args.begin(), args.end(), "--no-neural"));
+    daemon_process d(rig.dir.path(), args);
+    ASSERT_TRUE(d.listening()) << d.log();
+    EXPECT_EQ(check_update(d, pair.v1).status, 202);
+    for (int i = 0; i < 500 && !build_in_progress(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    ASSERT_TRUE(build_in_progress()) << "the build finished before it could be interrupted";
+    d.signal(SIGKILL);
+    d.wait_exit(std::chrono::seconds(5));
+  }
+  EXPECT_TRUE(build_in_progress());  // the kill left its staging file behind
+  daemon_process again(rig.dir.path(), rig.args());
+  ASSERT_TRUE(again.listening()) << again.log();
+  EXPECT_NE(again.log().find("removing unfinished build"), std::string::npos) << again.log();
+  auto ready = wait_ready(again, pair.v1);
+  ASSERT_EQ(curl("-o " + (rig.dir / "p.mlrn").string() + " " + again.url(ready["patch_url"].get<std::string>())).status, 200);
+  auto applied = run_shell((bin_dir() / "mallorn").string() + " patch " + pair.v1.string() + " " +
+                           (rig.dir / "p.mlrn").string() + " -o " + (rig.dir / "out").string() + " 2>&1");
+  ASSERT_EQ(applied.exit_code, 0) << applied.out;
+  EXPECT_EQ(sha_of(rig.dir / "out"), sha_of(pair.v2));
+}
+
+TEST(Daemon, SigtermLetsADownloadInFlightFinish) {
+  daemon_rig rig;
+  daemon_process d(rig.dir.path(), rig.args());
+  ASSERT_TRUE(d.listening()) << d.log();
+  const auto& pair = rig.pairs[0];
+  const auto out = rig.dir / "download";
+  // ~3.6 MB at 2 MB/s: still running when SIGTERM arrives.
+  std::thread download([&] {
+    run_shell("curl -s --limit-rate 2M -o " + out.string() + " " + d.url("/model/" + pair.model + "/2"));
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  d.signal(SIGTERM);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_NE(run_shell("curl -s -m 2 " + d.url("/healthz")).exit_code, 0);  // no new connections
+  const int status = d.wait_exit(std::chrono::seconds(20));
+  download.join();
+  ASSERT_TRUE(WIFEXITED(status)) << d.log();
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_EQ(sha_of(out), sha_of(pair.v2));
+  EXPECT_NE(d.log().find("drained"), std::string::npos) << d.log();
+}
+
+TEST(Daemon, UploadsAndSighupRescans) {
+  daemon_rig rig;
+  daemon_process d(rig.dir.path(), rig.args());
+  ASSERT_TRUE(d.listening()) << d.log();
+  const auto& pair = rig.pairs[0];
+  const std::string auth = "-H 'Authorization: Bearer " + token + "' ";
+  auto up = curl(auth + "-H 'X-Content-SHA256: " + sha_of(pair.v2) + "' -T " + pair.v2.string() + " " +
+                 d.url("/admin/models/" + pair.model + "/3"));
+  ASSERT_EQ(up.status, 201) << up.body;
+  EXPECT_EQ(sha_of(rig.dir / "models" / pair.model / "3.tflite"), sha_of(pair.v2));
+  EXPECT_EQ(curl(auth + "-T " + pair.v1.string() + " " + d.url("/admin/models/" + pair.model + "/3")).status, 409);
+  EXPECT_EQ(curl("-T " + pair.v1.string() + " " + d.url("/admin/models/" + pair.model + "/4")).status, 401);
+  EXPECT_FALSE(std::filesystem::exists(rig.dir / "models" / pair.model / "4.tflite"));
+  // No staged uploads are left behind.
+  const auto staging = rig.dir / "models" / ".uploads";
+  EXPECT_TRUE(!std::filesystem::exists(staging) || std::filesystem::is_empty(staging));
+
+  std::filesystem::copy_file(pair.v1, rig.dir / "models" / pair.model / "10.tflite");
+  d.signal(SIGHUP);
+  json fp;
+  for (int i = 0; i < 100; ++i) {
+    fp = json::parse(curl(d.url("/fingerprint/" + pair.model)).body);
+    if (fp["version"] == "10") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(fp["version"], "10");  // natural order: 10 > 3
+}
+
+TEST(Daemon, ServesHttpsWithTheGivenCertificate) {
+  daemon_rig rig;
+  auto gen = run_shell("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=127.0.0.1 "
+                       "-addext subjectAltName=IP:127.0.0.1 -keyout " + (rig.dir / "key.pem").string() + " -out " +
+                       (rig.dir / "cert.pem").string() + " 2>&1");
+  ASSERT_EQ(gen.exit_code, 0) << gen.out;
+  daemon_process d(rig.dir.path(), rig.args({"--tls-cert", (rig.dir / "cert.pem").string(), "--tls-key",
+                                             (rig.dir / "key.pem").string()}));
+  ASSERT_TRUE(d.listening()) << d.log();
+  const std::string https = "https://127.0.0.1:" + std::to_string(d.port());
+  auto ok = curl("--cacert " + (rig.dir / "cert.pem").string() + " " + https + "/healthz");
+  EXPECT_EQ(ok.status, 200) << ok.body;
+  EXPECT_EQ(json::parse(ok.body)["status"], "ok");
+  EXPECT_NE(run_shell("curl -s " + https + "/healthz").exit_code, 0);  // unknown CA refused by the client
+  EXPECT_NE(curl(d.url("/healthz")).status, 200);                      // plain HTTP is not served
+}
