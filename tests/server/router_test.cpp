@@ -263,3 +263,19 @@ TEST(Router, MetricsAndHealth) {
   EXPECT_NE(text.find("mallornd_request_duration_seconds_bucket{route=\"check-update\",le=\"0.0025\"} 1"), std::string::npos);
   EXPECT_NE(text.find("# TYPE mallornd_builds_total counter"), std::string::npos);
 }
+
+TEST(Router, IndexFileOrdersVersionsAndPinsChannels) {
+  server_rig rig;
+  const auto& pair = rig.pairs[0];
+  const auto dir = rig.dir / "models" / pair.model;
+  // "2" is the older release here, and the beta channel stays on it.
+  std::ofstream(dir / "index.json") << R"({"order": ["2", "1"], "channels": {"beta": "2", "gone": "7"}})";
+  auto report = rig.store->rescan();
+  ASSERT_TRUE(report.ok());
+  EXPECT_EQ(report->warnings.size(), 1u);  // the channel naming a missing version
+  EXPECT_EQ(json::parse(rig.call("GET", "/fingerprint/" + pair.model).body)["version"], "1");
+  auto stable = json::parse(rig.call("POST", "/check-update", json{{"sha256", server_rig::sha_of(pair.v2)}}.dump()).body);
+  EXPECT_EQ(stable["target_version"], "1");
+  auto beta = rig.call("POST", "/check-update", json{{"sha256", server_rig::sha_of(pair.v2)}, {"channel", "beta"}}.dump());
+  EXPECT_EQ(json::parse(beta.body)["update_available"], false);
+}
