@@ -1,0 +1,45 @@
+// mallorn-agent's configuration file (JSON):
+// {
+//   "server": "https://updates.example:8443", "device_id": "cam-17",
+//   "public_key": "/etc/mallorn/release.pub",     // with a key, unsigned patches are refused
+//   "ca_file": "...", "client_cert": "...", "client_key": "...",   // TLS / mTLS (optional)
+//   "poll_interval": 300, "jitter": 0.2, "http_timeout": 30, "allow_downgrade": false,
+//   "models": [ {"name": "detector", "dir": "/var/lib/mallorn/detector", "file": "model.tflite",
+//                "health_check": ["/usr/bin/check-model", "--quick"], "health_timeout": 60} ]
+// }
+#pragma once
+#include <chrono>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "mallorn/agent/http_client.hpp"
+#include "mallorn/core/error.hpp"
+#include "mallorn/core/signature.hpp"
+
+namespace mallorn::agent {
+
+struct model_config {
+  std::string name;
+  std::filesystem::path dir;  // slots a/ and b/, `current`, the journal and the download
+  std::string file = "model.bin";
+  std::vector<std::string> health_check;  // empty: no health check
+  std::chrono::seconds health_timeout{60};
+};
+
+struct agent_config {
+  std::string server;
+  std::string device_id;
+  std::optional<core::ed25519_public_key> public_key;
+  tls_options tls;
+  std::chrono::seconds poll_interval{300};
+  double jitter = 0.2;
+  std::chrono::seconds http_timeout{30};
+  bool allow_downgrade = false;
+  std::vector<model_config> models;
+};
+
+core::result<agent_config> load_agent_config(const std::filesystem::path& file);
+
+}  // namespace mallorn::agent

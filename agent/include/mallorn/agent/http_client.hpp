@@ -1,0 +1,58 @@
+// A small blocking HTTP(S) client over Boost.Beast for the agent: every operation has a deadline,
+// downloads stream to a sink (never into memory), and Range/If-Range resume is built in.
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "mallorn/core/error.hpp"
+
+namespace mallorn::agent {
+
+struct tls_options {
+  std::filesystem::path ca_file;      // empty: the system's default CAs
+  std::filesystem::path client_cert;  // mTLS (optional)
+  std::filesystem::path client_key;
+};
+
+struct http_reply {
+  unsigned status = 0;
+  std::map<std::string, std::string> headers;  // lower-case names
+  std::string body;                             // empty when streamed to a sink
+  const std::string* header(const std::string& name) const {
+    auto it = headers.find(name);
+    return it == headers.end() ? nullptr : &it->second;
+  }
+};
+
+// Receives body bytes; returning an error aborts the transfer.
+// Receives the status (200 or 206) and body bytes; returning an error aborts the transfer.
+using body_sink = std::function<core::result<void>(unsigned status, std::span<const std::uint8_t>)>;
+
+class http_client {
+ public:
+  // base_url: "http://host:port" or "https://host:port" (no path).
+  static core::result<http_client> create(const std::string& base_url, tls_options tls = {},
+                                          std::chrono::seconds timeout = std::chrono::seconds(30));
+
+  core::result<http_reply> post_json(const std::string& target, const std::string& json);
+  // GET; with `sink`, a 200/206 body goes to the sink chunk by chunk (other statuses are buffered
+  // in reply.body). `extra` headers, e.g. Range and If-Range.
+  core::result<http_reply> get(const std::string& target, const std::map<std::string, std::string>& extra = {},
+                               const body_sink& sink = nullptr);
+
+ private:
+  core::result<http_reply> request(const std::string& method, const std::string& target, const std::string& body,
+                                   const std::map<std::string, std::string>& extra, const body_sink& sink);
+  bool https_ = false;
+  std::string host_, port_;
+  tls_options tls_;
+  std::chrono::seconds timeout_{30};
+};
+
+}  // namespace mallorn::agent

@@ -1,0 +1,347 @@
+#include "mallorn/agent/updater.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <spdlog/spdlog.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "mallorn/core/hash.hpp"
+#include "mallorn/core/patch_applier.hpp"
+
+extern char** environ;
+
+namespace mallorn::agent {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+const char* outcome_name(cycle_outcome o) {
+  switch (o) {
+    case cycle_outcome::up_to_date: return "up_to_date";
+    case cycle_outcome::pending: return "pending";
+    case cycle_outcome::updated: return "updated";
+    case cycle_outcome::rolled_back: return "rolled_back";
+    case cycle_outcome::failed: return "failed";
+  }
+  return "failed";
+}
+
+updater::updater(const agent_config& cfg, const model_config& model, http_client& client)
+    : cfg_(cfg), model_(model), client_(client), slots_(model.dir, model.file) {}
+
+core::result<void> updater::enter(journal& j, update_state s) {
+  j.state = s;
+  return save_journal(journal_path(), j);
+}
+
+void updater::report(const journal& j, const std::string& state, const std::string& error) {
+  json body = {{"device_id", cfg_.device_id}, {"model", model_.name},     {"from_version", j.from_version},
+               {"to_version", j.to_version},  {"state", state},           {"error", error},
+               {"bytes_downloaded", j.bytes_downloaded}};
+  auto r = client_.post_json("/report", body.dump());
+  if (!r) spdlog::warn("{}: report '{}' not delivered: {}", model_.name, state, r.err().what());
+}
+
+cycle_result updater::fail(journal& j, const std::string& why) {
+  spdlog::error("{}: update {} -> {} failed, {} stays active: {}", model_.name, j.from_version, j.to_version,
+                j.old_slot.empty() ? "the current model" : "slot " + j.old_slot, why);
+  report(j, "failed", why);
+  j.failed_target = j.target_sha256;
+  j.error = why;
+  std::error_code ec;
+  fs::remove(download_path(), ec);
+  (void)enter(j, update_state::idle);
+  return {cycle_outcome::failed, 0, why};
+}
+
+cycle_result updater::run_once() {
+  auto loaded = load_journal(journal_path());
+  if (!loaded) return {cycle_outcome::failed, 0, loaded.err().what()};
+  journal j = *loaded;
+  if (!slots_.provisioned()) return {cycle_outcome::failed, 0, model_.dir.string() + " has no installed model"};
+  if (j.state != update_state::idle) {
+    spdlog::info("{}: resuming the update {} -> {} in state {}", model_.name, j.from_version, j.to_version, state_name(j.state));
+    return resume(j);
+  }
+  return check(j);
+}
+
+cycle_result updater::check(journal& j) {
+  auto active = slots_.active();
+  if (!active) return {cycle_outcome::failed, 0, active.err().what()};
+  auto digest = core::sha256_of_file(slots_.model_path(*active));
+  if (!digest) return {cycle_outcome::failed, 0, digest.err().what()};
+  const std::string sha = core::to_hex(*digest);
+  json req = {{"sha256", sha}, {"model", model_.name}, {"device_id", cfg_.device_id}};
+  auto reply = client_.post_json("/check-update", req.dump());
+  if (!reply) return {cycle_outcome::failed, 0, reply.err().what()};
+  if (reply->status == 202 || reply->status == 503) {
+    const auto* ra = reply->header("retry-after");
+    return {cycle_outcome::pending, ra ? static_cast<unsigned>(std::atoi(ra->c_str())) : 30u, "server is preparing the update"};
+  }
+  auto doc = json::parse(reply->body, nullptr, false);
+  if (reply->status != 200 || doc.is_discarded() || !doc.is_object())
+    return {cycle_outcome::failed, 0, "check-update answered " + std::to_string(reply->status) + ": " + reply->body.substr(0, 200)};
+  try {
+    if (!doc.value("update_available", false)) return {cycle_outcome::up_to_date, 0, {}};
+    journal next;
+    next.installed_version = j.installed_version.empty() ? doc.value("current_version", std::string()) : j.installed_version;
+    next.installed_rank = j.installed_rank;
+    next.failed_target = j.failed_target;
+    next.from_sha256 = sha;
+    next.from_version = doc["current_version"].is_string() ? doc["current_version"].get<std::string>() : "unknown";
+    next.to_version = doc.at("target_version").get<std::string>();
+    next.target_sha256 = doc.at("target_sha256").get<std::string>();
+    next.target_rank = doc.value("target_rank", std::uint64_t{0});
+    next.full_url = doc.at("full_url").get<std::string>();
+    next.full_size = doc.value("full_size", std::uint64_t{0});
+    if (doc["patch_url"].is_string()) {
+      next.patch_url = doc["patch_url"].get<std::string>();
+      next.patch_sha256 = doc.at("patch_sha256").get<std::string>();
+      next.patch_size = doc.at("patch_size").get<std::uint64_t>();
+    } else {
+      next.use_full = true;
+    }
+    if (next.target_sha256 == j.failed_target)
+      return {cycle_outcome::up_to_date, 0, "skipping " + next.to_version + ": it failed on this device before"};
+    if (!cfg_.allow_downgrade && j.installed_rank && next.target_rank && next.target_rank <= j.installed_rank)
+      return {cycle_outcome::up_to_date, 0, "refusing downgrade to " + next.to_version};
+    next.old_slot = *active;
+    next.new_slot = slot_store::other(*active);
+    std::error_code ec;
+    fs::remove(download_path(), ec);
+    spdlog::info("{}: update {} -> {} ({})", model_.name, next.from_version, next.to_version,
+                 next.use_full ? "full download" : "patch of " + std::to_string(next.patch_size) + " bytes");
+    if (auto r = enter(next, update_state::download); !r) return {cycle_outcome::failed, 0, r.err().what()};
+    j = next;
+  } catch (const json::exception& e) {
+    return {cycle_outcome::failed, 0, std::string("unexpected check-update answer: ") + e.what()};
+  }
+  return resume(j);
+}
+
+cycle_result updater::resume(journal& j) {
+  for (;;) {
+    switch (j.state) {
+      case update_state::idle: return {cycle_outcome::up_to_date, 0, {}};
+      case update_state::download: {
+        report(j, "downloading");
+        auto r = download(j);
+        if (!r && r.err().code == core::errc::io_error) {
+          // The network or the disk, not the content: keep the journal and the partial file, the
+          // next run resumes where this one stopped.
+          spdlog::warn("{}: download interrupted ({}); will resume", model_.name, r.err().what());
+          report(j, "failed", r.err().what());
+          return {cycle_outcome::failed, 0, r.err().what()};
+        }
+        if (!r) {
+          if (!j.use_full) {
+            spdlog::warn("{}: patch download failed ({}); falling back to the full model", model_.name, r.err().what());
+            j.use_full = true;
+            std::error_code ec;
+            fs::remove(download_path(), ec);
+            if (auto s = enter(j, update_state::download); !s) return fail(j, s.err().what());
+            continue;
+          }
+          return fail(j, r.err().what());
+        }
+        if (auto s = enter(j, update_state::apply); !s) return fail(j, s.err().what());
+        break;
+      }
+      case update_state::apply: {
+        report(j, "applying");
+        auto r = apply(j);
+        if (!r) {
+          // A bad signature is tampering, not an accident: do not route around it.
+          if (!j.use_full && r.err().code != core::errc::signature_error && r.err().code != core::errc::downgrade_refused) {
+            spdlog::warn("{}: the patch did not apply ({}); falling back to the full model", model_.name, r.err().what());
+            j.use_full = true;
+            std::error_code ec;
+            fs::remove(download_path(), ec);
+            if (auto s = enter(j, update_state::download); !s) return fail(j, s.err().what());
+            continue;
+          }
+          return fail(j, r.err().what());
+        }
+        if (auto s = enter(j, update_state::verify); !s) return fail(j, s.err().what());
+        break;
+      }
+      case update_state::verify: {
+        auto digest = core::sha256_of_file(slots_.model_path(j.new_slot));
+        if (!digest || core::to_hex(*digest) != j.target_sha256)
+          return fail(j, "the new model's SHA-256 does not match the target " + j.target_sha256);
+        if (auto s = enter(j, update_state::swap); !s) return fail(j, s.err().what());
+        break;
+      }
+      case update_state::swap: {
+        report(j, "swapping");
+        if (auto r = slots_.activate(j.new_slot); !r) return fail(j, r.err().what());
+        if (auto s = enter(j, update_state::health_check); !s) return fail(j, s.err().what());
+        break;
+      }
+      case update_state::health_check: {
+        report(j, "health_check");
+        auto r = health_check();
+        if (!r) {
+          j.error = r.err().message;
+          spdlog::error("{}: health check of {} failed: {}; rolling back", model_.name, j.to_version, j.error);
+          if (auto s = enter(j, update_state::rollback); !s) return fail(j, s.err().what());
+          break;
+        }
+        if (auto s = enter(j, update_state::commit); !s) return fail(j, s.err().what());
+        break;
+      }
+      case update_state::commit: {
+        j.installed_version = j.to_version;
+        j.installed_rank = j.target_rank;
+        j.error.clear();
+        std::error_code ec;
+        fs::remove(download_path(), ec);
+        if (auto s = enter(j, update_state::idle); !s) return {cycle_outcome::failed, 0, s.err().what()};
+        report(j, "committed");
+        spdlog::info("{}: committed {} (slot {}, {} bytes downloaded)", model_.name, j.to_version, j.new_slot, j.bytes_downloaded);
+        return {cycle_outcome::updated, 0, j.to_version};
+      }
+      case update_state::rollback: {
+        if (auto r = slots_.activate(j.old_slot); !r) return {cycle_outcome::failed, 0, r.err().what()};
+        j.failed_target = j.target_sha256;
+        const std::string why = j.error;
+        if (auto s = enter(j, update_state::idle); !s) return {cycle_outcome::failed, 0, s.err().what()};
+        report(j, "rolled_back", why);
+        spdlog::warn("{}: rolled back to {} (slot {})", model_.name, j.from_version, j.old_slot);
+        return {cycle_outcome::rolled_back, 0, why};
+      }
+    }
+  }
+}
+
+core::result<void> updater::download(journal& j) {
+  const bool full = j.use_full;
+  const std::string url = full ? j.full_url : j.patch_url;
+  const std::string want_sha = full ? j.target_sha256 : j.patch_sha256;
+  const std::uint64_t want_size = full ? j.full_size : j.patch_size;
+  const auto part = download_path();
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    std::error_code ec;
+    std::uint64_t offset = fs::exists(part, ec) ? fs::file_size(part, ec) : 0;
+    if (want_size && offset > want_size) {
+      fs::remove(part, ec);
+      offset = 0;
+    }
+    if (!want_size || offset < want_size) {
+      int fd = ::open(part.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+      if (fd < 0) return core::make_error(core::errc::io_error, "open " + part.string() + " failed");
+      std::map<std::string, std::string> headers;
+      if (offset > 0) {
+        headers["Range"] = "bytes=" + std::to_string(offset) + "-";
+        headers["If-Range"] = "\"" + want_sha + "\"";  // a changed file is sent whole
+      }
+      bool positioned = false;
+      std::uint64_t since_sync = 0;
+      auto reply = client_.get(url, headers, [&](unsigned status, std::span<const std::uint8_t> bytes) -> core::result<void> {
+        if (!positioned) {
+          if (status == 200) offset = 0;  // Range not honoured: start over
+          if (::ftruncate(fd, static_cast<off_t>(offset)) != 0 || ::lseek(fd, static_cast<off_t>(offset), SEEK_SET) < 0)
+            return core::make_error(core::errc::io_error, "cannot position " + part.string());
+          positioned = true;
+        }
+        for (std::size_t done = 0; done < bytes.size();) {
+          ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+          if (n < 0) return core::make_error(core::errc::io_error, "writing " + part.string() + " failed (disk full?)");
+          done += static_cast<std::size_t>(n);
+        }
+        j.bytes_downloaded += bytes.size();
+        since_sync += bytes.size();
+        if (since_sync >= (4u << 20)) {  // bound what a power cut can take back
+          ::fdatasync(fd);
+          since_sync = 0;
+        }
+        return {};
+      });
+      const int sync_rc = ::fsync(fd);
+      ::close(fd);
+      if (!reply) return reply.err();
+      if (reply->status == 416) {
+        fs::remove(part, ec);
+        continue;
+      }
+      if (reply->status == 404 || reply->status == 410)  // evicted or withdrawn: not worth retrying
+        return core::make_error(core::errc::invalid_patch, "GET " + url + " answered " + std::to_string(reply->status));
+      if (reply->status != 200 && reply->status != 206)
+        return core::make_error(core::errc::io_error, "GET " + url + " answered " + std::to_string(reply->status));
+      if (sync_rc != 0) return core::make_error(core::errc::io_error, "fsync " + part.string() + " failed");
+    }
+    auto digest = core::sha256_of_file(part);
+    if (digest && core::to_hex(*digest) == want_sha) return {};
+    spdlog::warn("{}: downloaded {} does not match its SHA-256; downloading it again", model_.name, url);
+    fs::remove(part, ec);
+  }
+  return core::make_error(full ? core::errc::target_hash_mismatch : core::errc::invalid_patch,
+                          "the download of " + url + " does not match its SHA-256");
+}
+
+core::result<void> updater::apply(journal& j) {
+  if (slots_.active().ok() && *slots_.active() != j.old_slot)
+    return core::make_error(core::errc::io_error, "the active slot changed under the update");
+  const auto out = slots_.model_path(j.new_slot);
+  std::error_code ec;
+  fs::create_directories(out.parent_path(), ec);
+  if (j.use_full) {
+    // Already verified against the target SHA-256; rename publishes it in the slot atomically.
+    fs::rename(download_path(), out, ec);
+    if (ec) return core::make_error(core::errc::io_error, "moving the download into slot " + j.new_slot + ": " + ec.message());
+    return fsync_directory(out.parent_path());
+  }
+  core::apply_options opts;
+  opts.public_key = cfg_.public_key;
+  if (!cfg_.allow_downgrade && j.installed_rank) opts.min_target_version = j.installed_rank + 1;
+  auto header = core::read_patch_header(download_path());
+  if (!header) return header.err();
+  if (core::to_hex(header->target_sha256) != j.target_sha256)
+    return core::make_error(core::errc::invalid_patch, "the patch produces " + core::to_hex(header->target_sha256) +
+                                                           ", not the announced target " + j.target_sha256);
+  auto applied = core::apply_patch_file(slots_.model_path(j.old_slot), download_path(), out, opts);
+  if (!applied) return applied.err();
+  return {};
+}
+
+core::result<void> updater::health_check() {
+  if (model_.health_check.empty()) return {};
+  std::vector<std::string> args = model_.health_check;
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::vector<std::string> env_storage;
+  for (char** e = environ; *e; ++e) env_storage.emplace_back(*e);
+  env_storage.push_back("MALLORN_MODEL=" + slots_.current_model().string());
+  env_storage.push_back("MALLORN_MODEL_NAME=" + model_.name);
+  std::vector<char*> envp;
+  for (auto& e : env_storage) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  pid_t pid = -1;
+  if (posix_spawnp(&pid, argv[0], nullptr, nullptr, argv.data(), envp.data()) != 0)
+    return core::make_error(core::errc::io_error, "cannot run health check " + args[0]);
+  const auto deadline = std::chrono::steady_clock::now() + model_.health_timeout;
+  int status = 0;
+  for (;;) {
+    pid_t r = ::waitpid(pid, &status, WNOHANG);
+    if (r == pid) break;
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      return core::make_error(core::errc::io_error, "health check timed out after " +
+                                                        std::to_string(model_.health_timeout.count()) + " s");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    return core::make_error(core::errc::io_error, "health check exited with status " +
+                                                      std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1));
+  return {};
+}
+
+}  // namespace mallorn::agent
