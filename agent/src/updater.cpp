@@ -58,6 +58,14 @@ cycle_result updater::fail(journal& j, const std::string& why) {
   return {cycle_outcome::failed, 0, why};
 }
 
+core::result<void> updater::fall_back_to_full(journal& j, const std::string& why) {
+  spdlog::warn("{}: {}; falling back to the full model", model_.name, why);
+  j.use_full = true;
+  std::error_code ec;
+  fs::remove(download_path(), ec);
+  return enter(j, update_state::download);
+}
+
 cycle_result updater::run_once() {
   auto loaded = load_journal(journal_path());
   if (!loaded) return {cycle_outcome::failed, 0, loaded.err().what()};
@@ -139,15 +147,9 @@ cycle_result updater::resume(journal& j) {
           return {cycle_outcome::failed, 0, r.err().what()};
         }
         if (!r) {
-          if (!j.use_full) {
-            spdlog::warn("{}: patch download failed ({}); falling back to the full model", model_.name, r.err().what());
-            j.use_full = true;
-            std::error_code ec;
-            fs::remove(download_path(), ec);
-            if (auto s = enter(j, update_state::download); !s) return fail(j, s.err().what());
-            continue;
-          }
-          return fail(j, r.err().what());
+          if (j.use_full) return fail(j, r.err().what());
+          if (auto s = fall_back_to_full(j, "patch download failed: " + r.err().what()); !s) return fail(j, s.err().what());
+          continue;
         }
         if (auto s = enter(j, update_state::apply); !s) return fail(j, s.err().what());
         break;
@@ -157,15 +159,10 @@ cycle_result updater::resume(journal& j) {
         auto r = apply(j);
         if (!r) {
           // A bad signature is tampering, not an accident: do not route around it.
-          if (!j.use_full && r.err().code != core::errc::signature_error && r.err().code != core::errc::downgrade_refused) {
-            spdlog::warn("{}: the patch did not apply ({}); falling back to the full model", model_.name, r.err().what());
-            j.use_full = true;
-            std::error_code ec;
-            fs::remove(download_path(), ec);
-            if (auto s = enter(j, update_state::download); !s) return fail(j, s.err().what());
-            continue;
-          }
-          return fail(j, r.err().what());
+          if (j.use_full || r.err().code == core::errc::signature_error || r.err().code == core::errc::downgrade_refused)
+            return fail(j, r.err().what());
+          if (auto s = fall_back_to_full(j, "the patch did not apply: " + r.err().what()); !s) return fail(j, s.err().what());
+          continue;
         }
         if (auto s = enter(j, update_state::verify); !s) return fail(j, s.err().what());
         break;

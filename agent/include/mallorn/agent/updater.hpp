@@ -43,6 +43,8 @@ class updater {
   core::result<void> health_check();
   void report(const journal& j, const std::string& state, const std::string& error = {});
   cycle_result fail(journal& j, const std::string& why);
+  // Journals a switch from the patch to the whole model (state download, use_full).
+  core::result<void> fall_back_to_full(journal& j, const std::string& why);
 
   const agent_config& cfg_;
   const model_config& model_;
