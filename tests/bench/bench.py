@@ -211,6 +211,13 @@ def main():
     text = report(rows, big, not a.quick and CACHE.exists())
     if a.notes.exists():
         text += "\n" + a.notes.read_text()
+    # Keep the server benchmark's section (scripts/bench-server.sh owns it) when rewriting.
+    if a.out.exists():
+        old = a.out.read_text()
+        begin, end = "<!-- server-bench:begin -->", "<!-- server-bench:end -->"
+        if begin in old and end in old and begin not in text:
+            start = old.rfind("\n## ", 0, old.index(begin))
+            text = text.rstrip("\n") + "\n" + old[start if start >= 0 else old.index(begin):old.index(end) + len(end)] + "\n"
     a.out.write_text(text)
     print(text)
     if not all(r["roundtrip"] for r in rows) or (big and not big["roundtrip"]):
