@@ -186,6 +186,7 @@ void patch_cache::worker() {
         total_bytes_ += row->size;
         by_id_[row->id] = job.key;
         ready_[job.key] = std::move(*row);
+        ++generation_;
       } else {
         spdlog::error("build {}: {} -> {} failed after {:.2f} s: {}", job.source.model, job.source.version,
                       job.target.version, seconds, row.err().what());
@@ -273,6 +274,7 @@ void patch_cache::evict_over_budget(const std::string& keep_id) {
       if (!oldest) return;  // everything left is pinned or just built
       victim = *oldest;
       ready_.erase(by_id_.at(victim.id));
+      ++generation_;
       by_id_.erase(victim.id);
       usage_.erase(victim.id);
       total_bytes_ -= victim.size;

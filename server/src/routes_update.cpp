@@ -61,6 +61,24 @@ http_response router::check_update(const http_request& req) {
     return error_response(400, "missing_field", "send 'sha256' (preferred) or the seed's 'short_id'");
 
   auto cat = store_.snapshot();
+  const std::uint64_t generation = cache_.generation();
+  const std::string answer_key = *sha + '|' + *short_id + '|' + *model + '|' + *channel + '|' + *profile;
+  {
+    std::lock_guard lock(answers_mutex_);
+    if (auto it = answers_.find(answer_key); it != answers_.end()) {
+      if (it->second.catalog_seen == cat && it->second.cache_generation == generation) {
+        if (it->second.response.body.find("\"status\":\"ready\"") != std::string::npos) metrics_.cache_lookup(true);
+        return it->second.response;
+      }
+      answers_.erase(it);
+    }
+  }
+  auto remember = [&](http_response r) {
+    std::lock_guard lock(answers_mutex_);
+    if (answers_.size() >= 10000) answers_.clear();  // bounded; refilled by the next requests
+    answers_[answer_key] = {cat, generation, r};
+    return r;
+  };
   const model_version* current = nullptr;
   if (!sha->empty()) {
     current = cat->find_by_sha256(*sha, *model);
@@ -96,7 +114,7 @@ http_response router::check_update(const http_request& req) {
   if (current && current->sha256 == target->sha256) {
     out["update_available"] = false;
     out["status"] = "up_to_date";
-    return json_response(200, out);
+    return remember(json_response(200, out));
   }
   out["update_available"] = true;
   if (current && current->rank > target->rank) out["downgrade"] = true;
@@ -116,7 +134,7 @@ http_response router::check_update(const http_request& req) {
       for (const auto& [k, v] : patch.items())
         if (k.rfind("patch_", 0) == 0 || k == "signed") out[k] = v;
       out["status"] = "ready";
-      return json_response(200, out);
+      return remember(json_response(200, out));
     }
     case build_state::queued:
     case build_state::running: {

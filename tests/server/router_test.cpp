@@ -279,3 +279,18 @@ TEST(Router, IndexFileOrdersVersionsAndPinsChannels) {
   auto beta = rig.call("POST", "/check-update", json{{"sha256", server_rig::sha_of(pair.v2)}, {"channel", "beta"}}.dump());
   EXPECT_EQ(json::parse(beta.body)["update_available"], false);
 }
+
+TEST(Router, RepeatedCheckUpdatesFollowStoreChanges) {
+  server_rig rig;
+  const auto& pair = rig.pairs[0];
+  const std::string body = json{{"sha256", server_rig::sha_of(pair.v1)}}.dump();
+  auto first = rig.ready_update(pair.v1);
+  EXPECT_EQ(rig.call("POST", "/check-update", body).body, first.dump() + "\n");  // answered again, identically
+  // A new release in the store changes the answer at once (no stale cached reply).
+  std::filesystem::copy_file(pair.v1, rig.dir / "models" / pair.model / "3.tflite");
+  std::ofstream(rig.dir / "models" / pair.model / "3.tflite", std::ios::app) << "x";
+  ASSERT_TRUE(rig.store->rescan().ok());
+  auto next = rig.call("POST", "/check-update", body);
+  EXPECT_EQ(next.status, 202u) << next.body;
+  EXPECT_EQ(json::parse(next.body)["target_version"], "3");
+}

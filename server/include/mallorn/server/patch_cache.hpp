@@ -7,6 +7,7 @@
 // its index row. open() deletes build leftovers, rows whose file is missing or short, and files
 // without a row — so a kill -9 at any instant leaves nothing half-written that could be served.
 #pragma once
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -91,6 +92,8 @@ class patch_cache {
   std::size_t running() const;
   std::uint64_t total_bytes() const;
   std::size_t count() const;
+  // Changes whenever a patch is added or evicted (answers derived from the cache are stale then).
+  std::uint64_t generation() const { return generation_.load(); }
 
  private:
   void worker();
@@ -120,6 +123,7 @@ class patch_cache {
   std::map<std::string, usage> usage_;
   std::uint64_t total_bytes_ = 0;
   bool stopping_ = false;
+  std::atomic<std::uint64_t> generation_{0};
   std::vector<std::thread> workers_;
 };
 

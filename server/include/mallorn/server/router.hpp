@@ -11,6 +11,8 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <unordered_map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -107,6 +109,17 @@ class router {
   http_response devices(const std::string& device_id);
   bool is_admin_route(const http_request& req) const;
   std::optional<http_response> check_admin(const http_request& req) const;
+
+  // Fleets of identical devices ask the same question: the answer to a check-update that is
+  // "ready" or "up to date" is kept per (sha256/short id, model, channel, profile) until the
+  // catalog or the patch cache changes.
+  struct cached_answer {
+    std::shared_ptr<const catalog> catalog_seen;
+    std::uint64_t cache_generation = 0;
+    http_response response;
+  };
+  std::mutex answers_mutex_;
+  std::unordered_map<std::string, cached_answer> answers_;
 
   router_config cfg_;
   model_store& store_;
