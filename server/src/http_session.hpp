@@ -4,6 +4,7 @@
 // the write timeout (so a slow download is fine, a stalled one is not).
 #pragma once
 #include <fcntl.h>
+#include <sys/sendfile.h>
 #include <unistd.h>
 
 #include <array>
@@ -60,6 +61,45 @@ struct staged_file {
 
 }  // namespace detail
 
+// Plain TCP streams expose their socket, so the kernel can copy file bytes straight to it.
+template <class Stream>
+concept has_plain_socket = requires(Stream& s) { s.socket().native_handle(); };
+
+// Sends [offset, offset + length) of `fd` with sendfile(2), waiting for writability between
+// bursts; each wait is bounded by `timeout`. Returns the bytes sent; throws on errors.
+template <class Socket>
+asio::awaitable<std::uint64_t> sendfile_range(Socket& sock, int fd, std::uint64_t offset, std::uint64_t length,
+                                              std::chrono::seconds timeout) {
+  beast::error_code ec;
+  sock.native_non_blocking(true, ec);
+  off_t pos = static_cast<off_t>(offset);
+  std::uint64_t sent = 0;
+  asio::steady_timer watchdog(sock.get_executor());
+  // An expiry already queued when the wait completes must not touch the socket later (it may be
+  // gone by then): the handler runs on the connection's strand and checks this first.
+  auto waiting = std::make_shared<bool>(false);
+  while (sent < length) {
+    const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(length - sent, 1u << 20));
+    const ssize_t n = ::sendfile(sock.native_handle(), fd, &pos, want);
+    if (n > 0) {
+      sent += static_cast<std::uint64_t>(n);
+      continue;
+    }
+    if (n == 0) throw beast::system_error(http::error::short_read);  // the file shrank
+    if (errno != EAGAIN && errno != EWOULDBLOCK) throw beast::system_error(beast::error_code(errno, beast::system_category()));
+    watchdog.expires_after(timeout);
+    *waiting = true;
+    watchdog.async_wait([&sock, waiting](beast::error_code wait_ec) {
+      if (!wait_ec && *waiting) sock.cancel();  // stalled client: abort the wait below
+    });
+    co_await sock.async_wait(Socket::wait_write, asio::redirect_error(asio::use_awaitable, ec));
+    *waiting = false;
+    watchdog.cancel();
+    if (ec) throw beast::system_error(ec);
+  }
+  co_return sent;
+}
+
 template <class Stream>
 asio::awaitable<void> write_response(Stream& stream, session_context& ctx, http_response& resp, unsigned version,
                                      bool keep_alive) {
@@ -74,6 +114,21 @@ asio::awaitable<void> write_response(Stream& stream, session_context& ctx, http_
     res.prepare_payload();
     http::response_serializer<file_slice_body> sr{res};
     beast::error_code ec;
+    if constexpr (has_plain_socket<Stream>) {
+      std::exception_ptr failure;
+      try {
+        tcp.expires_after(ctx.opts.write_timeout);
+        co_await http::async_write_header(stream, sr, asio::use_awaitable);
+        sent = co_await sendfile_range(stream.socket(), resp.file->file->fd, resp.file->offset, resp.file->length,
+                                       ctx.opts.write_timeout);
+      } catch (...) {
+        failure = std::current_exception();
+      }
+      ctx.stats.bytes_served(resp.file->kind, sent);
+      if (!resp.file->patch_id.empty()) ctx.cache.record_download(resp.file->patch_id, sent);
+      if (failure) std::rethrow_exception(failure);
+      co_return;
+    }
     while (!sr.is_done()) {
       tcp.expires_after(ctx.opts.write_timeout);
       co_await http::async_write_some(stream, sr, asio::redirect_error(asio::use_awaitable, ec));
