@@ -169,16 +169,17 @@ TEST(Agent, TamperedPatchFallsBackToTheFullModel) {
 // SIGKILL at random instants during updates; after every kill the active model is the old or the
 // new release, never anything else; once the kills stop, the device converges to the new one.
 TEST(Agent, SurvivesSigkillAtRandomInstants) {
-  fleet_rig rig;
+  // The largest CI pair, and a health check that takes a moment, so kills land in every phase.
+  fleet_rig rig("coral-mnv2-edgetpu_2020-to-2021a");
   ASSERT_TRUE(rig.server->listening());
   const std::string old_sha = sha_of(rig.pair.v1), new_sha = sha_of(rig.pair.v2);
   std::mt19937 rng(12345);
   std::map<std::string, int> states_hit;
   int kills = 0, runs = 0;
   for (int round = 0; round < 6; ++round) {
-    auto home = rig.device("victim-" + std::to_string(round));
+    auto home = rig.device("victim-" + std::to_string(round), "release.pub", "sleep 0.05; test -s \"$MALLORN_MODEL\"");
     for (int k = 0; k < 12; ++k) {
-      const auto delay = std::uniform_int_distribution<int>(0, 120)(rng);
+      const auto delay = std::uniform_int_distribution<int>(0, 250)(rng);
       auto r = run_shell("timeout -s KILL " + std::to_string(delay / 1000.0) + " " + fleet_rig::agent() + " --config " +
                          (home / "agent.json").string() + " check-once >/dev/null 2>&1; echo $?");
       ++runs;
@@ -196,4 +197,45 @@ TEST(Agent, SurvivesSigkillAtRandomInstants) {
   for (const auto& [s, n] : states_hit) seen += s + "=" + std::to_string(n) + " ";
   std::cout << "[ kill harness ] " << runs << " runs, " << kills << " SIGKILLs; journal states seen after a kill: " << seen << "\n";
   EXPECT_GT(kills, 10);
+  EXPECT_GE(states_hit.size(), 3u) << seen;
+}
+
+TEST(Agent, GarbageFromTheServerChangesNothing) {
+  temp_dir dir("agent-garbage");
+  // A "server" that answers every request with 200 and a body that is not JSON.
+  const auto port_file = dir / "port";
+  const std::string script =
+      "import http.server,sys\n"
+      "class H(http.server.BaseHTTPRequestHandler):\n"
+      "  def reply(self):\n"
+      "    n=int(self.headers.get('Content-Length') or 0); self.rfile.read(n)\n"
+      "    b=b'<html>surprise</html>'; self.send_response(200); self.send_header('Content-Length',str(len(b)))\n"
+      "    self.end_headers(); self.wfile.write(b)\n"
+      "  do_GET=do_POST=reply\n"
+      "  def log_message(self,*a): pass\n"
+      "s=http.server.HTTPServer(('127.0.0.1',0),H); open(sys.argv[1],'w').write(str(s.server_port)); s.serve_forever()\n";
+  std::ofstream(dir / "garbage.py") << script;
+  std::thread server([&] { run_shell("timeout 20 python3 " + (dir / "garbage.py").string() + " " + port_file.string()); });
+  int port = 0;
+  for (int i = 0; i < 100 && port == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::ifstream(port_file) >> port;
+  }
+  ASSERT_NE(port, 0);
+  const auto pair = model_pairs().front();
+  json cfg = {{"server", "http://127.0.0.1:" + std::to_string(port)},
+              {"device_id", "g"},
+              {"http_timeout", 5},
+              {"models", {{{"name", "m"}, {"dir", (dir / "slots").string()}, {"file", "model.bin"}}}}};
+  std::ofstream(dir / "agent.json") << cfg.dump();
+  const std::string agent = fleet_rig::agent() + " --config " + (dir / "agent.json").string();
+  ASSERT_EQ(run_shell(agent + " install m " + pair.old_path.string()).exit_code, 0);
+  auto r = run_shell(agent + " check-once --json 2>&1");
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.out.find("check-update answered 200"), std::string::npos) << r.out;
+  EXPECT_EQ(sha_of(dir / "slots" / "current" / "model.bin"), sha_of(pair.old_path));
+  auto j = json::parse(std::ifstream(dir / "slots" / "journal.json"), nullptr, false);
+  EXPECT_TRUE(j.is_discarded() || j.value("state", "idle") == "idle");
+  run_shell("pkill -f " + (dir / "garbage.py").string());
+  server.join();
 }
