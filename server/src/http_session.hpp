@@ -160,7 +160,7 @@ asio::awaitable<void> write_response(Stream& stream, session_context& ctx, http_
 // discard what the client is still sending for a moment, so that closing does not reset the
 // connection before the client has read our answer (nginx's lingering close).
 template <class Stream>
-asio::awaitable<void> linger(Stream& stream, session_context& ctx) {
+asio::awaitable<void> linger(Stream& stream) {
   auto& tcp = beast::get_lowest_layer(stream);
   beast::error_code ec;
   tcp.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
@@ -171,7 +171,6 @@ asio::awaitable<void> linger(Stream& stream, session_context& ctx) {
     tcp.expires_at(until);
     discarded += co_await tcp.async_read_some(asio::buffer(sink), asio::redirect_error(asio::use_awaitable, ec));
   }
-  (void)ctx;
 }
 
 // Serves requests on `stream` until the peer closes, an error, a timeout, or a drain.
@@ -305,7 +304,7 @@ asio::awaitable<void> serve_connection(Stream& stream, session_context& ctx, std
     if (status >= 500) spdlog::warn("{} {} {} -> {} ({:.3f} s)", client, req.method, req.target, status, seconds);
     else spdlog::debug("{} {} {} -> {} ({:.3f} s)", client, req.method, req.target, status, seconds);
     if (!keep_alive) {
-      if (resp.close) co_await linger(stream, ctx);
+      if (resp.close) co_await linger(stream);
       co_return;
     }
   }

@@ -46,9 +46,8 @@ http_response method_not_allowed(const std::string& allow) {
 
 }  // namespace
 
-bool router::is_admin_route(const http_request& req) const {
-  auto t = parse_target(req.target);
-  return t && !t->segments.empty() && (t->segments[0] == "admin" || t->segments[0] == "create-patch");
+bool router::is_admin_route(const std::vector<std::string>& segments) {
+  return !segments.empty() && (segments[0] == "admin" || segments[0] == "create-patch");
 }
 
 std::optional<http_response> router::check_admin(const http_request& req) const {
@@ -79,7 +78,7 @@ router::body_plan router::plan(const http_request& head) {
     return p;
   }
   if (!target) return p;  // handle() answers 400 (the body is small and read first)
-  if (is_admin_route(head)) {
+  if (is_admin_route(target->segments)) {
     if (auto denied = check_admin(head)) {
       denied->route = route;
       denied->close = true;  // we did not read the body: the connection cannot be reused

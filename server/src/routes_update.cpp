@@ -67,16 +67,16 @@ http_response router::check_update(const http_request& req) {
     std::lock_guard lock(answers_mutex_);
     if (auto it = answers_.find(answer_key); it != answers_.end()) {
       if (it->second.catalog_seen == cat && it->second.cache_generation == generation) {
-        if (it->second.response.body.find("\"status\":\"ready\"") != std::string::npos) metrics_.cache_lookup(true);
+        if (it->second.patch_ready) metrics_.cache_lookup(true);
         return it->second.response;
       }
       answers_.erase(it);
     }
   }
-  auto remember = [&](http_response r) {
+  auto remember = [&](http_response r, bool patch_ready) {
     std::lock_guard lock(answers_mutex_);
     if (answers_.size() >= 10000) answers_.clear();  // bounded; refilled by the next requests
-    answers_[answer_key] = {cat, generation, r};
+    answers_[answer_key] = {cat, generation, patch_ready, r};
     return r;
   };
   const model_version* current = nullptr;
@@ -114,7 +114,7 @@ http_response router::check_update(const http_request& req) {
   if (current && current->sha256 == target->sha256) {
     out["update_available"] = false;
     out["status"] = "up_to_date";
-    return remember(json_response(200, out));
+    return remember(json_response(200, out), false);
   }
   out["update_available"] = true;
   if (current && current->rank > target->rank) out["downgrade"] = true;
@@ -134,7 +134,7 @@ http_response router::check_update(const http_request& req) {
       for (const auto& [k, v] : patch.items())
         if (k.rfind("patch_", 0) == 0 || k == "signed") out[k] = v;
       out["status"] = "ready";
-      return remember(json_response(200, out));
+      return remember(json_response(200, out), true);
     }
     case build_state::queued:
     case build_state::running: {

@@ -107,7 +107,7 @@ class router {
   http_response upload_model(const http_request& req, const std::string& model, const std::string& version);
   http_response rescan();
   http_response devices(const std::string& device_id);
-  bool is_admin_route(const http_request& req) const;
+  static bool is_admin_route(const std::vector<std::string>& segments);
   std::optional<http_response> check_admin(const http_request& req) const;
 
   // Fleets of identical devices ask the same question: the answer to a check-update that is
@@ -116,6 +116,7 @@ class router {
   struct cached_answer {
     std::shared_ptr<const catalog> catalog_seen;
     std::uint64_t cache_generation = 0;
+    bool patch_ready = false;  // counts as a cache hit when reused
     http_response response;
   };
   std::mutex answers_mutex_;
