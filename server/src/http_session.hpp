@@ -66,14 +66,13 @@ template <class Stream>
 concept has_plain_socket = requires(Stream& s) { s.socket().native_handle(); };
 
 // Sends [offset, offset + length) of `fd` with sendfile(2), waiting for writability between
-// bursts; each wait is bounded by `timeout`. Returns the bytes sent; throws on errors.
+// bursts; each wait is bounded by `timeout`. `sent` counts the bytes sent, also when it throws.
 template <class Socket>
-asio::awaitable<std::uint64_t> sendfile_range(Socket& sock, int fd, std::uint64_t offset, std::uint64_t length,
-                                              std::chrono::seconds timeout) {
+asio::awaitable<void> sendfile_range(Socket& sock, int fd, std::uint64_t offset, std::uint64_t length,
+                                     std::chrono::seconds timeout, std::uint64_t& sent) {
   beast::error_code ec;
   sock.native_non_blocking(true, ec);
   off_t pos = static_cast<off_t>(offset);
-  std::uint64_t sent = 0;
   asio::steady_timer watchdog(sock.get_executor());
   // An expiry already queued when the wait completes must not touch the socket later (it may be
   // gone by then): the handler runs on the connection's strand and checks this first.
@@ -97,7 +96,6 @@ asio::awaitable<std::uint64_t> sendfile_range(Socket& sock, int fd, std::uint64_
     watchdog.cancel();
     if (ec) throw beast::system_error(ec);
   }
-  co_return sent;
 }
 
 template <class Stream>
@@ -119,8 +117,8 @@ asio::awaitable<void> write_response(Stream& stream, session_context& ctx, http_
       try {
         tcp.expires_after(ctx.opts.write_timeout);
         co_await http::async_write_header(stream, sr, asio::use_awaitable);
-        sent = co_await sendfile_range(stream.socket(), resp.file->file->fd, resp.file->offset, resp.file->length,
-                                       ctx.opts.write_timeout);
+        co_await sendfile_range(stream.socket(), resp.file->file->fd, resp.file->offset, resp.file->length,
+                                ctx.opts.write_timeout, sent);
       } catch (...) {
         failure = std::current_exception();
       }
