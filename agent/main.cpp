@@ -1,6 +1,5 @@
 // mallorn-agent: keeps the models on a Linux device up to date from a mallornd server.
 #include <signal.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <atomic>
@@ -12,6 +11,7 @@
 #include "mallorn/agent/agent_config.hpp"
 #include "mallorn/agent/updater.hpp"
 #include "mallorn/core/hash.hpp"
+#include "mallorn/core/logging.hpp"
 
 #ifdef MALLORN_HAVE_SYSTEMD
 #include <systemd/sd-daemon.h>
@@ -25,6 +25,7 @@ namespace {
 
 const char* usage =
     "usage: mallorn-agent --config FILE [run | check-once | status | install MODEL FILE] [--json]\n"
+    "                     [--log-level trace|debug|info|warn|error]\n"
     "  run          (default) check every poll_interval (with jitter), update, report; SIGTERM stops\n"
     "  check-once   resume an interrupted update or check once, then exit: 0 up to date or updated,\n"
     "               1 failed or rolled back, 3 the server is still preparing the update\n"
@@ -68,6 +69,7 @@ int main(int argc, char** argv) {
   std::string config_path, command = "run";
   std::vector<std::string> rest;
   bool as_json = false;
+  std::string log_level = "info";
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--help" || a == "-h") {
@@ -75,6 +77,8 @@ int main(int argc, char** argv) {
       return 0;
     } else if (a == "--config" && i + 1 < argc) {
       config_path = argv[++i];
+    } else if (a == "--log-level" && i + 1 < argc) {
+      log_level = argv[++i];
     } else if (a == "--json") {
       as_json = true;
     } else if (a.rfind("--", 0) == 0) {
@@ -92,8 +96,7 @@ int main(int argc, char** argv) {
     std::cerr << "mallorn-agent: --config FILE is required\n" << usage;
     return 2;
   }
-  spdlog::set_default_logger(spdlog::stderr_color_mt("agent"));
-  spdlog::set_pattern(std::getenv("JOURNAL_STREAM") ? "%v" : "%Y-%m-%d %H:%M:%S.%e %^%-5l%$ %v");
+  if (!core::setup_logging("mallorn-agent", log_level)) spdlog::warn("unknown --log-level '{}', using info", log_level);
   auto cfg = agent::load_agent_config(config_path);
   if (!cfg) {
     std::cerr << "mallorn-agent: " << cfg.err().message << "\n";

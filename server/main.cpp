@@ -15,7 +15,7 @@
 #include "mallorn/server/config.hpp"
 #include "mallorn/server/http_server.hpp"
 #include "mallorn/server/index_db.hpp"
-#include "mallorn/server/logging.hpp"
+#include "mallorn/core/logging.hpp"
 #include "mallorn/server/model_store.hpp"
 #include "mallorn/server/patch_cache.hpp"
 #include "mallorn/server/router.hpp"
@@ -77,7 +77,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   const auto& cfg = loaded->config;
-  if (!server::setup_logging(cfg.log_level)) spdlog::warn("unknown --log-level '{}', using info", cfg.log_level);
+  if (!core::setup_logging("mallornd", cfg.log_level)) spdlog::warn("unknown --log-level '{}', using info", cfg.log_level);
   raise_fd_limit();
 
   std::error_code ec;
@@ -140,6 +140,7 @@ int main(int argc, char** argv) {
   hopts.drain_timeout = cfg.drain_timeout;
   hopts.tls_cert = cfg.tls_cert;
   hopts.tls_key = cfg.tls_key;
+  hopts.tls_client_ca = cfg.tls_client_ca;
   hopts.staging_dir = store.staging_dir();
   server::http_server http(hopts, routes, stats, cache);
   routes.draining = [&] { return http.draining(); };

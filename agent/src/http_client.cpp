@@ -82,8 +82,13 @@ asio::awaitable<void> exchange(Stream& stream, http::request<http::string_body>&
     tcp_layer.expires_after(timeout);  // per chunk: a slow transfer is fine, a stalled one is not
     beast::error_code ec;
     co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
-    if (ec && ec != http::error::need_buffer) throw beast::system_error(ec);
     const std::size_t got = chunk.size() - parser.get().body().size;
+    if (ec && ec != http::error::need_buffer) {
+      // The connection broke mid-body: keep what did arrive, so a resume fetches none of it again.
+      if (stream_body && got > 0)
+        if (auto r = sink(reply.status, {chunk.data(), got}); !r) failure = r.err();
+      throw beast::system_error(ec);
+    }
     if (got == 0) continue;
     if (stream_body) {
       if (auto r = sink(reply.status, {chunk.data(), got}); !r) {

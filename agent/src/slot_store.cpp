@@ -60,3 +60,28 @@ core::result<void> slot_store::install(const fs::path& model) {
 }
 
 }  // namespace mallorn::agent
+
+namespace mallorn::agent {
+
+core::result<void> slot_store::clear(const std::string& slot) {
+  if (auto a = active(); a && *a == slot) return core::make_error(core::errc::invalid_argument, "slot " + slot + " is active");
+  std::error_code ec;
+  fs::create_directories(dir_ / slot, ec);
+  if (ec) return core::make_error(core::errc::io_error, "creating " + (dir_ / slot).string() + ": " + ec.message());
+  for (const auto& e : fs::directory_iterator(dir_ / slot, ec)) {
+    fs::remove_all(e.path(), ec);
+    if (ec) return core::make_error(core::errc::io_error, "emptying slot " + slot + ": " + ec.message());
+  }
+  return {};
+}
+
+void slot_store::remove_stale_temp_files() const {
+  // Temp names of core::write_file_atomic ("<name>.tmp-XXXXXX") and of activate().
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir_, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.find(".tmp-") != std::string::npos || name == ".current.tmp") fs::remove(e.path(), ec);
+  }
+}
+
+}  // namespace mallorn::agent

@@ -7,10 +7,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <ctime>
+#include <cstring>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <thread>
 
 #include "mallorn/core/hash.hpp"
+#include "mallorn/agent/report_outbox.hpp"
 #include "mallorn/core/patch_applier.hpp"
 
 extern char** environ;
@@ -42,8 +47,24 @@ void updater::report(const journal& j, const std::string& state, const std::stri
   json body = {{"device_id", cfg_.device_id}, {"model", model_.name},     {"from_version", j.from_version},
                {"to_version", j.to_version},  {"state", state},           {"error", error},
                {"bytes_downloaded", j.bytes_downloaded}};
+  body["at"] = static_cast<std::uint64_t>(std::time(nullptr));
   auto r = client_.post_json("/report", body.dump());
-  if (!r) spdlog::warn("{}: report '{}' not delivered: {}", model_.name, state, r.err().what());
+  if (r && r->status < 500) return;
+  spdlog::warn("{}: report '{}' not delivered ({}); kept for the next contact", model_.name, state,
+               r ? "HTTP " + std::to_string(r->status) : r.err().what());
+  if (auto q = report_outbox(model_.dir).push(body.dump()); !q) spdlog::warn("{}: {}", model_.name, q.err().what());
+}
+
+void updater::flush_pending_reports() {
+  report_outbox outbox(model_.dir);
+  auto pending = outbox.load();
+  if (pending.empty()) return;
+  for (const auto& line : pending) {
+    auto r = client_.post_json("/report", line);
+    if (!r || r->status >= 500) return;  // still unreachable: keep them all
+  }
+  spdlog::info("{}: delivered {} report(s) kept while the server was unreachable", model_.name, pending.size());
+  outbox.clear();
 }
 
 cycle_result updater::fail(journal& j, const std::string& why) {
@@ -56,6 +77,15 @@ cycle_result updater::fail(journal& j, const std::string& why) {
   fs::remove(download_path(), ec);
   (void)enter(j, update_state::idle);
   return {cycle_outcome::failed, 0, why};
+}
+
+cycle_result updater::interrupted(const journal& j, const core::error& e) {
+  // The disk or the network, not the update: the journal on disk still names the last state
+  // entered, and the next run resumes there. Nothing is marked failed.
+  spdlog::warn("{}: update {} -> {} interrupted in state {} ({}); the next run resumes it", model_.name,
+               j.from_version, j.to_version, state_name(j.state), e.what());
+  report(j, "interrupted", e.what());
+  return {cycle_outcome::failed, 0, e.what()};
 }
 
 core::result<void> updater::fall_back_to_full(journal& j, const std::string& why) {
@@ -71,6 +101,13 @@ cycle_result updater::run_once() {
   if (!loaded) return {cycle_outcome::failed, 0, loaded.err().what()};
   journal j = *loaded;
   if (!slots_.provisioned()) return {cycle_outcome::failed, 0, model_.dir.string() + " has no installed model"};
+  slots_.remove_stale_temp_files();
+  if (j.state == update_state::idle) {
+    // A finished update whose download could not be deleted at the time.
+    std::error_code ec;
+    fs::remove(download_path(), ec);
+  }
+  flush_pending_reports();
   if (j.state != update_state::idle) {
     spdlog::info("{}: resuming the update {} -> {} in state {}", model_.name, j.from_version, j.to_version, state_name(j.state));
     return resume(j);
@@ -124,7 +161,7 @@ cycle_result updater::check(journal& j) {
     fs::remove(download_path(), ec);
     spdlog::info("{}: update {} -> {} ({})", model_.name, next.from_version, next.to_version,
                  next.use_full ? "full download" : "patch of " + std::to_string(next.patch_size) + " bytes");
-    if (auto r = enter(next, update_state::download); !r) return {cycle_outcome::failed, 0, r.err().what()};
+    if (auto r = enter(next, update_state::download); !r) return interrupted(next, r.err());
     j = next;
   } catch (const json::exception& e) {
     return {cycle_outcome::failed, 0, std::string("unexpected check-update answer: ") + e.what()};
@@ -133,51 +170,54 @@ cycle_result updater::check(journal& j) {
 }
 
 cycle_result updater::resume(journal& j) {
+  // Every transition journals the next state first; a failed journal write leaves the previous
+  // state on disk, so the step is simply redone by the next run.
+  auto go = [&](update_state next) -> std::optional<cycle_result> {
+    if (auto s = enter(j, next); !s) return interrupted(j, s.err());
+    return std::nullopt;
+  };
   for (;;) {
     switch (j.state) {
       case update_state::idle: return {cycle_outcome::up_to_date, 0, {}};
       case update_state::download: {
         report(j, "downloading");
         auto r = download(j);
-        if (!r && r.err().code == core::errc::io_error) {
-          // The network or the disk, not the content: keep the journal and the partial file, the
-          // next run resumes where this one stopped.
-          spdlog::warn("{}: download interrupted ({}); will resume", model_.name, r.err().what());
-          report(j, "failed", r.err().what());
-          return {cycle_outcome::failed, 0, r.err().what()};
-        }
+        // The network or the disk, not the content: keep the journal and the partial file.
+        if (!r && r.err().code == core::errc::io_error) return interrupted(j, r.err());
         if (!r) {
           if (j.use_full) return fail(j, r.err().what());
-          if (auto s = fall_back_to_full(j, "patch download failed: " + r.err().what()); !s) return fail(j, s.err().what());
+          if (auto s = fall_back_to_full(j, "patch download failed: " + r.err().what()); !s) return interrupted(j, s.err());
           continue;
         }
-        if (auto s = enter(j, update_state::apply); !s) return fail(j, s.err().what());
+        if (auto stop = go(update_state::apply)) return *stop;
         break;
       }
       case update_state::apply: {
         report(j, "applying");
         auto r = apply(j);
+        if (!r && r.err().code == core::errc::io_error) return interrupted(j, r.err());
         if (!r) {
           // A bad signature is tampering, not an accident: do not route around it.
           if (j.use_full || r.err().code == core::errc::signature_error || r.err().code == core::errc::downgrade_refused)
             return fail(j, r.err().what());
-          if (auto s = fall_back_to_full(j, "the patch did not apply: " + r.err().what()); !s) return fail(j, s.err().what());
+          if (auto s = fall_back_to_full(j, "the patch did not apply: " + r.err().what()); !s) return interrupted(j, s.err());
           continue;
         }
-        if (auto s = enter(j, update_state::verify); !s) return fail(j, s.err().what());
+        if (auto stop = go(update_state::verify)) return *stop;
         break;
       }
       case update_state::verify: {
         auto digest = core::sha256_of_file(slots_.model_path(j.new_slot));
-        if (!digest || core::to_hex(*digest) != j.target_sha256)
+        if (!digest) return interrupted(j, digest.err());
+        if (core::to_hex(*digest) != j.target_sha256)
           return fail(j, "the new model's SHA-256 does not match the target " + j.target_sha256);
-        if (auto s = enter(j, update_state::swap); !s) return fail(j, s.err().what());
+        if (auto stop = go(update_state::swap)) return *stop;
         break;
       }
       case update_state::swap: {
         report(j, "swapping");
-        if (auto r = slots_.activate(j.new_slot); !r) return fail(j, r.err().what());
-        if (auto s = enter(j, update_state::health_check); !s) return fail(j, s.err().what());
+        if (auto r = slots_.activate(j.new_slot); !r) return interrupted(j, r.err());
+        if (auto stop = go(update_state::health_check)) return *stop;
         break;
       }
       case update_state::health_check: {
@@ -186,10 +226,10 @@ cycle_result updater::resume(journal& j) {
         if (!r) {
           j.error = r.err().message;
           spdlog::error("{}: health check of {} failed: {}; rolling back", model_.name, j.to_version, j.error);
-          if (auto s = enter(j, update_state::rollback); !s) return fail(j, s.err().what());
+          if (auto stop = go(update_state::rollback)) return *stop;
           break;
         }
-        if (auto s = enter(j, update_state::commit); !s) return fail(j, s.err().what());
+        if (auto stop = go(update_state::commit)) return *stop;
         break;
       }
       case update_state::commit: {
@@ -198,18 +238,18 @@ cycle_result updater::resume(journal& j) {
         j.error.clear();
         std::error_code ec;
         fs::remove(download_path(), ec);
-        if (auto s = enter(j, update_state::idle); !s) return {cycle_outcome::failed, 0, s.err().what()};
+        if (auto stop = go(update_state::idle)) return *stop;
         report(j, "committed");
         spdlog::info("{}: committed {} (slot {}, {} bytes downloaded)", model_.name, j.to_version, j.new_slot, j.bytes_downloaded);
         return {cycle_outcome::updated, 0, j.to_version};
       }
       case update_state::rollback: {
-        if (auto r = slots_.activate(j.old_slot); !r) return {cycle_outcome::failed, 0, r.err().what()};
+        if (auto r = slots_.activate(j.old_slot); !r) return interrupted(j, r.err());
         j.failed_target = j.target_sha256;
         const std::string why = j.error;
-        if (auto s = enter(j, update_state::idle); !s) return {cycle_outcome::failed, 0, s.err().what()};
+        if (auto stop = go(update_state::idle)) return *stop;
         report(j, "rolled_back", why);
-        spdlog::warn("{}: rolled back to {} (slot {})", model_.name, j.from_version, j.old_slot);
+        spdlog::warn("{}: rolled back to {} (slot {}): {}", model_.name, j.from_version, j.old_slot, why);
         return {cycle_outcome::rolled_back, 0, why};
       }
     }
@@ -231,7 +271,7 @@ core::result<void> updater::download(journal& j) {
     }
     if (!want_size || offset < want_size) {
       int fd = ::open(part.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-      if (fd < 0) return core::make_error(core::errc::io_error, "open " + part.string() + " failed");
+      if (fd < 0) return core::make_error(core::errc::io_error, "open " + part.string() + ": " + std::strerror(errno));
       std::map<std::string, std::string> headers;
       if (offset > 0) {
         headers["Range"] = "bytes=" + std::to_string(offset) + "-";
@@ -243,12 +283,12 @@ core::result<void> updater::download(journal& j) {
         if (!positioned) {
           if (status == 200) offset = 0;  // Range not honoured: start over
           if (::ftruncate(fd, static_cast<off_t>(offset)) != 0 || ::lseek(fd, static_cast<off_t>(offset), SEEK_SET) < 0)
-            return core::make_error(core::errc::io_error, "cannot position " + part.string());
+            return core::make_error(core::errc::io_error, "cannot position " + part.string() + ": " + std::strerror(errno));
           positioned = true;
         }
         for (std::size_t done = 0; done < bytes.size();) {
           ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-          if (n < 0) return core::make_error(core::errc::io_error, "writing " + part.string() + " failed (disk full?)");
+          if (n < 0) return core::make_error(core::errc::io_error, "writing " + part.string() + ": " + std::strerror(errno));
           done += static_cast<std::size_t>(n);
         }
         j.bytes_downloaded += bytes.size();
@@ -260,6 +300,7 @@ core::result<void> updater::download(journal& j) {
         return {};
       });
       const int sync_rc = ::fsync(fd);
+      const int sync_errno = errno;
       ::close(fd);
       if (!reply) return reply.err();
       if (reply->status == 416) {
@@ -270,7 +311,7 @@ core::result<void> updater::download(journal& j) {
         return core::make_error(core::errc::invalid_patch, "GET " + url + " answered " + std::to_string(reply->status));
       if (reply->status != 200 && reply->status != 206)
         return core::make_error(core::errc::io_error, "GET " + url + " answered " + std::to_string(reply->status));
-      if (sync_rc != 0) return core::make_error(core::errc::io_error, "fsync " + part.string() + " failed");
+      if (sync_rc != 0) return core::make_error(core::errc::io_error, "fsync " + part.string() + ": " + std::strerror(sync_errno));
     }
     auto digest = core::sha256_of_file(part);
     if (digest && core::to_hex(*digest) == want_sha) return {};
@@ -283,10 +324,12 @@ core::result<void> updater::download(journal& j) {
 
 core::result<void> updater::apply(journal& j) {
   if (slots_.active().ok() && *slots_.active() != j.old_slot)
-    return core::make_error(core::errc::io_error, "the active slot changed under the update");
+    return core::make_error(core::errc::invalid_argument, "the active slot changed under the update");
   const auto out = slots_.model_path(j.new_slot);
+  // The inactive slot is scratch: empty it first, so an earlier release or the remains of an
+  // interrupted apply never take the space the new model needs.
+  MALLORN_TRY(slots_.clear(j.new_slot));
   std::error_code ec;
-  fs::create_directories(out.parent_path(), ec);
   if (j.use_full) {
     // Already verified against the target SHA-256; rename publishes it in the slot atomically.
     fs::rename(download_path(), out, ec);

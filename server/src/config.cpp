@@ -27,6 +27,7 @@ const option_spec options[] = {
     {"signing-key", "MALLORN_SIGNING_KEY", "FILE  Ed25519 private key (64 bytes, `mallorn keygen`) to sign every patch"},
     {"tls-cert", "MALLORN_TLS_CERT", "FILE    serve HTTPS with this PEM certificate chain"},
     {"tls-key", "MALLORN_TLS_KEY", "FILE     ... and this PEM private key"},
+    {"tls-client-ca", "MALLORN_TLS_CLIENT_CA", "FILE  require client certificates signed by this PEM CA (mTLS)"},
     {"threads", "MALLORN_THREADS", "N        I/O threads (default: one per core)"},
     {"build-threads", "MALLORN_BUILD_THREADS", "N  concurrent patch builds (default 1)"},
     {"build-queue", "MALLORN_BUILD_QUEUE", "N    builds waiting for a thread before check-update answers 503 (default 16)"},
@@ -98,6 +99,7 @@ core::result<void> apply(server_config& c, const std::string& key, const std::st
   else if (key == "signing-key") c.signing_key_file = value;
   else if (key == "tls-cert") c.tls_cert = value;
   else if (key == "tls-key") c.tls_key = value;
+  else if (key == "tls-client-ca") c.tls_client_ca = value;
   else if (key == "log-level") c.log_level = value;
   else if (key == "no-neural") c.neural = !(value == "1" || value == "true" || value.empty());
   else if (key == "listen") {
@@ -248,6 +250,8 @@ core::result<config_outcome> load_config(const std::vector<std::string>& args, c
   for (const auto& [k, v] : layered) MALLORN_TRY(apply(out.config, k, v));
   if (out.config.tls_cert.empty() != out.config.tls_key.empty())
     return bad("--tls-cert and --tls-key go together");
+  if (!out.config.tls_client_ca.empty() && out.config.tls_cert.empty())
+    return bad("--tls-client-ca needs --tls-cert and --tls-key");
   if (out.config.patches_dir.empty()) out.config.patches_dir = out.config.data_dir / "patches";
   return out;
 }

@@ -206,6 +206,12 @@ core::result<void> http_server::listen() {
     i.tls->use_certificate_chain_file(i.opts.tls_cert.string(), ec);
     if (!ec) i.tls->use_private_key_file(i.opts.tls_key.string(), asio::ssl::context::pem, ec);
     if (ec) return core::make_error(core::errc::invalid_argument, "TLS: cannot load certificate or key: " + ec.message());
+    if (!i.opts.tls_client_ca.empty()) {
+      // Device identity: the handshake fails for a client without a certificate from this CA.
+      i.tls->load_verify_file(i.opts.tls_client_ca.string(), ec);
+      if (ec) return core::make_error(core::errc::invalid_argument, "TLS: cannot load client CA: " + ec.message());
+      i.tls->set_verify_mode(asio::ssl::verify_peer | asio::ssl::verify_fail_if_no_peer_cert);
+    }
   }
   return {};
 }

@@ -43,7 +43,7 @@ http_response router::report(const http_request& req) {
   if (!doc) return error;
   static const std::set<std::string> states = {"idle",      "checking",  "downloading", "downloaded",   "applying",
                                                "applied",   "verifying", "swapping",    "health_check", "committed",
-                                               "rolling_back", "rolled_back", "failed"};
+                                               "rolling_back", "rolled_back", "failed",    "interrupted"};
   device_report r;
   auto field = [&](const char* name, std::string& out, std::size_t max_len, bool required) -> bool {
     if (!doc->contains(name) || (*doc)[name].is_null()) return !required;

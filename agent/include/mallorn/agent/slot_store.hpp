@@ -25,6 +25,10 @@ class slot_store {
   core::result<void> activate(const std::string& slot);
   // First installation: copies `model` into slot a (atomically) and activates it.
   core::result<void> install(const std::filesystem::path& model);
+  // Empties a slot (it must not be the active one).
+  core::result<void> clear(const std::string& slot);
+  // Removes what an interrupted atomic write left behind (journal and link temp files).
+  void remove_stale_temp_files() const;
   const std::filesystem::path& dir() const { return dir_; }
 
  private:

@@ -41,8 +41,12 @@ class updater {
   core::result<void> download(journal& j);
   core::result<void> apply(journal& j);
   core::result<void> health_check();
+  // Reports a transition; when the server cannot take it, it waits in the outbox.
   void report(const journal& j, const std::string& state, const std::string& error = {});
+  void flush_pending_reports();
   cycle_result fail(journal& j, const std::string& why);
+  // Local I/O trouble (disk full, EIO, network): the journal keeps the last state entered.
+  cycle_result interrupted(const journal& j, const core::error& e);
   // Journals a switch from the patch to the whole model (state download, use_full).
   core::result<void> fall_back_to_full(journal& j, const std::string& why);
 

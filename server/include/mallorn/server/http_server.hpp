@@ -25,6 +25,7 @@ struct http_options {
   std::uint32_t header_limit = 16 << 10;
   std::chrono::seconds read_timeout{15}, idle_timeout{75}, write_timeout{60}, drain_timeout{30};
   std::filesystem::path tls_cert, tls_key;  // both set: HTTPS
+  std::filesystem::path tls_client_ca;      // set: mutual TLS, clients need a certificate it signed
   std::filesystem::path staging_dir;        // uploads are written here first
 };
 

@@ -1,4 +1,4 @@
-#include "mallorn/server/logging.hpp"
+#include "mallorn/core/logging.hpp"
 
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -6,7 +6,7 @@
 
 #include <cstdlib>
 
-namespace mallorn::server {
+namespace mallorn::core {
 namespace {
 
 // "%*" -> "<N>": the sd-daemon(3) priority prefix journald understands.
@@ -22,8 +22,8 @@ class journald_priority final : public spdlog::custom_flag_formatter {
 
 }  // namespace
 
-bool setup_logging(const std::string& level) {
-  auto logger = spdlog::stderr_color_mt("mallornd");
+bool setup_logging(const std::string& program, const std::string& level) {
+  auto logger = spdlog::stderr_color_mt(program);
   spdlog::set_default_logger(logger);
   auto formatter = std::make_unique<spdlog::pattern_formatter>();
   if (std::getenv("JOURNAL_STREAM")) formatter->add_flag<journald_priority>('*').set_pattern("%*%v");
@@ -39,4 +39,4 @@ bool setup_logging(const std::string& level) {
   return true;
 }
 
-}  // namespace mallorn::server
+}  // namespace mallorn::core
