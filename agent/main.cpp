@@ -131,9 +131,12 @@ int main(int argc, char** argv) {
   if (command == "check-once") {
     int code = 0;
     nlohmann::json out = nlohmann::json::array();
-    for (auto& u : updaters) {
-      auto r = u.run_once();
-      out.push_back({{"outcome", agent::outcome_name(r.outcome)}, {"detail", r.detail}, {"retry_after", r.retry_after}});
+    for (std::size_t i = 0; i < updaters.size(); ++i) {
+      auto r = updaters[i].run_once();
+      out.push_back({{"model", cfg->models[i].name},
+                     {"outcome", agent::outcome_name(r.outcome)},
+                     {"detail", r.detail},
+                     {"retry_after", r.retry_after}});
       if (r.outcome == agent::cycle_outcome::failed || r.outcome == agent::cycle_outcome::rolled_back) code = 1;
       else if (r.outcome == agent::cycle_outcome::pending && code == 0) code = 3;
     }

@@ -3,8 +3,8 @@
 # releases in ../shared/models (every pair as <model>/1.<ext> and 2.<ext>), start the patch server
 # mallornd on it (SQLite index and patch cache under build/run/data, patches signed with a key made
 # here), then play a device's update with curl: check-update, wait for the on-demand build,
-# download with a resume, apply with the CLI, compare with the new release. The server keeps
-# running until Ctrl-C.
+# download with a resume, apply with the CLI, compare with the new release; then the same update
+# end to end by the device agent (mallorn-agent). The server keeps running until Ctrl-C.
 # usage: scripts/run.sh [--once]     (--once: stop the server after the curl session)
 # env:   PORT (default 8080), MALLORN_MODELS (default ../shared/models)
 set -euo pipefail
@@ -17,7 +17,7 @@ models_src=${MALLORN_MODELS:-$root/../shared/models}
 
 ./scripts/deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build -j2 --target mallornd mallorn
+cmake --build build -j2 --target mallornd mallorn mallorn-agent
 
 run=$root/build/run
 rm -rf "$run/models"
@@ -79,6 +79,23 @@ awk -v p="$patch_size" -v n="$new_size" 'BEGIN { printf "== %d-byte signed patch
 echo "== metrics (excerpt)"
 curl -s "$S/metrics" | grep -E '^mallornd_(builds_total|bytes_served_total|patches_cached)' || true
 rm -rf "$work"
+
+echo; echo "== the same update, end to end, by the device agent (A/B slots, journal, health check)"
+device=$run/device-demo-2
+rm -rf "$device"
+mkdir -p "$device"
+cat > "$device/agent.json" <<JSON
+{"server": "$S", "device_id": "demo-2", "public_key": "$run/release.pub", "poll_interval": 60,
+ "models": [{"name": "$model", "dir": "$device/$model", "file": "model.tflite",
+             "health_check": ["sh", "-c", "test -s \"\$MALLORN_MODEL\""], "health_timeout": 30}]}
+JSON
+agent="build/bin/mallorn-agent --config $device/agent.json"
+show $agent install "$model" "$old"
+show $agent check-once --json
+show $agent status
+echo "   $device/$model/current -> $(readlink "$device/$model/current")"
+cmp "$device/$model/current/model.tflite" "$new" && echo "   the active slot is release 2, byte for byte"
+show curl -s -H "Authorization: Bearer $(cat "$run/admin-token")" "$S/admin/devices/demo-2"
 
 if [ "$once" = 1 ]; then exit 0; fi
 echo

@@ -5,6 +5,8 @@ Prints a table and writes docs/benchmarks.md. Not part of ctest (minutes, not se
 """
 import argparse, hashlib, json, math, os, platform, random, subprocess, sys, tempfile, time
 from pathlib import Path
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import doc_sections  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 MALLORN = ROOT / "build" / "bin" / "mallorn"  # --mallorn overrides
@@ -211,13 +213,9 @@ def main():
     text = report(rows, big, not a.quick and CACHE.exists())
     if a.notes.exists():
         text += "\n" + a.notes.read_text()
-    # Keep the server benchmark's section (scripts/bench-server.sh owns it) when rewriting.
+    # Keep the sections the other benchmarks own (<!-- NAME-bench:begin/end -->) when rewriting.
     if a.out.exists():
-        old = a.out.read_text()
-        begin, end = "<!-- server-bench:begin -->", "<!-- server-bench:end -->"
-        if begin in old and end in old and begin not in text:
-            start = old.rfind("\n## ", 0, old.index(begin))
-            text = text.rstrip("\n") + "\n" + old[start if start >= 0 else old.index(begin):old.index(end) + len(end)] + "\n"
+        text = doc_sections.keep_other_sections(a.out.read_text(), text)
     a.out.write_text(text)
     print(text)
     if not all(r["roundtrip"] for r in rows) or (big and not big["roundtrip"]):
