@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "mallorn/core/hash.hpp"
+#include "download_checkpoint.hpp"
 #include "mallorn/agent/report_outbox.hpp"
 #include "mallorn/core/patch_applier.hpp"
 
@@ -73,10 +74,15 @@ cycle_result updater::fail(journal& j, const std::string& why) {
   report(j, "failed", why);
   j.failed_target = j.target_sha256;
   j.error = why;
-  std::error_code ec;
-  fs::remove(download_path(), ec);
+  remove_download();
   (void)enter(j, update_state::idle);
   return {cycle_outcome::failed, 0, why};
+}
+
+void updater::remove_download() {
+  std::error_code ec;
+  fs::remove(download_path(), ec);
+  fs::remove(checkpoint_path(download_path()), ec);
 }
 
 cycle_result updater::interrupted(const journal& j, const core::error& e) {
@@ -91,8 +97,7 @@ cycle_result updater::interrupted(const journal& j, const core::error& e) {
 core::result<void> updater::fall_back_to_full(journal& j, const std::string& why) {
   spdlog::warn("{}: {}; falling back to the full model", model_.name, why);
   j.use_full = true;
-  std::error_code ec;
-  fs::remove(download_path(), ec);
+  remove_download();
   return enter(j, update_state::download);
 }
 
@@ -102,11 +107,7 @@ cycle_result updater::run_once() {
   journal j = *loaded;
   if (!slots_.provisioned()) return {cycle_outcome::failed, 0, model_.dir.string() + " has no installed model"};
   slots_.remove_stale_temp_files();
-  if (j.state == update_state::idle) {
-    // A finished update whose download could not be deleted at the time.
-    std::error_code ec;
-    fs::remove(download_path(), ec);
-  }
+  if (j.state == update_state::idle) remove_download();  // one that could not be deleted at the time
   flush_pending_reports();
   if (j.state != update_state::idle) {
     spdlog::info("{}: resuming the update {} -> {} in state {}", model_.name, j.from_version, j.to_version, state_name(j.state));
@@ -157,8 +158,7 @@ cycle_result updater::check(journal& j) {
       return {cycle_outcome::up_to_date, 0, "refusing downgrade to " + next.to_version};
     next.old_slot = *active;
     next.new_slot = slot_store::other(*active);
-    std::error_code ec;
-    fs::remove(download_path(), ec);
+    remove_download();
     spdlog::info("{}: update {} -> {} ({})", model_.name, next.from_version, next.to_version,
                  next.use_full ? "full download" : "patch of " + std::to_string(next.patch_size) + " bytes");
     if (auto r = enter(next, update_state::download); !r) return interrupted(next, r.err());
@@ -236,8 +236,7 @@ cycle_result updater::resume(journal& j) {
         j.installed_version = j.to_version;
         j.installed_rank = j.target_rank;
         j.error.clear();
-        std::error_code ec;
-        fs::remove(download_path(), ec);
+        remove_download();
         if (auto stop = go(update_state::idle)) return *stop;
         report(j, "committed");
         spdlog::info("{}: committed {} (slot {}, {} bytes downloaded)", model_.name, j.to_version, j.new_slot, j.bytes_downloaded);
@@ -266,9 +265,19 @@ core::result<void> updater::download(journal& j) {
     std::error_code ec;
     std::uint64_t offset = fs::exists(part, ec) ? fs::file_size(part, ec) : 0;
     if (want_size && offset > want_size) {
-      fs::remove(part, ec);
+      remove_download();
       offset = 0;
     }
+    if (const std::uint64_t trusted = trusted_prefix(part, offset); trusted < offset) {
+      spdlog::info("{}: the device restarted since {} was written; keeping its {} synced bytes of {}", model_.name,
+                   part.filename().string(), trusted, offset);
+      fs::resize_file(part, trusted, ec);
+      if (ec) return core::make_error(core::errc::io_error, "truncating " + part.string() + ": " + ec.message());
+      offset = trusted;
+    }
+    // Record this boot, so that a kill (not a power cut) later in it keeps every written byte.
+    if (auto c = load_checkpoint(part); !c || c->boot_id != current_boot_id())
+      if (auto saved = save_checkpoint(part, offset); !saved) return saved.err();
     if (!want_size || offset < want_size) {
       int fd = ::open(part.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
       if (fd < 0) return core::make_error(core::errc::io_error, "open " + part.string() + ": " + std::strerror(errno));
@@ -278,10 +287,13 @@ core::result<void> updater::download(journal& j) {
         headers["If-Range"] = "\"" + want_sha + "\"";  // a changed file is sent whole
       }
       bool positioned = false;
-      std::uint64_t since_sync = 0;
+      std::uint64_t since_sync = 0, end = offset;
       auto reply = client_.get(url, headers, [&](unsigned status, std::span<const std::uint8_t> bytes) -> core::result<void> {
         if (!positioned) {
-          if (status == 200) offset = 0;  // Range not honoured: start over
+          if (status == 200 && offset > 0) {  // Range not honoured, or the file changed: start over
+            offset = end = 0;
+            MALLORN_TRY(save_checkpoint(part, 0));
+          }
           if (::ftruncate(fd, static_cast<off_t>(offset)) != 0 || ::lseek(fd, static_cast<off_t>(offset), SEEK_SET) < 0)
             return core::make_error(core::errc::io_error, "cannot position " + part.string() + ": " + std::strerror(errno));
           positioned = true;
@@ -292,9 +304,12 @@ core::result<void> updater::download(journal& j) {
           done += static_cast<std::size_t>(n);
         }
         j.bytes_downloaded += bytes.size();
+        end += bytes.size();
         since_sync += bytes.size();
-        if (since_sync >= (4u << 20)) {  // bound what a power cut can take back
-          ::fdatasync(fd);
+        if (since_sync >= (1u << 20)) {  // bound what a power cut can take back
+          if (::fdatasync(fd) != 0)
+            return core::make_error(core::errc::io_error, "fdatasync " + part.string() + ": " + std::strerror(errno));
+          MALLORN_TRY(save_checkpoint(part, end));
           since_sync = 0;
         }
         return {};
@@ -302,9 +317,11 @@ core::result<void> updater::download(journal& j) {
       const int sync_rc = ::fsync(fd);
       const int sync_errno = errno;
       ::close(fd);
+      if (sync_rc == 0 && since_sync > 0)
+        if (auto c = save_checkpoint(part, end); !c) return c.err();
       if (!reply) return reply.err();
       if (reply->status == 416) {
-        fs::remove(part, ec);
+        remove_download();
         continue;
       }
       if (reply->status == 404 || reply->status == 410)  // evicted or withdrawn: not worth retrying
@@ -316,7 +333,7 @@ core::result<void> updater::download(journal& j) {
     auto digest = core::sha256_of_file(part);
     if (digest && core::to_hex(*digest) == want_sha) return {};
     spdlog::warn("{}: downloaded {} does not match its SHA-256; downloading it again", model_.name, url);
-    fs::remove(part, ec);
+    remove_download();
   }
   return core::make_error(full ? core::errc::target_hash_mismatch : core::errc::invalid_patch,
                           "the download of " + url + " does not match its SHA-256");
@@ -334,6 +351,7 @@ core::result<void> updater::apply(journal& j) {
     // Already verified against the target SHA-256; rename publishes it in the slot atomically.
     fs::rename(download_path(), out, ec);
     if (ec) return core::make_error(core::errc::io_error, "moving the download into slot " + j.new_slot + ": " + ec.message());
+    fs::remove(checkpoint_path(download_path()), ec);
     return fsync_directory(out.parent_path());
   }
   core::apply_options opts;

@@ -72,7 +72,7 @@ std::vector<std::string> leftovers(const std::filesystem::path& home) {
   std::vector<std::string> out;
   for (const auto& e : std::filesystem::recursive_directory_iterator(home / "slots")) {
     const auto name = e.path().filename().string();
-    if (name.find(".tmp") != std::string::npos || name == "download.part") out.push_back(e.path().string());
+    if (name.find(".tmp") != std::string::npos || name.rfind("download.part", 0) == 0) out.push_back(e.path().string());
   }
   return out;
 }

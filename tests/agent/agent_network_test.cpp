@@ -163,3 +163,41 @@ TEST(AgentNetwork, UpdatesOverMutualTlsAndRefusesTheWrongCertificates) {
   EXPECT_EQ(sha_of(current_model(wary)), sha_of(rig.pair.v1));
   EXPECT_NE(r.out.find("certificate verify failed"), std::string::npos) << r.out;
 }
+
+// After a power cut the part of a download that was not fsynced may read back as garbage. The
+// agent cuts the file back to what its checkpoint says was synced (when the boot id changed),
+// fetches the rest, and never installs the garbage.
+TEST(AgentNetwork, ResumeAfterARebootDropsWhatWasNotSynced) {
+  fleet_rig rig(unrelated_pair);
+  ASSERT_TRUE(rig.server->listening());
+  const std::uint64_t patch_size = warm_patch(rig);
+  cutting_proxy proxy(rig.server->port());
+  proxy.cut_after(patch_size * 3 / 4);
+  rig.device_server_url = proxy.url();
+  auto home = rig.device("rebooted");
+  EXPECT_EQ(fleet_rig::check_once(home).exit_code, 1);
+  const auto part = home / "slots" / "download.part";
+  const std::uint64_t on_disk = std::filesystem::file_size(part);
+  std::string boot;
+  std::uint64_t synced = 0;
+  std::ifstream(home / "slots" / "download.part.sync") >> boot >> synced;
+  ASSERT_GE(synced, 1u << 20) << "a checkpoint every MiB";
+  ASSERT_LE(synced, on_disk);
+  // Pretend the machine lost power: another boot, and the tail after the checkpoint is garbage.
+  std::ofstream(home / "slots" / "download.part.sync") << "another-boot " << synced / 2 << "\n";
+  {
+    std::fstream f(part, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(synced / 2));
+    const std::string junk(on_disk - synced / 2, '\0');
+    f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+  }
+  proxy.cut_after(0);
+  const std::uint64_t before = proxy.body_bytes("GET /patch/");
+  auto r = fleet_rig::check_once(home);
+  EXPECT_EQ(r.exit_code, 0) << fleet_rig::log(home);
+  EXPECT_EQ(sha_of(current_model(home)), sha_of(rig.pair.v2));
+  EXPECT_NE(fleet_rig::log(home).find("keeping its " + std::to_string(synced / 2) + " synced bytes"), std::string::npos)
+      << fleet_rig::log(home);
+  // Only what was not known to be synced was fetched again, not the whole patch.
+  EXPECT_EQ(proxy.body_bytes("GET /patch/") - before, patch_size - synced / 2);
+}

@@ -2,6 +2,8 @@
 // update, health-check rollback, a bad signature, a tampered patch, and SIGKILL at random instants.
 #include <gtest/gtest.h>
 
+#include <signal.h>
+
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -173,4 +175,46 @@ TEST(Agent, GarbageFromTheServerChangesNothing) {
   EXPECT_TRUE(j.is_discarded() || j.value("state", "idle") == "idle");
   run_shell("pkill -f " + (dir / "garbage.py").string());
   server.join();
+}
+
+// The daemon: one config with two models, `run` polls, updates both, and stops on SIGTERM.
+TEST(Agent, RunDaemonUpdatesEveryModelAndStopsOnSigterm) {
+  temp_dir dir("agent-run");
+  std::filesystem::create_directories(dir / "models");
+  auto pairs = make_store(dir / "models", default_pairs());
+  ASSERT_EQ(pairs.size(), 2u);
+  daemon_process server(dir.path(), {"--models", (dir / "models").string(), "--data", (dir / "data").string(), "--level",
+                                     "3", "--no-neural", "--rate-limit", "0"});
+  ASSERT_TRUE(server.listening());
+  json models = json::array();
+  for (const auto& p : pairs)
+    models.push_back({{"name", p.model}, {"dir", (dir / "device" / p.model).string()}, {"file", "model.tflite"}});
+  json cfg = {{"server", server.url()}, {"device_id", "daemon"}, {"poll_interval", 1}, {"jitter", 0.0}, {"models", models}};
+  std::ofstream(dir / "agent.json") << cfg.dump();
+  const std::string agent = fleet_rig::agent() + " --config " + (dir / "agent.json").string();
+  for (const auto& p : pairs) ASSERT_EQ(run_shell(agent + " install " + p.model + " " + p.v1.string()).exit_code, 0);
+  int code = -1;
+  std::thread daemon([&] {
+    code = run_shell("echo $$ > " + (dir / "pid").string() + "; exec " + agent + " run 2>" + (dir / "agent.log").string())
+               .exit_code;
+  });
+  auto updated = [&] {
+    for (const auto& p : pairs)
+      if (sha_of(dir / "device" / p.model / "current" / "model.tflite") != sha_of(p.v2)) return false;
+    return true;
+  };
+  for (int i = 0; i < 300 && !updated(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_TRUE(updated()) << run_shell("cat " + (dir / "agent.log").string()).out;
+  int pid = 0;
+  std::ifstream(dir / "pid") >> pid;
+  ASSERT_GT(pid, 0);
+  const auto t0 = std::chrono::steady_clock::now();
+  ::kill(pid, SIGTERM);
+  daemon.join();
+  EXPECT_EQ(code, 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+  // Both models reported their commit.
+  auto status = json::parse(run_shell(agent + " status --json").out);
+  ASSERT_EQ(status.size(), 2u);
+  for (const auto& m : status) EXPECT_EQ(m["installed_version"], "2") << m.dump();
 }

@@ -35,6 +35,7 @@ class updater {
  private:
   std::filesystem::path journal_path() const { return model_.dir / "journal.json"; }
   std::filesystem::path download_path() const { return model_.dir / "download.part"; }
+  void remove_download();  // the partial file and its sync checkpoint
   core::result<void> enter(journal& j, update_state s);
   cycle_result check(journal& j);
   cycle_result resume(journal& j);
