@@ -208,15 +208,3 @@ def compare_fingerprints(model1: PathLike, model2: PathLike) -> bool:
     """True if both files have the same fingerprint (almost certainly the same model version)."""
     return fingerprint(model1).matches(fingerprint(model2))
 
-
-__all__ = [
-    "MallornError",
-    "apply_patch",
-    "compare_fingerprints",
-    "create_patch",
-    "fingerprint",
-    "generate_keypair",
-    "patch_info",
-    "sign_patch",
-    "verify_patch",
-]
