@@ -185,3 +185,21 @@ def test_wrong_argument_types_raise_type_error(tflite_pair, tmp_path):
 def test_package_is_typed():
     package = Path(mallorn.__file__).parent
     assert (package / "py.typed").is_file() and (package / "_mallorn.pyi").is_file()
+
+
+def test_stub_matches_the_extension():
+    """_mallorn.pyi declares exactly the extension's functions, with its parameter names."""
+    import ast
+    import re
+
+    from mallorn import _mallorn
+
+    stub = ast.parse((Path(mallorn.__file__).parent / "_mallorn.pyi").read_text())
+    declared = {f.name: [a.arg for a in f.args.args] for f in stub.body if isinstance(f, ast.FunctionDef)}
+    actual = {}
+    for name in dir(_mallorn):
+        fn = getattr(_mallorn, name)
+        if callable(fn) and not name.startswith("_"):
+            params = re.match(rf"{name}\((.*?)\) ->", fn.__doc__.strip()).group(1)
+            actual[name] = [p.split(":")[0].strip() for p in params.split(",") if p.strip()]
+    assert declared == actual
