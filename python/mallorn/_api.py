@@ -11,7 +11,7 @@ import os
 from typing import Any, Optional, Union
 
 from . import _mallorn
-from ._errors import InvalidArgument, MallornError, error_from_code
+from ._errors import InvalidArgument, error_from_code
 from ._types import Fingerprint, PatchInfo, PatchStats, PatchVerification, TensorStat
 
 PathLike = Union[str, "os.PathLike[str]"]

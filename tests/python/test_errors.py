@@ -32,6 +32,10 @@ def test_hierarchy_and_codes():
         assert issubclass(cls, mallorn.MallornError)
         assert cls.code == cls.__name__
     assert issubclass(mallorn.IoError, OSError) and issubclass(mallorn.InvalidArgument, ValueError)
+    # the same names and numbers as the C++ core's errc (what the CLI prints in --json)
+    from mallorn import _mallorn
+
+    assert _mallorn.error_names() == {cls.code_num: cls.code for cls in subtypes}
 
 
 def test_source_hash_mismatch(made, tmp_path):
