@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The whole test suite on a fresh Debian 12 machine: dependencies, Release build, ctest.
+# The whole test suite on a fresh Debian 12 machine: dependencies, Release build, ctest (which
+# includes the Python package's pytest suites, python.api and python.pip_install).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/deps.sh
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build -j2
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DMALLORN_PYTHON=ON && cmake --build build -j2
 ctest --test-dir build --output-on-failure -j2
