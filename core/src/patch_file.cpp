@@ -16,6 +16,13 @@ class hashing_null_sink final : public byte_sink {
 
 result<apply_report> run_applier(byte_source& old, byte_source& patch, byte_sink& out, const apply_options& opts) {
   patch_applier applier(old, out, opts);
+  MALLORN_TRY(feed_all_and_finish(applier, patch));
+  return apply_report{*applier.header(), applier.actual_target()};
+}
+
+}  // namespace
+
+result<void> feed_all_and_finish(patch_applier& applier, byte_source& patch) {
   std::vector<std::uint8_t> block(feed_block);
   std::uint64_t at = 0;
   apply_status status = apply_status::need_more;
@@ -30,11 +37,8 @@ result<apply_report> run_applier(byte_source& old, byte_source& patch, byte_sink
   }
   if (status != apply_status::done && !applier.header() && patch.size() < header_fixed_size)
     return make_error(errc::invalid_patch, "patch is truncated inside its header (" + std::to_string(patch.size()) + " bytes)");
-  MALLORN_TRY(applier.finish());
-  return apply_report{*applier.header(), applier.actual_target()};
+  return applier.finish();
 }
-
-}  // namespace
 
 result<apply_report> apply_patch_file(const std::filesystem::path& old_model, const std::filesystem::path& patch,
                                       const std::filesystem::path& out, const apply_options& opts) {

@@ -9,7 +9,6 @@
 namespace mallorn::python {
 namespace {
 
-constexpr std::size_t feed_block = 256u << 10;
 
 // verify: the applier hashes what it produces; the bytes themselves are not needed.
 class discard_sink final : public core::byte_sink {
@@ -46,27 +45,6 @@ core::result<core::patch_header> header_of(core::byte_source& patch) {
   probe = core::parse_header(head);
   if (!probe) return probe.err();
   return std::move(*probe->header);
-}
-
-// Feeds the whole patch, then checks body and target hashes. Mirrors core's run_applier, but
-// keeps the applier around so a failure still tells what was established.
-core::result<void> run(core::patch_applier& applier, core::byte_source& patch) {
-  std::vector<std::uint8_t> block(feed_block);
-  std::uint64_t at = 0;
-  core::apply_status status = core::apply_status::need_more;
-  while (at < patch.size()) {
-    auto n = std::min<std::uint64_t>(block.size(), patch.size() - at);
-    std::span<std::uint8_t> piece(block.data(), n);
-    MALLORN_TRY(patch.read_at(at, piece));
-    at += n;
-    auto r = applier.feed(piece);
-    if (!r) return r.err();
-    status = *r;
-  }
-  if (status != core::apply_status::done && !applier.header() && patch.size() < core::header_fixed_size)
-    return core::make_error(core::errc::invalid_patch,
-                            "patch is truncated inside its header (" + std::to_string(patch.size()) + " bytes)");
-  return applier.finish();
 }
 
 }  // namespace
@@ -116,7 +94,7 @@ apply_outcome apply_patch(const input& source, const input& patch, const std::op
     sink = file.get();
   }
   core::patch_applier applier(**old, *sink, opts);
-  auto r = run(applier, **p);
+  auto r = core::feed_all_and_finish(applier, **p);
   o.bytes_written = applier.bytes_written();
   if (r || r.err().code == core::errc::target_hash_mismatch) o.actual_target = applier.actual_target();
   if (!r) {

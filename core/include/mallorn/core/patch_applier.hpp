@@ -55,6 +55,10 @@ class patch_applier {
   std::unique_ptr<impl> impl_;
 };
 
+// Feeds all of `patch` to `applier` in blocks, then finish(). The applier is left as it ended, so a
+// caller can still ask it what was established (header(), actual_target()) after a failure.
+result<void> feed_all_and_finish(patch_applier& applier, byte_source& patch);
+
 struct apply_report {
   patch_header header;
   sha256_digest actual_target{};
