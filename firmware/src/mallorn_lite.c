@@ -373,7 +373,7 @@ static int decode_arg(struct ml_ctx *x) {
 }
 
 /* Emits the current op's bytes; returns 1 when it needs more input. */
-static int run_op(struct ml_ctx *x) {
+static int run_op(struct ml_ctx *x, mallorn_lite_in *in) {
   while (x->op_left) {
     uint32_t room = WBUF - x->wfill, n = x->op_left < room ? x->op_left : room;
     if (x->kind == OP_COPY) {
@@ -386,6 +386,7 @@ static int run_op(struct ml_ctx *x) {
         if (read_old(x, n)) return -1;
         x->add_ahead = (uint8_t)n;
       }
+      la_fill(x, in);
       if (!la_ready(x, 8)) return 1;
       if (x->kind == OP_ADD) {
         x->wbuf[x->wfill] = (uint8_t)(x->wbuf[x->wfill] + dec_byte(x));
@@ -451,7 +452,7 @@ static int run_block(struct ml_ctx *x, mallorn_lite_in *in) {
         if (decode_arg(x)) return -1;
         break;
       default:
-        r = run_op(x);
+        r = run_op(x, in);
         if (r) return r;
         break;
     }
@@ -466,7 +467,7 @@ static int feed_body(struct ml_ctx *x, mallorn_lite_in *in) {
         while (in->pos < in->size && x->consumed < x->header_size + BODY_HEADER)
           bh[x->consumed++ - x->header_size] = in->src[in->pos++];
         if (x->consumed < x->header_size + BODY_HEADER) return 1;
-        if (x->body_end < x->consumed || bh[0] < 8 || bh[0] > MAX_LOG2_BLOCK || bh[1] < 8 || bh[1] > 30 || bh[2] || bh[3])
+        if (x->body_end < x->consumed || bh[0] < 8 || bh[0] > MAX_LOG2_BLOCK || bh[1] < 8 || bh[1] > 30 || bh[2] || bh[3] != (uint8_t)(0xFF ^ bh[0] ^ bh[1]))
           return fail(x, MALLORN_LITE_E_CORRUPT);
         x->log2_block = bh[0];
         x->log2_window = bh[1];

@@ -7,6 +7,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 struct ml_sha256 {
   uint32_t h[8];
   uint64_t count; /* bytes hashed so far */
@@ -20,4 +24,7 @@ void ml_sha256_final(struct ml_sha256 *s, uint8_t out[32]);
 void ml_sha256_save(const struct ml_sha256 *s, uint8_t out[32]);
 void ml_sha256_restore(struct ml_sha256 *s, const uint8_t in[32], uint64_t count);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -39,7 +39,10 @@ core::result<patch_stats> create_mcu_patch(std::span<const std::uint8_t> old_ima
   else sizes = {4096};
   std::vector<std::uint8_t> body;
   for (auto bs : sizes) {
-    std::vector<std::uint8_t> b{static_cast<std::uint8_t>(log2_of(bs)), static_cast<std::uint8_t>(log2_of(opts.old_window)), 0, 0};
+    // The check byte makes every single-byte change of this header detectable: nothing else
+    // would notice a different (but valid) window, since the device does not hash the body.
+    auto lb = static_cast<std::uint8_t>(log2_of(bs)), lw = static_cast<std::uint8_t>(log2_of(opts.old_window));
+    std::vector<std::uint8_t> b{lb, lw, 0, static_cast<std::uint8_t>(0xFF ^ lb ^ lw)};
     auto blocks = detail::encode_mcu_blocks(ops, old_image, new_image, bs);
     b.insert(b.end(), blocks.begin(), blocks.end());
     if (body.empty() || b.size() < body.size()) body = std::move(b);
