@@ -14,7 +14,7 @@ namespace mallorn::cli {
 
 int cmd_diff(const arg_list& argv) {
   parsed_args a;
-  if (auto e = parse_args(argv, {"-o", "--output", "--level", "--sign", "--target-version", "--profile"},
+  if (auto e = parse_args(argv, {"-o", "--output", "--level", "--sign", "--target-version", "--profile", "--old-window"},
                           {"--neural", "--generic", "--json"}, a))
     return usage_error(*e, "diff", a.has("--json"));
   bool json = a.has("--json");
@@ -27,6 +27,14 @@ int cmd_diff(const arg_list& argv) {
   bool mcu = profile == "mcu";
   if (mcu && (a.has("--neural") || a.has("--generic")))
     return usage_error("--neural and --generic apply to the standard profile only", "diff", json);
+
+  formats::mcu_options mcu_opts;
+  if (auto w = a.value("--old-window")) {
+    auto v = parse_uint(*w);
+    if (!mcu || !v || *v < 256 || *v > (1u << 30) || (*v & (*v - 1)))
+      return usage_error("--old-window takes a power of two in 256..2^30 with --profile mcu", "diff", json);
+    mcu_opts.old_window = static_cast<std::uint32_t>(*v);
+  }
 
   formats::diff_options opts;
   if (mcu) opts.level = 9;  // the mcu encoder's default: try every block size
@@ -50,11 +58,11 @@ int cmd_diff(const arg_list& argv) {
 
   progress_bar bar("diff");
   opts.progress = bar.callback();
-  auto st = mcu ? formats::create_mcu_patch_file(a.positional[0], a.positional[1], *out,
-                                                  {.level = opts.level,
-                                                   .target_version = opts.target_version,
-                                                   .signing_key = opts.signing_key,
-                                                   .progress = opts.progress})
+  mcu_opts.level = opts.level;
+  mcu_opts.target_version = opts.target_version;
+  mcu_opts.signing_key = opts.signing_key;
+  mcu_opts.progress = opts.progress;
+  auto st = mcu ? formats::create_mcu_patch_file(a.positional[0], a.positional[1], *out, mcu_opts)
                 : formats::create_patch_file(a.positional[0], a.positional[1], *out, opts);
   bar.clear();
   if (!st) return report_error(st.err(), json);

@@ -200,8 +200,32 @@ std::vector<mcu_op> plan_mcu_ops(std::span<const std::uint8_t> old, std::span<co
     return b.take();
   }
   suffix_index index(old);
-  for (const auto& r : bsdiff_regions(index, target, progress)) {
-    b.aligned(static_cast<std::uint32_t>(r.new_pos), static_cast<std::uint32_t>(r.old_pos), static_cast<std::uint32_t>(r.add));
+  auto regions = bsdiff_regions(index, target, progress);
+  // The device may not read further back than `window` behind the furthest old byte it read.
+  // A region far ahead of the others (metadata that moved from the end to the front, say)
+  // would put everything after it out of reach: it is sent as literals instead when the aligned
+  // bytes it would cut off (among the next regions) outweigh its own.
+  constexpr std::size_t horizon = 512;
+  const std::int64_t w = window;
+  std::int64_t hw = 0;
+  auto reachable = [&](std::int64_t old_pos, std::int64_t high) { return high <= w || old_pos >= high - w; };
+  for (std::size_t i = 0; i < regions.size(); ++i) {
+    const auto& r = regions[i];
+    bool keep = r.add > 0 && reachable(r.old_pos, hw);
+    std::int64_t high = std::max(hw, r.old_pos + r.add);
+    if (keep && high > hw + w) {
+      std::int64_t cut_off = 0;
+      for (std::size_t k = i + 1; k < regions.size() && k <= i + horizon; ++k)
+        if (regions[k].add > 0 && reachable(regions[k].old_pos, hw) && !reachable(regions[k].old_pos, high))
+          cut_off += regions[k].add;
+      keep = cut_off <= r.add;
+    }
+    if (keep) {
+      b.aligned(static_cast<std::uint32_t>(r.new_pos), static_cast<std::uint32_t>(r.old_pos), static_cast<std::uint32_t>(r.add));
+      hw = high;
+    } else {
+      b.literal(static_cast<std::uint32_t>(r.new_pos), static_cast<std::uint32_t>(r.add));
+    }
     b.literal(static_cast<std::uint32_t>(r.new_pos + r.add), static_cast<std::uint32_t>(r.extra));
   }
   return b.take();
