@@ -20,16 +20,19 @@
 #define BODY_HEADER 4u
 #define LEN_BITS 15     /* op lengths are 1..2^14 (a block is at most 16 KiB) */
 #define SEEK_BITS 25    /* seek distances are 1..2^25-1 (images up to 32 MiB) */
+#define DIST_BITS 16    /* match distances are 1..2^16-1 */
 #define MAX_LOG2_BLOCK 14
 
 enum { ST_HEADER, ST_BODY_HEADER, ST_BLOCK_LEN, ST_BLOCK, ST_SKIP, ST_DONE, ST_FINISHED };
-enum { OP_COPY = 0, OP_ADD = 1, OP_LIT = 2, OP_SEEK = 3 };
-enum { PHASE_KIND, PHASE_ARG, PHASE_RUN };
+enum { OP_COPY = 0, OP_ADD = 1, OP_LIT = 2, OP_SEEK = 3, OP_MATCH = 4 };
+enum { PHASE_KIND, PHASE_ARG, PHASE_SEEK_LOW, PHASE_DIST, PHASE_RUN };
 
 /* Adaptive probabilities of one block (reset at every block start). */
 struct ml_models {
-  uint16_t kind[4][3];  /* 2-bit tree, context: previous op kind */
-  uint16_t len[3][LEN_BITS];
+  uint16_t kind[4][3];  /* 2-bit tree, context: previous op kind (match shares seek's) */
+  uint16_t other[4];    /* after kind 3: seek (0) or match (1) */
+  uint16_t len[4][LEN_BITS]; /* copy, add, literal, match */
+  uint16_t dist[DIST_BITS];
   uint16_t seek_sign;
   uint16_t seek[SEEK_BITS];
   uint16_t byte[255]; /* 8-bit tree (node m at m - 1) for literal bytes and add differences */
@@ -39,7 +42,6 @@ struct ml_models {
 struct ml_ctx {
   const struct mallorn_lite_area *old_slot;
   const struct mallorn_lite_area *new_slot;
-  uint64_t target_version;
   int32_t err; /* sticky: 0 or -MALLORN_LITE_E_* */
   uint8_t state;
   uint8_t need_signature;
@@ -54,20 +56,20 @@ struct ml_ctx {
   uint8_t varint_shift;
   uint8_t resumed;
   uint8_t touched; /* the new slot's trailer says UPDATING: abort must roll it back */
+  uint8_t seek_negative;
   uint32_t consumed; /* patch offset of the next byte */
   uint32_t header_size;
   uint32_t body_end; /* header_size + body_size */
   uint32_t source_size;
   uint32_t target_size;
-  uint32_t out_pos;     /* output bytes produced */
-  uint32_t flushed;     /* output bytes written to flash */
+  uint32_t out_pos; /* output bytes produced (the first out_pos - wfill are in flash) */
   uint32_t old_pos;
   uint32_t old_hw;
   uint32_t block_out_end;
   uint32_t block_in_left; /* bytes of the current block not yet in the lookahead */
-  uint32_t op_left; /* also the block length while its varint is read */
+  uint32_t op_left; /* also the block length while its varint is read, a seek's bit length */
+  uint32_t dist;    /* match distance */
   struct ml_journal_cursor jcur;
-  uint8_t target_sha[32];
   struct ml_sha256 sha; /* header check while parsing the header, the output afterwards */
   struct ml_rc rc;
   uint8_t wbuf[WBUF];
@@ -113,6 +115,7 @@ static int flush_out(struct ml_ctx *x, int final) {
   const struct mallorn_lite_area *a = x->new_slot;
   uint32_t len = x->wfill;
   if (!len) return 0;
+  {
   ml_sha256_update(&x->sha, x->wbuf, len);
   if (final) {
     len = (len + a->write_align - 1) & ~(a->write_align - 1);
@@ -121,11 +124,11 @@ static int flush_out(struct ml_ctx *x, int final) {
   /* Output is written strictly forward from an erase-block boundary (0 or a checkpoint), in
    * WBUF-sized pieces, so a piece starting a block is the first write into it since the apply
    * (re)started and everything after it is stale: erase then. */
-  if (x->flushed % a->erase_size == 0 && a->ops->erase(a, x->flushed, a->erase_size) != 0)
-    return fail(x, MALLORN_LITE_E_FLASH);
-  if (a->ops->write(a, x->flushed, x->wbuf, len) != 0) return fail(x, MALLORN_LITE_E_FLASH);
-  x->flushed += x->wfill;
+  uint32_t at = x->out_pos - x->wfill;
+  if (at % a->erase_size == 0 && a->ops->erase(a, at, a->erase_size) != 0) return fail(x, MALLORN_LITE_E_FLASH);
+  if (a->ops->write(a, at, x->wbuf, len) != 0) return fail(x, MALLORN_LITE_E_FLASH);
   x->wfill = 0;
+  }
   return 0;
 }
 
@@ -137,9 +140,17 @@ static int read_old(struct ml_ctx *x, uint32_t n) {
 
 /* ---- journal ---- */
 
-static int checkpoint(struct ml_ctx *x) {
+/* The target hash and version are not kept in RAM: the first record copies them from the header,
+ * every later one from the record before it. */
+static int checkpoint(struct ml_ctx *x, int first) {
   struct ml_record r;
   memset(&r, 0, sizeof r);
+  if (first) {
+    r.version = le64(x->u.hdr.buf + 96);
+    memcpy(r.target_sha, x->u.hdr.buf + 64, 32);
+  } else if (ml_journal_read_last(x->new_slot, &x->jcur, &r) != 0) {
+    return fail(x, MALLORN_LITE_E_FLASH);
+  }
   r.kind = ML_REC_UPDATING;
   r.log2_block = x->log2_block;
   r.log2_window = x->log2_window;
@@ -151,9 +162,7 @@ static int checkpoint(struct ml_ctx *x) {
   r.out_pos = x->out_pos;
   r.old_pos = x->old_pos;
   r.old_hw = x->old_hw;
-  r.version = x->target_version;
   ml_sha256_save(&x->sha, r.sha_state);
-  memcpy(r.target_sha, x->target_sha, 32);
   if (ml_journal_append(x->new_slot, &x->jcur, &r) != 0) return fail(x, MALLORN_LITE_E_FLASH);
   return 0;
 }
@@ -186,11 +195,9 @@ int mallorn_lite_init(struct mallorn_lite_ctx *c, const struct mallorn_lite_area
     x->header_size = r.header_size;
     x->body_end = r.header_size + r.body_size;
     x->consumed = r.patch_offset;
-    x->out_pos = x->flushed = r.out_pos;
+    x->out_pos = r.out_pos;
     x->old_pos = r.old_pos;
     x->old_hw = r.old_hw;
-    x->target_version = r.version;
-    memcpy(x->target_sha, r.target_sha, 32);
     ml_sha256_restore(&x->sha, r.sha_state, r.out_pos);
     if (x->log2_block < 8 || x->log2_block > MAX_LOG2_BLOCK || x->out_pos > x->target_size || x->consumed > x->body_end)
       return fail(x, MALLORN_LITE_E_CORRUPT);
@@ -254,8 +261,6 @@ static int parse_fixed(struct ml_ctx *x) {
   if (target_size > ((ml_journal_image_capacity(x->new_slot)) & ~(WBUF - 1))) return fail(x, MALLORN_LITE_E_SPACE);
   x->source_size = (uint32_t)source_size;
   x->target_size = (uint32_t)target_size;
-  x->target_version = le64(h + 96);
-  memcpy(x->target_sha, h + 64, 32);
   return 0;
 }
 
@@ -270,7 +275,7 @@ static int header_complete(struct ml_ctx *x) {
       return fail(x, MALLORN_LITE_E_SIGNATURE);
 #endif
   }
-  if (x->target_version < ((uint64_t)x->u.hdr.min_version[1] << 32 | x->u.hdr.min_version[0])) return fail(x, MALLORN_LITE_E_DOWNGRADE);
+  if (le64(x->u.hdr.buf + 96) < ((uint64_t)x->u.hdr.min_version[1] << 32 | x->u.hdr.min_version[0])) return fail(x, MALLORN_LITE_E_DOWNGRADE);
   /* The old slot must hold exactly the source image (its hash is in the header). */
   ml_sha256_init(&x->sha);
   for (off = 0; off < x->source_size; off += ML_LA_SIZE) {
@@ -331,12 +336,22 @@ static void la_fill(struct ml_ctx *x, mallorn_lite_in *in) {
 /* A unit of `n` decisions may start when n bytes are buffered or the block has no more. */
 static int la_ready(const struct ml_ctx *x, unsigned n) { return x->rc.la_count >= n || x->block_in_left == 0; }
 
-static uint32_t dec_gamma(struct ml_ctx *x, uint16_t *pre, int bits) {
-  int n = 1, i;
-  uint32_t v = 1;
+/* gamma: the bit length n of v >= 1 in unary through the models in pre[], then v's n - 1 low bits
+ * as direct bits. Split in two so that no unit needs more than 32 decisions. */
+static uint32_t dec_gamma_length(struct ml_ctx *x, uint16_t *pre, uint32_t bits) {
+  uint32_t n = 1;
   while (n < bits && ml_rc_bit(&x->rc, &pre[n - 1])) ++n;
-  for (i = 0; i < n - 1; ++i) v = (v << 1) | ml_rc_direct(&x->rc);
+  return n;
+}
+
+static uint32_t dec_gamma_low(struct ml_ctx *x, uint32_t n) {
+  uint32_t v = 1;
+  while (--n) v = (v << 1) | ml_rc_direct(&x->rc);
   return v;
+}
+
+static uint32_t dec_gamma(struct ml_ctx *x, uint16_t *pre, uint32_t bits) {
+  return dec_gamma_low(x, dec_gamma_length(x, pre, bits));
 }
 
 static uint8_t dec_byte(struct ml_ctx *x) {
@@ -357,18 +372,45 @@ static int old_range_ok(struct ml_ctx *x, uint32_t len) {
 
 static int decode_arg(struct ml_ctx *x) {
   if (x->kind == OP_SEEK) {
-    unsigned negative = ml_rc_bit(&x->rc, &x->u.m.seek_sign);
-    uint32_t v = dec_gamma(x, x->u.m.seek, SEEK_BITS);
-    if (x->rc.dry) return fail(x, MALLORN_LITE_E_CORRUPT);
-    if (negative ? v > x->old_pos : v > x->source_size - x->old_pos) return fail(x, MALLORN_LITE_E_CORRUPT);
-    x->old_pos = negative ? x->old_pos - v : x->old_pos + v;
-    x->phase = PHASE_KIND;
-    return 0;
+    x->seek_negative = (uint8_t)ml_rc_bit(&x->rc, &x->u.m.seek_sign);
+    x->op_left = dec_gamma_length(x, x->u.m.seek, SEEK_BITS);
+    x->phase = PHASE_SEEK_LOW;
+    return x->rc.dry ? fail(x, MALLORN_LITE_E_CORRUPT) : 0;
   }
-  x->op_left = dec_gamma(x, x->u.m.len[x->kind], LEN_BITS);
+  x->op_left = dec_gamma(x, x->u.m.len[x->kind == OP_MATCH ? 3 : x->kind], LEN_BITS);
   if (x->rc.dry || x->op_left > x->block_out_end - x->out_pos) return fail(x, MALLORN_LITE_E_CORRUPT);
-  if (x->kind != OP_LIT && !old_range_ok(x, x->op_left)) return fail(x, MALLORN_LITE_E_CORRUPT);
+  if ((x->kind == OP_COPY || x->kind == OP_ADD) && !old_range_ok(x, x->op_left)) return fail(x, MALLORN_LITE_E_CORRUPT);
+  x->phase = x->kind == OP_MATCH ? PHASE_DIST : PHASE_RUN;
+  return 0;
+}
+
+static int decode_seek_low(struct ml_ctx *x) {
+  uint32_t v = dec_gamma_low(x, x->op_left);
+  x->op_left = 0;
+  if (x->rc.dry) return fail(x, MALLORN_LITE_E_CORRUPT);
+  if (x->seek_negative ? v > x->old_pos : v > x->source_size - x->old_pos) return fail(x, MALLORN_LITE_E_CORRUPT);
+  x->old_pos = x->seek_negative ? x->old_pos - v : x->old_pos + v;
+  x->phase = PHASE_KIND;
+  return 0;
+}
+
+/* A match copies earlier output: `dist` back, at most 2^16 - 1, never before the image start. */
+static int decode_dist(struct ml_ctx *x) {
+  x->dist = dec_gamma(x, x->u.m.dist, DIST_BITS);
+  if (x->rc.dry || x->dist > x->out_pos) return fail(x, MALLORN_LITE_E_CORRUPT);
   x->phase = PHASE_RUN;
+  return 0;
+}
+
+/* Appends n bytes of earlier output: from the write buffer when they are still there, else read
+ * back from the new slot. n <= dist, so source and destination never overlap within one call. */
+static int copy_back(struct ml_ctx *x, uint32_t n) {
+  uint32_t src = x->out_pos - x->dist, flushed = x->out_pos - x->wfill;
+  if (src >= flushed) {
+    memmove(x->wbuf + x->wfill, x->wbuf + (src - flushed), n);
+  } else if (x->new_slot->ops->read(x->new_slot, src, x->wbuf + x->wfill, n) != 0) {
+    return fail(x, MALLORN_LITE_E_FLASH);
+  }
   return 0;
 }
 
@@ -376,7 +418,15 @@ static int decode_arg(struct ml_ctx *x) {
 static int run_op(struct ml_ctx *x, mallorn_lite_in *in) {
   while (x->op_left) {
     uint32_t room = WBUF - x->wfill, n = x->op_left < room ? x->op_left : room;
-    if (x->kind == OP_COPY) {
+    if (x->kind == OP_MATCH) {
+      uint32_t src = x->out_pos - x->dist, flushed = x->out_pos - x->wfill;
+      if (n > x->dist) n = x->dist;
+      if (src < flushed && n > flushed - src) n = flushed - src;
+      if (copy_back(x, n)) return -1;
+      x->wfill = (uint8_t)(x->wfill + n);
+      x->op_left -= n;
+      x->out_pos += n;
+    } else if (x->kind == OP_COPY) {
       if (read_old(x, n)) return -1;
       x->wfill = (uint8_t)(x->wfill + n);
       x->op_left -= n;
@@ -412,7 +462,7 @@ static int block_boundary(struct ml_ctx *x) {
     x->state = ST_DONE;
     return 0;
   }
-  if (x->out_pos % x->new_slot->erase_size == 0 && checkpoint(x)) return x->err;
+  if (x->out_pos % x->new_slot->erase_size == 0 && checkpoint(x, 0)) return x->err;
   x->state = ST_BLOCK_LEN;
   return 0;
 }
@@ -439,17 +489,26 @@ static int run_block(struct ml_ctx *x, mallorn_lite_in *in) {
           if (block_boundary(x)) return -1;
           return 0;
         }
-        if (!la_ready(x, 2)) return 1;
+        if (!la_ready(x, 3)) return 1;
         hi = ml_rc_bit(&x->rc, &p[0]);
         x->kind = (uint8_t)(hi << 1 | ml_rc_bit(&x->rc, &p[1 + hi]));
+        if (x->kind == OP_SEEK) x->kind = (uint8_t)(OP_SEEK + ml_rc_bit(&x->rc, &x->u.m.other[x->prev_kind]));
         if (x->rc.dry) return fail(x, MALLORN_LITE_E_CORRUPT);
-        x->prev_kind = x->kind;
+        x->prev_kind = x->kind == OP_MATCH ? OP_SEEK : x->kind;
         x->phase = PHASE_ARG;
         break;
       }
       case PHASE_ARG:
         if (!la_ready(x, ML_LA_SIZE)) return 1;
         if (decode_arg(x)) return -1;
+        break;
+      case PHASE_SEEK_LOW:
+        if (!la_ready(x, ML_LA_SIZE)) return 1;
+        if (decode_seek_low(x)) return -1;
+        break;
+      case PHASE_DIST:
+        if (!la_ready(x, ML_LA_SIZE)) return 1;
+        if (decode_dist(x)) return -1;
         break;
       default:
         r = run_op(x, in);
@@ -474,7 +533,7 @@ static int feed_body(struct ml_ctx *x, mallorn_lite_in *in) {
         /* The slot is about to change: its trailer now says "updating" (and no longer "bootable"). */
         x->touched = 1;
         if (ml_journal_reset(x->new_slot, &x->jcur)) return fail(x, MALLORN_LITE_E_FLASH);
-        if (checkpoint(x)) return x->err;
+        if (checkpoint(x, 1)) return x->err;
         if (x->target_size == 0) {
           if (block_boundary(x)) return x->err;
         } else {
@@ -561,16 +620,14 @@ int mallorn_lite_finish(struct mallorn_lite_ctx *c) {
   if (x->state != ST_DONE) return fail(x, MALLORN_LITE_E_STATE);
   if (flush_out(x, 1)) return x->err;
   ml_sha256_final(&x->sha, digest);
-  if (memcmp(digest, x->target_sha, 32) != 0) {
+  if (ml_journal_read_last(x->new_slot, &x->jcur, &r) != 0) return fail(x, MALLORN_LITE_E_FLASH);
+  if (memcmp(digest, r.target_sha, 32) != 0) {
     ml_journal_reset(x->new_slot, &x->jcur); /* a wrong image must not be resumed or booted */
     return fail(x, MALLORN_LITE_E_HASH);
   }
-  memset(&r, 0, sizeof r);
-  r.kind = ML_REC_PENDING;
-  r.image_size = x->target_size;
-  r.source_size = x->source_size;
-  r.version = x->target_version;
-  memcpy(r.target_sha, x->target_sha, 32);
+  r.kind = ML_REC_PENDING; /* image size, version and target hash carried over */
+  r.patch_offset = r.out_pos = r.old_pos = r.old_hw = 0;
+  memset(r.sha_state, 0, sizeof r.sha_state);
   if (ml_journal_append(x->new_slot, &x->jcur, &r) != 0) return fail(x, MALLORN_LITE_E_FLASH);
   x->state = ST_FINISHED;
   return 0;

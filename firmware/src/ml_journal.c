@@ -148,6 +148,14 @@ int ml_journal_append(const struct mallorn_lite_area *a, struct ml_journal_curso
   return 0;
 }
 
+int ml_journal_read_last(const struct mallorn_lite_area *a, const struct ml_journal_cursor *cur, struct ml_record *r) {
+  uint8_t raw[ML_REC_SIZE];
+  if (cur->index == 0) return -MALLORN_LITE_E_STATE;
+  if (a->ops->read(a, block_offset(a, cur->block) + (cur->index - 1u) * ML_REC_SIZE, raw, ML_REC_SIZE) != 0)
+    return -MALLORN_LITE_E_FLASH;
+  return decode(raw, r) ? 0 : -MALLORN_LITE_E_CORRUPT;
+}
+
 int ml_journal_reset(const struct mallorn_lite_area *a, struct ml_journal_cursor *cur) {
   /* Block 1 first: until block 0 is erased too, a reader still sees whatever block 0 held. */
   if (a->ops->erase(a, block_offset(a, 1), a->erase_size) != 0) return -MALLORN_LITE_E_FLASH;

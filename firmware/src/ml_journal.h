@@ -54,6 +54,8 @@ uint32_t ml_journal_image_capacity(const struct mallorn_lite_area *a);
 int ml_journal_scan(const struct mallorn_lite_area *a, struct ml_record *newest, struct ml_journal_cursor *cur);
 /* Appends r (its seq is set here). Returns 0 or -E_*. */
 int ml_journal_append(const struct mallorn_lite_area *a, struct ml_journal_cursor *cur, struct ml_record *r);
+/* Reads back the record just before the cursor (the newest one). Returns 0 or -E_*. */
+int ml_journal_read_last(const struct mallorn_lite_area *a, const struct ml_journal_cursor *cur, struct ml_record *r);
 /* Erases both trailer blocks: the slot becomes EMPTY. */
 int ml_journal_reset(const struct mallorn_lite_area *a, struct ml_journal_cursor *cur);
 

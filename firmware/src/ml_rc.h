@@ -11,7 +11,7 @@
 #define ML_PROB_INIT (1u << (ML_PROB_BITS - 1))
 #define ML_PROB_SHIFT 4
 #define ML_RC_TOP (1u << 24)
-#define ML_LA_SIZE 64u /* lookahead ring: a power of two, >= the decisions of the largest unit */
+#define ML_LA_SIZE 32u /* lookahead ring: a power of two, >= the decisions of the largest unit */
 
 struct ml_rc {
   uint32_t range;

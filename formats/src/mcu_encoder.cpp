@@ -30,7 +30,9 @@ core::result<patch_stats> create_mcu_patch(std::span<const std::uint8_t> old_ima
   if (old_image.size() > detail::mcu_max_image || new_image.size() > detail::mcu_max_image)
     return core::make_error(core::errc::invalid_argument, "the mcu profile takes images below 32 MiB");
 
-  auto ops = detail::plan_mcu_ops(old_image, new_image, opts.old_window, opts.progress);
+  // Match search effort grows with the level (hash-chain candidates per position).
+  unsigned depth = opts.level < 3 ? 4u : opts.level < 9 ? 16u : opts.level < 19 ? 64u : 256u;
+  auto ops = detail::plan_mcu_ops(old_image, new_image, opts.old_window, depth, opts.progress);
   // Bigger blocks warm the adaptive models up less often; smaller ones checkpoint more often on
   // devices with small erase blocks. Level 9+ tries them all and keeps the smallest body.
   std::vector<std::uint32_t> sizes;

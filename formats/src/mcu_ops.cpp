@@ -75,10 +75,74 @@ std::vector<region> bsdiff_regions(const suffix_index& index, std::span<const st
   return out;
 }
 
+// Earlier output positions by their first min_match bytes (hash chains), for matches within the
+// new image.
+class output_matcher {
+ public:
+  static constexpr std::uint32_t min_match = 6;
+  static constexpr std::uint32_t max_distance = (1u << mcu_dist_bits) - 1;
+
+  output_matcher(std::span<const std::uint8_t> target, unsigned depth)
+      : t_(target), depth_(depth), head_(1u << 16, -1), prev_(depth ? target.size() : 0, -1) {}
+
+  // Longest match for target[pos, end) among earlier positions: {distance, length}; length 0 if none.
+  std::pair<std::uint32_t, std::uint32_t> find(std::uint32_t pos, std::uint32_t end) {
+    if (!depth_) return {0, 0};
+    insert_upto(pos);
+    if (end - pos < min_match) return {0, 0};
+    std::uint32_t best_len = 0, best_dist = 0;
+    std::int64_t cand = head_[hash(pos)];
+    for (unsigned i = 0; i < depth_ && cand >= 0 && pos - cand <= max_distance; ++i, cand = prev_[cand]) {
+      auto c = static_cast<std::uint32_t>(cand);
+      std::uint32_t len = 0;
+      while (pos + len < end && t_[c + len] == t_[pos + len]) ++len;
+      if (len > best_len) best_len = len, best_dist = pos - c;
+    }
+    return best_len >= min_match ? std::pair{best_dist, best_len} : std::pair{0u, 0u};
+  }
+
+ private:
+  std::uint32_t hash(std::uint32_t p) const {
+    std::uint32_t v = 0;
+    for (std::uint32_t i = 0; i < min_match; ++i) v = v * 0x9E3779B1u + t_[p + i];
+    return (v >> 16) & 0xFFFFu;
+  }
+  void insert_upto(std::uint32_t pos) {
+    for (; next_ < pos; ++next_) {
+      if (next_ + min_match > t_.size()) continue;
+      auto h = hash(next_);
+      prev_[next_] = head_[h];
+      head_[h] = next_;
+    }
+  }
+  std::span<const std::uint8_t> t_;
+  unsigned depth_;
+  std::vector<std::int64_t> head_, prev_;
+  std::uint32_t next_ = 0;
+};
+
 class op_builder {
  public:
-  op_builder(std::span<const std::uint8_t> old, std::span<const std::uint8_t> target, std::uint32_t window)
-      : old_(old), target_(target), window_(window) {}
+  op_builder(std::span<const std::uint8_t> old, std::span<const std::uint8_t> target, std::uint32_t window, unsigned depth)
+      : old_(old), target_(target), window_(window), matcher_(target, depth) {}
+
+  // Bytes with no counterpart in the old image: matches into earlier output where they pay, else
+  // literals.
+  void fresh(std::uint32_t new_pos, std::uint32_t n) {
+    std::uint32_t end = new_pos + n, lit_start = new_pos;
+    for (std::uint32_t pos = new_pos; pos < end;) {
+      auto [dist, len] = matcher_.find(pos, end);
+      if (len == 0) {
+        ++pos;
+        continue;
+      }
+      literal(lit_start, pos - lit_start);
+      ops_.push_back({mcu_op_kind::match, pos, 0, len, dist});
+      pos += len;
+      lit_start = pos;
+    }
+    literal(lit_start, end - lit_start);
+  }
 
   void literal(std::uint32_t new_pos, std::uint32_t n) {
     if (n == 0) return;
@@ -92,7 +156,7 @@ class op_builder {
   // when the old bytes lie further back than the device may read.
   void aligned(std::uint32_t new_pos, std::uint32_t old_pos, std::uint32_t n) {
     if (n == 0) return;
-    if (hw_ > window_ && old_pos < hw_ - window_) return literal(new_pos, n);
+    if (hw_ > window_ && old_pos < hw_ - window_) return fresh(new_pos, n);
     if (old_pos != cursor_) ops_.push_back({mcu_op_kind::seek, 0, 0, 0, static_cast<std::int64_t>(old_pos) - cursor_});
     // Maximal runs of equal / differing bytes; long equal runs are copies, the rest adds
     // (consecutive adds merge in emit()).
@@ -120,6 +184,7 @@ class op_builder {
 
   std::span<const std::uint8_t> old_, target_;
   std::uint32_t window_;
+  output_matcher matcher_;
   std::uint32_t cursor_ = 0, hw_ = 0;
   std::vector<mcu_op> ops_;
 };
@@ -127,15 +192,19 @@ class op_builder {
 // Adaptive models of one block: the same layout as struct ml_models in firmware/src/mallorn_lite.c.
 struct block_models {
   std::array<std::array<std::uint16_t, 3>, 4> kind;
-  std::array<std::array<std::uint16_t, mcu_len_bits>, 3> len;
+  std::array<std::uint16_t, 4> other;
+  std::array<std::array<std::uint16_t, mcu_len_bits>, 4> len;
   std::uint16_t seek_sign;
   std::array<std::uint16_t, mcu_seek_bits> seek;
+  std::array<std::uint16_t, mcu_dist_bits> dist;
   std::array<std::uint16_t, 255> byte;
   block_models() {
     for (auto& k : kind) k.fill(mcu_prob_init);
+    other.fill(mcu_prob_init);
     for (auto& l : len) l.fill(mcu_prob_init);
     seek_sign = mcu_prob_init;
     seek.fill(mcu_prob_init);
+    dist.fill(mcu_prob_init);
     byte.fill(mcu_prob_init);
   }
 };
@@ -172,9 +241,16 @@ std::vector<std::uint8_t> encode_block(std::span<const mcu_op> ops, std::span<co
   unsigned prev = 0;
   for (const auto& op : ops) {
     auto k = static_cast<unsigned>(op.kind);
-    rc.bit(m.kind[prev][0], k >> 1);
-    rc.bit(m.kind[prev][1 + (k >> 1)], k & 1u);
-    prev = k;
+    unsigned k2 = std::min(k, 3u);  // seek and match share the 2-bit code 3, then one more bit
+    rc.bit(m.kind[prev][0], k2 >> 1);
+    rc.bit(m.kind[prev][1 + (k2 >> 1)], k2 & 1u);
+    if (k2 == 3) rc.bit(m.other[prev], k == 4);
+    prev = k2;
+    if (op.kind == mcu_op_kind::match) {
+      put_gamma(rc, m.len[3].data(), mcu_len_bits, op.length);
+      put_gamma(rc, m.dist.data(), mcu_dist_bits, static_cast<std::uint32_t>(op.delta));
+      continue;
+    }
     if (op.kind == mcu_op_kind::seek) {
       rc.bit(m.seek_sign, op.delta < 0);
       put_gamma(rc, m.seek.data(), mcu_seek_bits, static_cast<std::uint32_t>(op.delta < 0 ? -op.delta : op.delta));
@@ -193,10 +269,11 @@ std::vector<std::uint8_t> encode_block(std::span<const mcu_op> ops, std::span<co
 }  // namespace
 
 std::vector<mcu_op> plan_mcu_ops(std::span<const std::uint8_t> old, std::span<const std::uint8_t> target,
-                                 std::uint32_t window, const std::function<void(std::uint64_t, std::uint64_t)>& progress) {
-  op_builder b(old, target, window);
+                                 std::uint32_t window, unsigned match_depth,
+                                 const std::function<void(std::uint64_t, std::uint64_t)>& progress) {
+  op_builder b(old, target, window, match_depth);
   if (old.empty()) {
-    b.literal(0, static_cast<std::uint32_t>(target.size()));
+    b.fresh(0, static_cast<std::uint32_t>(target.size()));
     return b.take();
   }
   suffix_index index(old);
@@ -224,9 +301,9 @@ std::vector<mcu_op> plan_mcu_ops(std::span<const std::uint8_t> old, std::span<co
       b.aligned(static_cast<std::uint32_t>(r.new_pos), static_cast<std::uint32_t>(r.old_pos), static_cast<std::uint32_t>(r.add));
       hw = high;
     } else {
-      b.literal(static_cast<std::uint32_t>(r.new_pos), static_cast<std::uint32_t>(r.add));
+      b.fresh(static_cast<std::uint32_t>(r.new_pos), static_cast<std::uint32_t>(r.add));
     }
-    b.literal(static_cast<std::uint32_t>(r.new_pos + r.add), static_cast<std::uint32_t>(r.extra));
+    b.fresh(static_cast<std::uint32_t>(r.new_pos + r.add), static_cast<std::uint32_t>(r.extra));
   }
   return b.take();
 }

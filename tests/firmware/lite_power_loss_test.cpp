@@ -32,9 +32,7 @@ outcome apply_with_cut(ab_slots& s, const std::vector<std::uint8_t>& patch, long
   return o;
 }
 
-TEST(lite_power_loss, cut_at_every_flash_operation_then_resume) {
-  auto dir = tfm_pair("tfm-micro-speech_realign");
-  auto old_img = load(dir / "old.tflite"), new_img = load(dir / "new.tflite");
+void cut_everywhere(const std::vector<std::uint8_t>& old_img, const std::vector<std::uint8_t>& new_img) {
   // Small blocks and erase blocks: many checkpoints and journal block switches to cut into.
   auto patch = make_mcu_patch(old_img, new_img, {.block_size = 512});
   long total = 0;
@@ -56,6 +54,25 @@ TEST(lite_power_loss, cut_at_every_flash_operation_then_resume) {
   }
   // Most cuts happen after some checkpoint: those resumes skip the bytes already applied.
   EXPECT_GT(resumed_mid_patch, static_cast<std::size_t>(total / 4));
+}
+
+TEST(lite_power_loss, cut_at_every_flash_operation_then_resume) {
+  auto dir = tfm_pair("tfm-micro-speech_realign");
+  cut_everywhere(load(dir / "old.tflite"), load(dir / "new.tflite"));
+}
+
+TEST(lite_power_loss, cut_everywhere_with_matches_reaching_back_across_checkpoints) {
+  auto dir = tfm_pair("tfm-hello-world-int8");
+  auto old_img = load(dir / "old.tflite");
+  std::vector<std::uint8_t> new_img;
+  std::mt19937 rng(11);
+  std::vector<std::uint8_t> noise(1500);
+  for (auto& b : noise) b = static_cast<std::uint8_t>(rng());
+  for (int i = 0; i < 5; ++i) {  // fresh data that repeats every ~1.5 KB, plus pieces of the old image
+    new_img.insert(new_img.end(), noise.begin(), noise.end() - i);
+    new_img.insert(new_img.end(), old_img.begin() + 100 * i, old_img.begin() + 100 * i + 700);
+  }
+  cut_everywhere(old_img, new_img);
 }
 
 TEST(lite_power_loss, an_interrupted_apply_can_be_abandoned) {

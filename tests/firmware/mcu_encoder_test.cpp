@@ -55,6 +55,10 @@ TEST(mcu_encoder, edge_images_round_trip) {
   std::vector<std::uint8_t> noise(30000);
   for (auto& b : noise) b = static_cast<std::uint8_t>(rng());
   images.push_back(noise);
+  // Repeats far apart: matches into output that is already in flash, not in the write buffer.
+  std::vector<std::uint8_t> repeats;
+  for (int i = 0; i < 6; ++i) repeats.insert(repeats.end(), noise.begin(), noise.begin() + 3000 + i);
+  images.push_back(repeats);
   for (const auto& o : images)
     for (const auto& n : images) {
       auto patch = make_mcu_patch(o, n, {.block_size = 1024});
