@@ -552,17 +552,25 @@ static int feed_body(struct ml_ctx *x, mallorn_lite_in *in) {
             if (x->varint_shift > 14) return fail(x, MALLORN_LITE_E_CORRUPT);
             continue;
           }
-          if (x->op_left < 4 || x->op_left > 2 * block + 64 || x->op_left > x->body_end - x->consumed)
+          if ((x->op_left && x->op_left < 4) || x->op_left > 2 * block + 64 || x->op_left > x->body_end - x->consumed)
             return fail(x, MALLORN_LITE_E_CORRUPT);
           x->block_in_left = x->op_left;
-          x->op_left = 0;
           x->varint_shift = 0;
           x->block_out_end = x->target_size - x->out_pos < block ? x->target_size : x->out_pos + block;
-          x->rc_ready = 0;
           x->rc.la_head = x->rc.la_count = 0;
           x->rc.dry = 0;
           reset_models(x);
           x->state = ST_BLOCK;
+          x->rc_ready = x->op_left == 0;
+          if (x->rc_ready) {
+            /* Length 0: the whole block is one copy from the old cursor, with no coded bytes (the
+             * common case between nearly identical images). The end-of-block check sees code 0. */
+            x->rc.code = 0;
+            x->kind = OP_COPY;
+            x->op_left = x->block_out_end - x->out_pos;
+            if (!old_range_ok(x, x->op_left)) return fail(x, MALLORN_LITE_E_CORRUPT);
+            x->phase = PHASE_RUN;
+          }
         }
         if (x->state == ST_BLOCK_LEN) return 1;
         break;

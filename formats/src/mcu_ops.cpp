@@ -314,6 +314,11 @@ std::vector<std::uint8_t> encode_mcu_blocks(std::span<const mcu_op> ops, std::sp
   std::vector<mcu_op> block, pending_seeks;
   std::uint32_t block_end = std::min<std::uint32_t>(block_size, static_cast<std::uint32_t>(target.size()));
   auto close_block = [&] {
+    if (block.size() == 1 && block[0].kind == mcu_op_kind::copy) {
+      body.push_back(0);  // a block that is one copy from the old cursor needs no coded bytes
+      block.clear();
+      return;
+    }
     auto bytes = encode_block(block, old, target);
     put_varint(body, bytes.size());
     body.insert(body.end(), bytes.begin(), bytes.end());
