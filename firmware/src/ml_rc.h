@@ -1,5 +1,5 @@
 /* The adaptive binary range decoder of the mcu body (LZMA-style: 11-bit probabilities, 32-bit
- * range, one input byte at most per decision). Input comes from the context's 64-byte lookahead
+ * range, one input byte at most per decision). Input comes from the context's 32-byte lookahead
  * ring; running dry inside a block means the block is damaged (the caller checks `dry`). The
  * C++ encoder in formats/src/mcu_range_coder.hpp is its exact mirror. */
 #ifndef ML_RC_H
