@@ -199,7 +199,12 @@ int mallorn_lite_init(struct mallorn_lite_ctx *c, const struct mallorn_lite_area
     x->old_pos = r.old_pos;
     x->old_hw = r.old_hw;
     ml_sha256_restore(&x->sha, r.sha_state, r.out_pos);
-    if (x->log2_block < 8 || x->log2_block > MAX_LOG2_BLOCK || x->out_pos > x->target_size || x->consumed > x->body_end)
+    /* Only this library writes these records, but a record from another build or geometry must
+     * not lead to writes into unerased flash. */
+    if (x->log2_block < 8 || x->log2_block > MAX_LOG2_BLOCK || x->log2_window < 8 || x->log2_window > 30 ||
+        x->out_pos > x->target_size || x->out_pos % new_slot->erase_size || x->out_pos % (1u << x->log2_block) ||
+        x->consumed > x->body_end || x->target_size > ml_journal_image_capacity(new_slot) ||
+        x->source_size > ml_journal_image_capacity(old_slot))
       return fail(x, MALLORN_LITE_E_CORRUPT);
     if (x->out_pos == x->target_size) x->state = ST_SKIP; /* only the end check is left */
     return 0;
