@@ -23,7 +23,7 @@ for ed in ON OFF; do
 done
 # The context size the library really uses on the target: sizeof its private struct, read back
 # from the size of a probe array compiled for Cortex-M4.
-printf '#define _Static_assert(a, b)\n#include "mallorn_lite.c"\nconst char mallorn_lite_ctx_probe[sizeof(struct ml_ctx)] = {0};\n' > "$work/ctx_probe.c"
+printf '#include "ml_ctx.h"\nconst char mallorn_lite_ctx_probe[sizeof(struct ml_ctx)] = {0};\n' > "$work/ctx_probe.c"
 arm-none-eabi-gcc -mcpu=cortex-m4 -mthumb -std=c99 -Os -I"$root/firmware/include" -I"$root/firmware/src" \
   -c "$work/ctx_probe.c" -o "$work/ctx_probe.o" 2>/dev/null
 ctx_used=$((16#$(arm-none-eabi-nm -S "$work/ctx_probe.o" | awk '/mallorn_lite_ctx_probe/ {print $2}')))
