@@ -8,19 +8,36 @@
 #include "cli_progress.hpp"
 #include "commands.hpp"
 #include "mallorn/formats/differ.hpp"
+#include "mallorn/formats/mcu_patch.hpp"
 
 namespace mallorn::cli {
 
 int cmd_diff(const arg_list& argv) {
   parsed_args a;
-  if (auto e = parse_args(argv, {"-o", "--output", "--level", "--sign", "--target-version"},
+  if (auto e = parse_args(argv, {"-o", "--output", "--level", "--sign", "--target-version", "--profile", "--old-window"},
                           {"--neural", "--generic", "--json"}, a))
     return usage_error(*e, "diff", a.has("--json"));
   bool json = a.has("--json");
   auto out = a.output();
   if (a.positional.size() != 2 || !out) return usage_error("diff needs OLD NEW -o PATCH", "diff", json);
 
+  std::string profile = a.value("--profile").value_or("standard");
+  if (profile != "standard" && profile != "mcu")
+    return usage_error("--profile must be standard or mcu, got '" + profile + "'", "diff", json);
+  bool mcu = profile == "mcu";
+  if (mcu && (a.has("--neural") || a.has("--generic")))
+    return usage_error("--neural and --generic apply to the standard profile only", "diff", json);
+
+  formats::mcu_options mcu_opts;
+  if (auto w = a.value("--old-window")) {
+    auto v = parse_uint(*w);
+    if (!mcu || !v || *v < 256 || *v > (1u << 30) || (*v & (*v - 1)))
+      return usage_error("--old-window takes a power of two in 256..2^30 with --profile mcu", "diff", json);
+    mcu_opts.old_window = static_cast<std::uint32_t>(*v);
+  }
+
   formats::diff_options opts;
+  if (mcu) opts.level = 9;  // the mcu encoder's default: try every block size
   opts.neural = a.has("--neural");
   opts.tensor_aware = !a.has("--generic");
   if (auto l = a.value("--level")) {
@@ -41,7 +58,12 @@ int cmd_diff(const arg_list& argv) {
 
   progress_bar bar("diff");
   opts.progress = bar.callback();
-  auto st = formats::create_patch_file(a.positional[0], a.positional[1], *out, opts);
+  mcu_opts.level = opts.level;
+  mcu_opts.target_version = opts.target_version;
+  mcu_opts.signing_key = opts.signing_key;
+  mcu_opts.progress = opts.progress;
+  auto st = mcu ? formats::create_mcu_patch_file(a.positional[0], a.positional[1], *out, mcu_opts)
+                : formats::create_patch_file(a.positional[0], a.positional[1], *out, opts);
   bar.clear();
   if (!st) return report_error(st.err(), json);
 
@@ -62,6 +84,7 @@ int cmd_diff(const arg_list& argv) {
                 {"tensors_added", st->tensors_added},
                 {"tensors_removed", st->tensors_removed},
                 {"level", opts.level},
+                {"profile", profile},
                 {"neural", opts.neural},
                 {"tensor_aware", opts.tensor_aware},
                 {"target_version", opts.target_version},
@@ -72,7 +95,7 @@ int cmd_diff(const arg_list& argv) {
   std::snprintf(line, sizeof line, "%llu bytes = %.2f%% of the new model (%llu bytes), %.1fx smaller",
                 static_cast<unsigned long long>(st->patch_size), ratio * 100,
                 static_cast<unsigned long long>(st->target_size), st->compression_ratio);
-  std::cout << "wrote " << *out << " (" << core::format_name(st->format) << (opts.signing_key ? ", signed" : "")
+  std::cout << "wrote " << *out << " (" << core::format_name(st->format) << (mcu ? ", mcu profile" : "") << (opts.signing_key ? ", signed" : "")
             << "): " << line << "\n"
             << "tensors: " << st->tensors_modified << " modified, " << st->tensors_unchanged << " unchanged, "
             << st->tensors_added << " added, " << st->tensors_removed << " removed\n";

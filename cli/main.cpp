@@ -11,8 +11,14 @@ namespace mallorn::cli {
 const std::vector<command>& commands() {
   static const std::vector<command> all = {
       {"diff", "make a patch from OLD to NEW",
-       "usage: mallorn diff OLD NEW -o PATCH [--level N] [--neural] [--sign KEY] [--target-version N] [--generic] [--json]\n"
+       "usage: mallorn diff OLD NEW -o PATCH [--level N] [--neural] [--sign KEY] [--target-version N] [--generic]\n"
+       "                    [--profile standard|mcu] [--old-window BYTES] [--json]\n"
        "  --level N            zstd level 1..22 (default 3); 9 and up also try bsdiff-style matching of metadata\n"
+       "                       (mcu profile: default 9, which tries every block size)\n"
+       "  --profile P          standard (zstd frames, default) or mcu (for microcontrollers: applied by\n"
+       "                       firmware/ mallorn_lite in a 1 KiB context; not by `mallorn patch`)\n"
+       "  --old-window BYTES   mcu profile: how far behind its furthest read the device may read the old\n"
+       "                       image (power of two, default 65536)\n"
        "  --neural             also try byte-planed (ZipNN-style) encodings of weights\n"
        "  --sign KEY           sign with a 64-byte Ed25519 private key file\n"
        "  --target-version N   release number devices compare for downgrade protection (default 0)\n"

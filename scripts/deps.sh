@@ -7,10 +7,13 @@ set -euo pipefail
 # the server's integration tests drive it with real curl over HTTP and HTTPS. systemd: only for
 # `systemd-analyze verify` of deploy/*.service. pybind11-dev, python3-dev: the Python package
 # (python/); python3-pytest runs its tests, python3-venv the pip-install test, mypy checks its types.
+# gcc-arm-none-eabi, libnewlib-arm-none-eabi, qemu-system-arm: firmware/ cross-built for Cortex-M4
+# and run under qemu in ctest.
 packages=(build-essential cmake pkg-config git ca-certificates libzstd-dev zstd libssl-dev
           nlohmann-json3-dev libspdlog-dev libdivsufsort-dev libgtest-dev googletest python3
           xdelta3 bsdiff time libboost-dev libsqlite3-dev libsystemd-dev curl openssl systemd
-          pybind11-dev python3-dev python3-pytest python3-venv mypy)
+          pybind11-dev python3-dev python3-pytest python3-venv mypy
+          gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm)
 if ! command -v dpkg >/dev/null 2>&1; then
   echo "deps.sh: not a Debian-like system; make sure these are installed: ${packages[*]}" >&2
   exit 0
