@@ -10,6 +10,7 @@
 #include "mallorn/core/hash.hpp"
 #include "mallorn/core/patch_applier.hpp"
 #include "mallorn/formats/differ.hpp"
+#include "mallorn/formats/mcu_patch.hpp"
 #include "mallorn/server/request_path.hpp"
 
 namespace mallorn::server {
@@ -205,7 +206,7 @@ void patch_cache::worker() {
 
 core::result<patch_row> patch_cache::build(const build_job& job) {
   const fs::path staging = opts_.dir / (".build-" + job.key.source_sha256.substr(0, 16) + "-" +
-                                        job.key.target_sha256.substr(0, 16) + ".mlrn");
+                                        job.key.target_sha256.substr(0, 16) + "-" + job.key.profile + ".mlrn");
   struct remove_on_exit {
     const fs::path& path;
     ~remove_on_exit() {
@@ -214,25 +215,41 @@ core::result<patch_row> patch_cache::build(const build_job& job) {
     }
   } cleanup{staging};
 
-  formats::diff_options diff;
-  diff.level = opts_.level;
-  diff.neural = opts_.neural;
-  diff.target_version = job.target.rank;
-  diff.signing_key = opts_.signing_key;
-  auto stats = formats::create_patch_file(job.source.path, job.target.path, staging, diff);
-  if (!stats) return stats.err().with("diff");
-
-  // Never publish a patch that does not reproduce the target: apply it once into a hash.
-  core::apply_options check;
+  std::optional<core::ed25519_public_key> public_key;
   if (opts_.signing_key) {
     core::ed25519_public_key pub;
     std::copy(opts_.signing_key->begin() + 32, opts_.signing_key->end(), pub.begin());
-    check.public_key = pub;
+    public_key = pub;
   }
-  auto verified = core::verify_patch_file(job.source.path, staging, check);
+  // Never publish a patch that does not reproduce the target: apply it once, with the decoder the
+  // device runs (the core applier, or mallorn_lite for the mcu profile).
+  core::result<formats::patch_stats> stats = core::make_error(core::errc::invalid_argument, "unknown profile");
+  core::result<core::patch_header> verified = stats.err();
+  if (job.key.profile == "mcu") {
+    formats::mcu_options mcu;
+    mcu.level = opts_.level;
+    mcu.target_version = job.target.rank;
+    mcu.signing_key = opts_.signing_key;
+    stats = formats::create_mcu_patch_file(job.source.path, job.target.path, staging, mcu);
+    if (!stats) return stats.err().with("mcu diff");
+    verified = formats::verify_mcu_patch_file(job.source.path, staging, public_key);
+  } else {
+    formats::diff_options diff;
+    diff.level = opts_.level;
+    diff.neural = opts_.neural;
+    diff.target_version = job.target.rank;
+    diff.signing_key = opts_.signing_key;
+    stats = formats::create_patch_file(job.source.path, job.target.path, staging, diff);
+    if (!stats) return stats.err().with("diff");
+    core::apply_options check;
+    check.public_key = public_key;
+    auto applied = core::verify_patch_file(job.source.path, staging, check);
+    if (applied) verified = applied->header;
+    else verified = applied.err();
+  }
   if (!verified) return verified.err().with("verifying the new patch");
-  if (core::to_hex(verified->header.source_sha256) != job.key.source_sha256 ||
-      core::to_hex(verified->header.target_sha256) != job.key.target_sha256)
+  if (core::to_hex(verified->source_sha256) != job.key.source_sha256 ||
+      core::to_hex(verified->target_sha256) != job.key.target_sha256)
     return core::make_error(core::errc::io_error, "a model file changed while its patch was being built");
 
   auto digest = core::sha256_of_file(staging);

@@ -52,8 +52,8 @@ http_response router::check_update(const http_request& req) {
   *sha = lower(*sha);
   *short_id = lower(*short_id);
   if (profile->empty()) *profile = "standard";
-  if (*profile != "standard")
-    return error_response(400, "unsupported_profile", "profile '" + *profile + "' is not served (only 'standard')");
+  if (*profile != "standard" && *profile != "mcu")
+    return error_response(400, "unsupported_profile", "profile '" + *profile + "' is not served ('standard' or 'mcu')");
   if (!sha->empty() && !is_hex(*sha, 64)) return error_response(400, "bad_field", "'sha256' must be 64 hex characters");
   if (!short_id->empty() && !is_hex(*short_id, 16))
     return error_response(400, "bad_field", "'short_id' must be 16 hex characters");

@@ -8,7 +8,9 @@
 
 #include "mallorn/core/hash.hpp"
 #include "mallorn/core/io.hpp"
+#include "mallorn/core/patch_applier.hpp"
 #include "mallorn/core/signature.hpp"
+#include "mallorn/formats/mcu_patch.hpp"
 #include "support/daemon_process.hpp"
 #include "support/model_store_fixture.hpp"
 #include "support/shell.hpp"
@@ -293,4 +295,40 @@ TEST(Daemon, ServesHttpsWithTheGivenCertificate) {
   EXPECT_EQ(json::parse(ok.body)["status"], "ok");
   EXPECT_NE(run_shell("curl -s " + https + "/healthz").exit_code, 0);  // unknown CA refused by the client
   EXPECT_NE(curl(d.url("/healthz")).status, 200);                      // plain HTTP is not served
+}
+
+// profile=mcu: the server builds a separate, signed mcu-profile patch, proves it with mallorn_lite
+// and serves it; what curl downloads turns release 1 into release 2 on (RAM) flash slots.
+TEST(Daemon, ServesMcuProfilePatchesVerifiedByMallornLite) {
+  daemon_rig rig({"tfm-hello-world-int8", "tfm-micro-speech_realign"});
+  auto keys = core::ed25519_generate();
+  ASSERT_TRUE(core::write_file_atomic(rig.dir / "release.key", keys->private_key).ok());
+  daemon_process d(rig.dir.path(), rig.args({"--signing-key", (rig.dir / "release.key").string()}));
+  ASSERT_TRUE(d.listening()) << d.log();
+  core::ed25519_public_key pub;
+  std::copy(keys->public_key.begin(), keys->public_key.end(), pub.begin());
+  for (const auto& pair : rig.pairs) {
+    SCOPED_TRACE(pair.model);
+    const std::string body = json{{"sha256", sha_of(pair.v1)}, {"profile", "mcu"}, {"device_id", "mcu-1"}}.dump();
+    json ready;
+    for (int i = 0; i < 600 && ready.is_null(); ++i) {
+      auto r = curl("-X POST -d '" + body + "' " + d.url("/check-update"));
+      if (r.status == 200) ready = json::parse(r.body);
+      else if (r.status == 202) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      else FAIL() << r.status << " " << r.body << d.log();
+    }
+    ASSERT_EQ(ready["status"], "ready") << ready.dump();
+    const auto patch = rig.dir / (pair.model + ".mcu.mlrn");
+    ASSERT_EQ(curl("-o " + patch.string() + " " + d.url(ready["patch_url"].get<std::string>())).status, 200);
+    auto header = core::read_patch_header(patch);
+    ASSERT_TRUE(header.ok()) << header.err().what();
+    EXPECT_EQ(header->profile, core::patch_profile::mcu);
+    EXPECT_TRUE(header->is_signed());
+    auto applied = formats::verify_mcu_patch_file(pair.v1, patch, pub);
+    ASSERT_TRUE(applied.ok()) << applied.err().what();
+    EXPECT_EQ(core::to_hex(applied->target_sha256), sha_of(pair.v2));
+    // The standard profile is a different patch, cached on its own.
+    auto standard = wait_ready(d, pair.v1);
+    EXPECT_NE(standard["patch_sha256"], ready["patch_sha256"]);
+  }
 }

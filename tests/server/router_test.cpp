@@ -90,7 +90,7 @@ TEST(Router, UpToDateUnknownAndShortIdAnswers) {
 TEST(Router, MalformedRequestsGetJsonErrors) {
   server_rig rig;
   for (const std::string& body : std::vector<std::string>{"", "{", "[1,2]", "\"x\"", "{\"sha256\": 5}", "{\"sha256\": \"zz\"}", "{}",
-                                 "{\"short_id\": \"not-hex-not-16\"}", "{\"sha256\":\"" + std::string(64, 'a') + "\",\"profile\":\"mcu\"}"}) {
+                                 "{\"short_id\": \"not-hex-not-16\"}", "{\"sha256\":\"" + std::string(64, 'a') + "\",\"profile\":\"tiny\"}"}) {
     auto r = rig.call("POST", "/check-update", body);
     EXPECT_EQ(r.status, 400u) << body;
     auto doc = json::parse(r.body);

@@ -37,4 +37,15 @@ core::result<patch_stats> create_mcu_patch_file(const std::filesystem::path& old
                                                 const std::filesystem::path& new_image,
                                                 const std::filesystem::path& patch, const mcu_options& opts = {});
 
+// Applies an mcu patch with mallorn_lite itself (the device's decoder) on RAM-backed flash slots
+// and returns its header once the output matched the target hash. With a key, the header's
+// signature is required, as a device configured with that key would. Errors map mallorn_lite's
+// codes onto core::errc (source_hash_mismatch, target_hash_mismatch, signature_error, ...).
+core::result<core::patch_header> verify_mcu_patch(std::span<const std::uint8_t> old_image,
+                                                  std::span<const std::uint8_t> patch,
+                                                  const std::optional<core::ed25519_public_key>& public_key = {});
+core::result<core::patch_header> verify_mcu_patch_file(const std::filesystem::path& old_image,
+                                                       const std::filesystem::path& patch,
+                                                       const std::optional<core::ed25519_public_key>& public_key = {});
+
 }  // namespace mallorn::formats
