@@ -14,16 +14,8 @@
 namespace mallorn::cli {
 namespace {
 
-const char* profile_name(core::patch_profile p) { return p == core::patch_profile::mcu ? "mcu" : "standard"; }
-
-const char* compression_name(core::compression_method c) {
-  switch (c) {
-    case core::compression_method::none: return "none";
-    case core::compression_method::zstd: return "zstd";
-    case core::compression_method::lzss: return "lzss";
-  }
-  return "unknown";
-}
+using core::compression_name;
+using core::profile_name;
 
 std::string utc_time(std::uint64_t unix_seconds) {
   if (unix_seconds == 0) return "unknown";

@@ -121,6 +121,17 @@ std::vector<std::uint8_t> encode_unsigned_part(const patch_header& h, bool with_
 
 }  // namespace
 
+const char* profile_name(patch_profile p) noexcept { return p == patch_profile::mcu ? "mcu" : "standard"; }
+
+const char* compression_name(compression_method c) noexcept {
+  switch (c) {
+    case compression_method::none: return "none";
+    case compression_method::zstd: return "zstd";
+    case compression_method::lzss: return "lzss";
+  }
+  return "unknown";
+}
+
 const char* tensor_encoding_name(tensor_encoding e) noexcept {
   switch (e) {
     case tensor_encoding::copy: return "copy";

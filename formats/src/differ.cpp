@@ -3,6 +3,7 @@
 #include <ctime>
 
 #include "diff_plan.hpp"
+#include "encode_files.hpp"
 #include "mallorn/core/hash.hpp"
 
 namespace mallorn::formats {
@@ -81,19 +82,9 @@ core::result<patch_stats> create_patch(std::span<const std::uint8_t> old_model, 
 
 core::result<patch_stats> create_patch_file(const std::filesystem::path& old_model, const std::filesystem::path& new_model,
                                             const std::filesystem::path& patch, const diff_options& opts) {
-  auto o = core::mapped_file::open(old_model);
-  if (!o) return o.err();
-  auto n = core::mapped_file::open(new_model);
-  if (!n) return n.err();
-  auto sink = core::atomic_file_sink::create(patch);
-  if (!sink) return sink.err();
-  auto st = create_patch(o->bytes(), n->bytes(), **sink, opts);
-  if (!st) {
-    (*sink)->discard();
-    return st.err();
-  }
-  MALLORN_TRY((*sink)->commit());
-  return st;
+  return detail::encode_files(old_model, new_model, patch, [&](auto old_bytes, auto new_bytes, core::byte_sink& out) {
+    return create_patch(old_bytes, new_bytes, out, opts);
+  });
 }
 
 }  // namespace mallorn::formats

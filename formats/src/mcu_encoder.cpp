@@ -2,6 +2,7 @@
 // around an mcu body. Byte layout: docs/patch-format.md, "Profile 1 (mcu)".
 #include <ctime>
 
+#include "encode_files.hpp"
 #include "mallorn/core/hash.hpp"
 #include "mallorn/core/patch_header.hpp"
 #include "mallorn/formats/mcu_patch.hpp"
@@ -80,19 +81,9 @@ core::result<patch_stats> create_mcu_patch(std::span<const std::uint8_t> old_ima
 
 core::result<patch_stats> create_mcu_patch_file(const std::filesystem::path& old_image, const std::filesystem::path& new_image,
                                                 const std::filesystem::path& patch, const mcu_options& opts) {
-  auto o = core::mapped_file::open(old_image);
-  if (!o) return o.err();
-  auto n = core::mapped_file::open(new_image);
-  if (!n) return n.err();
-  auto sink = core::atomic_file_sink::create(patch);
-  if (!sink) return sink.err();
-  auto st = create_mcu_patch(o->bytes(), n->bytes(), **sink, opts);
-  if (!st) {
-    (*sink)->discard();
-    return st.err();
-  }
-  MALLORN_TRY((*sink)->commit());
-  return st;
+  return detail::encode_files(old_image, new_image, patch, [&](auto old_bytes, auto new_bytes, core::byte_sink& out) {
+    return create_mcu_patch(old_bytes, new_bytes, out, opts);
+  });
 }
 
 }  // namespace mallorn::formats

@@ -58,14 +58,7 @@ python::input to_input(const py::object& o, const char* what) {
 core::ed25519_private_key private_key(const py::bytes& b) { return unwrap(core::ed25519_private_key_from(view(b))); }
 core::ed25519_public_key public_key(const py::bytes& b) { return unwrap(core::ed25519_public_key_from(view(b))); }
 
-const char* compression_name(core::compression_method c) {
-  switch (c) {
-    case core::compression_method::none: return "none";
-    case core::compression_method::zstd: return "zstd";
-    case core::compression_method::lzss: return "lzss";
-  }
-  return "unknown";
-}
+using core::compression_name;
 
 py::dict header_dict(const core::patch_header& h, std::uint64_t patch_size) {
   py::list tensors;

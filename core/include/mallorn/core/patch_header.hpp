@@ -25,6 +25,8 @@ inline constexpr std::size_t max_header_size = 1u << 20;
 // (small-window profile for microcontrollers; see docs/patch-format.md).
 enum class patch_profile : std::uint8_t { standard = 0, mcu = 1 };
 enum class compression_method : std::uint8_t { none = 0, zstd = 1, lzss = 2 };
+const char* profile_name(patch_profile p) noexcept;           // "standard", "mcu"
+const char* compression_name(compression_method c) noexcept;  // "none", "zstd", "lzss"
 
 namespace header_flag {
 inline constexpr std::uint8_t is_signed = 1u << 0;
