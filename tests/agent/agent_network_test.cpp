@@ -50,7 +50,8 @@ TEST(AgentNetwork, DroppedConnectionsResumeWithAtMostOneChunkRefetchedEach) {
     EXPECT_EQ(sha_of(current_model(home)), sha_of(rig.pair.v1));
     EXPECT_EQ(journal_of(home).value("state", ""), "download");
   }
-  ASSERT_EQ(r.exit_code, 0) << fleet_rig::log(home);
+  ASSERT_EQ(r.exit_code, 0) << fleet_rig::log(home) << "\nproxy: " << proxy.upstream_errors() << "\nserver:\n"
+                            << rig.server->log();
   EXPECT_EQ(sha_of(current_model(home)), sha_of(rig.pair.v2));
   const std::uint64_t fetched = proxy.body_bytes("GET /patch/");
   const std::uint64_t refetched = fetched - patch_size;

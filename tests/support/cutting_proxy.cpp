@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 
 namespace mallorn::test {
@@ -19,7 +20,9 @@ int connect_loopback(int port) {
   addr.sin_port = htons(static_cast<std::uint16_t>(port));
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    const int e = errno;
     ::close(fd);
+    errno = e;
     return -1;
   }
   return fd;
@@ -80,12 +83,20 @@ void cutting_proxy::accept_loop() {
     }
     int upstream = connect_loopback(upstream_port_);
     if (upstream < 0) {
+      const std::string why = std::strerror(errno);
       ::close(client);
+      std::lock_guard lock(mutex_);
+      upstream_errors_ += "connect to upstream port " + std::to_string(upstream_port_) + ": " + why + "\n";
       continue;
     }
     std::lock_guard lock(mutex_);
     relays_.emplace_back([this, client, upstream] { relay(client, upstream); });
   }
+}
+
+std::string cutting_proxy::upstream_errors() const {
+  std::lock_guard lock(mutex_);
+  return upstream_errors_;
 }
 
 std::uint64_t cutting_proxy::body_bytes(const std::string& request_prefix) const {

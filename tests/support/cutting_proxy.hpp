@@ -32,6 +32,8 @@ class cutting_proxy {
   std::uint64_t body_bytes(const std::string& request_prefix = "") const;
   // Connections that were cut by cut_after().
   int cuts() const { return cuts_; }
+  // Why connecting to the upstream server failed, if it ever did (for failure messages).
+  std::string upstream_errors() const;
 
  private:
   void accept_loop();
@@ -49,6 +51,7 @@ class cutting_proxy {
     std::uint64_t body_bytes = 0;
   };
   mutable std::mutex mutex_;
+  std::string upstream_errors_;
   std::vector<exchange> exchanges_;
   std::vector<std::thread> relays_;
   std::thread acceptor_;
