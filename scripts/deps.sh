@@ -5,10 +5,12 @@ set -euo pipefail
 # libdivsufsort-dev: suffix arrays for the differ's bsdiff-style matcher (formats/CMakeLists.txt).
 # libboost-dev (Beast/Asio), libsqlite3-dev, libsystemd-dev (sd_notify): mallornd. curl, openssl:
 # the server's integration tests drive it with real curl over HTTP and HTTPS. systemd: only for
-# `systemd-analyze verify` of deploy/*.service.
+# `systemd-analyze verify` of deploy/*.service. libpaho-mqttpp-dev, libpaho-mqtt-dev: mallornd's
+# MQTT bridge, the device simulator and the LoRa gateway; mosquitto: the broker their tests spawn.
 packages=(build-essential cmake pkg-config git ca-certificates libzstd-dev zstd libssl-dev
           nlohmann-json3-dev libspdlog-dev libdivsufsort-dev libgtest-dev googletest python3
-          xdelta3 bsdiff time libboost-dev libsqlite3-dev libsystemd-dev curl openssl systemd)
+          xdelta3 bsdiff time libboost-dev libsqlite3-dev libsystemd-dev curl openssl systemd
+          libpaho-mqttpp-dev libpaho-mqtt-dev mosquitto)
 if ! command -v dpkg >/dev/null 2>&1; then
   echo "deps.sh: not a Debian-like system; make sure these are installed: ${packages[*]}" >&2
   exit 0
