@@ -104,7 +104,7 @@ core::result<device_result> run_sim(const sim_config& cfg) {
   flash_download sink(*flash, cfg.model, cfg.out);
   std::unique_ptr<device_link> link;
   if (cfg.lora_gateway)
-    link = make_lora_link({cfg.lora_gateway, cfg.lora_addr, cfg.radio, 128});
+    link = make_lora_link({cfg.lora_gateway, cfg.lora_addr, cfg.radio});
   else
     link = make_mqtt_link({cfg.broker, cfg.device_id, cfg.prefix});
   auto opts = cfg.device;

@@ -28,6 +28,7 @@ struct lora_gateway::device {
   // The generation being served.
   std::uint16_t gen = 0;
   bool gen_open = false, gen_sent = false;
+  radio_request gen_request;  // to tell a repeated request from a new one
   std::vector<std::uint32_t> blocks;
   std::map<std::uint32_t, std::vector<std::uint8_t>> got;
   std::optional<frag_encoder> encoder;
@@ -118,6 +119,8 @@ void lora_gateway::on_uplink(const udp_air::datagram& dg) {
       log(2, d.id + ": " + r.err().what());
   };
   if (const auto* a = std::get_if<radio_announce>(&*frame)) {
+    d.gen_open = false;  // a (re)booted device starts its generations afresh
+    d.sent_in_gen = 0;
     announce_msg m;
     m.sha256 = core::to_hex(a->sha256);
     m.free_ram = a->free_ram;
@@ -144,7 +147,9 @@ void lora_gateway::on_uplink(const udp_air::datagram& dg) {
 }
 
 void lora_gateway::start_generation(device& d, const radio_request& r) {
-  if (r.gen == d.gen && d.gen_open) {
+  const bool repeat = d.gen_open && r.gen == d.gen && r.session == d.gen_request.session && r.first == d.gen_request.first &&
+                      r.count == d.gen_request.count && r.bitmap == d.gen_request.bitmap;
+  if (repeat) {
     // The device heard nothing of this generation: send it the fragments again, as new parity.
     if (d.gen_sent) send_parity(d, parity_budget(d, d.encoder->fragments()));
     return;
@@ -155,6 +160,7 @@ void lora_gateway::start_generation(device& d, const radio_request& r) {
     d.loss_estimate = 0.5 * d.loss_estimate + 0.5 * (1 - heard);
   }
   d.gen = r.gen;
+  d.gen_request = r;
   d.gen_open = true;
   d.gen_sent = false;
   d.session = r.session;

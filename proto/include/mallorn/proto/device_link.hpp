@@ -63,7 +63,7 @@ struct lora_link_options {
   std::uint16_t gateway_port = 0;  // the gateway's UDP port on 127.0.0.1
   std::uint32_t addr = 0;          // device address; on MQTT the device is "lora-<addr hex>"
   radio_params radio;              // uplink loss/duty cycle
-  std::uint32_t max_fragments = 128;  // data fragments per generation the device can decode
+  std::uint32_t max_fragments = 256;  // data fragments per generation the device can decode
 };
 std::unique_ptr<device_link> make_lora_link(const lora_link_options& opts);
 
