@@ -131,6 +131,11 @@ void lora_gateway::on_uplink(const udp_air::datagram& dg) {
   } else if (const auto* more = std::get_if<radio_more>(&*frame)) {
     if (more->gen != d.gen || !d.gen_sent || more->needed == 0) return;
     d.more++;
+    // What the device heard of this generation so far measures its link better than any prior.
+    if (d.sent_in_gen > 0) {
+      const double heard = std::min<double>(more->rx, d.sent_in_gen) / d.sent_in_gen;
+      d.loss_estimate = 0.3 * d.loss_estimate + 0.7 * (1 - heard);
+    }
     send_parity(d, parity_budget(d, more->needed));
   } else if (const auto* s = std::get_if<radio_status>(&*frame)) {
     status_msg m{s->session, static_cast<device_state>(s->state), s->received, d.patch_size};
@@ -233,8 +238,9 @@ void lora_gateway::send_generation(device& d) {
     const auto frag = d.encoder->fragment(i);
     send_frame(d, radio_fragment{d.addr, d.gen, static_cast<std::uint16_t>(i), frag});
   }
-  // The parity share of the budget for M fragments (the data went out above).
-  send_parity(d, parity_budget(d, m) - m);
+  // Half the parity the expected loss calls for: the device's "more" (which also tells the loss
+  // it sees) fills the rest exactly, so a better link than assumed wastes little air time.
+  send_parity(d, (parity_budget(d, m) - m) / 2);
 }
 
 void lora_gateway::send_parity(device& d, std::uint32_t count) {
