@@ -66,7 +66,7 @@ int main(int argc, char** argv) {
     if (!*r) return std::cerr << "mallorn-lora-gateway: " << r->err().message << "\n", 2;
   for (auto* r : {&loss, &duty, &assumed})
     if (!*r) return std::cerr << "mallorn-lora-gateway: " << r->err().message << "\n", 2;
-  if (o.broker.empty()) return std::cerr << "mallorn-lora-gateway: --broker is required\n", 2;
+  if (auto ok = check_broker_uri(o.broker); !ok) return std::cerr << "mallorn-lora-gateway: --broker: " << ok.err().message << "\n", 2;
   o.radio_port = static_cast<std::uint16_t>(*port);
   o.radio = {*loss, static_cast<std::uint32_t>(*frame), *duty, static_cast<int>(*sf), 125000, *seed};
   o.assumed_loss = *assumed;

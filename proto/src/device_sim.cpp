@@ -4,6 +4,7 @@
 
 #include "mallorn/core/hash.hpp"
 #include "mallorn/proto/lora_gateway.hpp"
+#include "mallorn/proto/mqtt_client.hpp"
 #include "mallorn/proto/sim_options.hpp"
 #include "mallorn/proto/topics.hpp"
 
@@ -62,6 +63,7 @@ core::result<sim_config> parse_sim_args(const std::vector<std::string>& argv) {
   if (!port) return port.err();
   c.lora_gateway = static_cast<std::uint16_t>(*port);
   if (c.broker.empty() == (c.lora_gateway == 0)) return bad("give either --broker (MQTT) or --lora-gateway (LoRa)");
+  if (auto ok = check_broker_uri(c.broker); !c.broker.empty() && !ok) return bad("--broker: " + ok.err().message);
   if (c.lora_gateway) {
     if (args->has("lora-addr")) {
       c.lora_addr = static_cast<std::uint32_t>(std::strtoul(args->text("lora-addr").c_str(), nullptr, 16));

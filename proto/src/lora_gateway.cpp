@@ -70,6 +70,7 @@ core::result<void> lora_gateway::start() {
   };
   m.on_state = [this](bool up, const std::string& what) { log(up ? 1 : 2, "mqtt: " + what); };
   mqtt_ = std::make_unique<mqtt_client>(std::move(m));
+  if (!mqtt_->setup_error().empty()) return core::make_error(core::errc::invalid_argument, mqtt_->setup_error());
   mqtt_->start();
   return {};
 }

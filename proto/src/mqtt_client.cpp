@@ -4,8 +4,22 @@
 
 namespace mallorn::proto {
 
+core::result<void> check_broker_uri(const std::string& uri) {
+  const std::string scheme = "tcp://";
+  const auto colon = uri.rfind(':');
+  const bool ok = uri.rfind(scheme, 0) == 0 && colon > scheme.size() && colon + 1 < uri.size() &&
+                  uri.find_first_not_of("0123456789", colon + 1) == std::string::npos && uri.size() - colon - 1 <= 5;
+  if (!ok) return core::make_error(core::errc::invalid_argument, "expected a broker as tcp://HOST:PORT, got '" + uri + "'");
+  return {};
+}
+
 mqtt_client::mqtt_client(mqtt_options opts) : opts_(std::move(opts)) {
-  client_ = std::make_unique<mqtt::async_client>(opts_.broker, opts_.client_id);
+  try {
+    client_ = std::make_unique<mqtt::async_client>(opts_.broker, opts_.client_id);
+  } catch (const mqtt::exception& e) {
+    setup_error_ = "MQTT client for " + opts_.broker + ": " + e.what();
+    return;
+  }
   client_->set_message_callback([this](mqtt::const_message_ptr msg) {
     if (!opts_.on_message) return;
     const auto& p = msg->get_payload_ref();
@@ -22,7 +36,7 @@ mqtt_client::~mqtt_client() { stop(); }
 
 void mqtt_client::start() {
   std::lock_guard lock(mutex_);
-  if (supervisor_.joinable() || stopping_) return;
+  if (!client_ || supervisor_.joinable() || stopping_) return;
   supervisor_ = std::thread([this] { supervise(); });
 }
 
@@ -79,7 +93,7 @@ bool mqtt_client::wait_connected(std::chrono::milliseconds timeout) {
 
 core::result<void> mqtt_client::publish(const std::string& topic, std::span<const std::uint8_t> payload, int qos,
                                         bool retained) {
-  if (!connected_) return core::make_error(core::errc::io_error, "not connected to " + opts_.broker);
+  if (!connected_ || !client_) return core::make_error(core::errc::io_error, "not connected to " + opts_.broker);
   try {
     client_->publish(topic, payload.data(), payload.size(), qos, retained);
   } catch (const mqtt::exception& e) {
@@ -97,7 +111,7 @@ void mqtt_client::subscribe(const std::string& filter, int qos) {
     std::lock_guard lock(mutex_);
     opts_.subscriptions.emplace_back(filter, qos);
   }
-  if (!connected_) return;
+  if (!connected_ || !client_) return;
   try {
     client_->subscribe(filter, qos);
   } catch (const mqtt::exception&) {
@@ -113,6 +127,7 @@ void mqtt_client::stop(std::optional<mqtt_will> last) {
   }
   cv_.notify_all();
   if (supervisor_.joinable()) supervisor_.join();
+  if (!client_) return;
   try {
     if (client_->is_connected()) {
       if (last) client_->publish(last->topic, last->payload.data(), last->payload.size(), 1, last->retained)->wait_for(std::chrono::seconds(2));

@@ -25,6 +25,7 @@ class mqtt_device_link final : public device_link {
   }
 
   core::result<void> connect(std::chrono::milliseconds timeout) override {
+    if (!client_->setup_error().empty()) return core::make_error(core::errc::invalid_argument, client_->setup_error());
     client_->start();
     if (!client_->wait_connected(timeout))
       return core::make_error(core::errc::io_error, "cannot reach the MQTT broker " + opts_.broker);

@@ -1,5 +1,7 @@
 #include "mallorn/server/config.hpp"
 
+#include "mallorn/proto/mqtt_client.hpp"
+
 #include <charconv>
 #include <cstring>
 #include <fstream>
@@ -104,8 +106,7 @@ core::result<void> apply(server_config& c, const std::string& key, const std::st
   else if (key == "tls-key") c.tls_key = value;
   else if (key == "log-level") c.log_level = value;
   else if (key == "mqtt-broker") {
-    if (!value.empty() && value.rfind("tcp://", 0) != 0 && value.rfind("mqtt://", 0) != 0)
-      return bad("--mqtt-broker: expected tcp://HOST:PORT, got '" + value + "'");
+    if (auto ok = proto::check_broker_uri(value); !value.empty() && !ok) return bad("--mqtt-broker: " + ok.err().message);
     c.mqtt_broker = value;
   } else if (key == "mqtt-client-id") c.mqtt_client_id = value;
   else if (key == "mqtt-prefix") {

@@ -348,6 +348,7 @@ void mqtt_bridge::start() {
   };
   o.on_message = [&i](const std::string& t, std::span<const std::uint8_t> p) { i.on_message(t, p); };
   i.client = std::make_unique<proto::mqtt_client>(std::move(o));
+  if (!i.client->setup_error().empty()) spdlog::error("mqtt: {}; the bridge stays off", i.client->setup_error());
   i.worker = std::thread([&i] { i.run(); });
   i.client->start();
 }

@@ -38,6 +38,7 @@ TEST(BridgeConfig, OffByDefaultAndSetFromEveryLayer) {
 
 TEST(BridgeConfig, BadValuesAreRefused) {
   for (const auto& bad : std::vector<std::vector<std::string>>{{"--mqtt-broker", "http://x:1883"},
+                                                               {"--mqtt-broker", "tcp://nohost"},
                                                                {"--mqtt-max-block", "32"},
                                                                {"--mqtt-max-block", "70000"},
                                                                {"--mqtt-prefix", "a/#"},

@@ -70,6 +70,8 @@ TEST(ProtoMqtt, UnknownModelAndBadCommandLines) {
   EXPECT_EQ(rig.report("small").value("error", ""), "patch_too_large");
   auto bad = rig.result(*rig.device("bad id", rig.pair("tfm-mnist-lstm").v1));
   EXPECT_EQ(bad["exit"], 2);
+  auto bogus = run_shell((bin_dir() / "mallorn-lora-gateway").string() + " --broker bogus 2>&1");
+  EXPECT_EQ(bogus.exit_code, 2) << bogus.out;
   auto help = run_shell((bin_dir() / "mallorn-mcu-sim").string() + " --help");
   EXPECT_EQ(help.exit_code, 0);
   EXPECT_NE(help.out.find("--power-cut-at"), std::string::npos);

@@ -23,6 +23,9 @@ class async_client;
 
 namespace mallorn::proto {
 
+// "tcp://HOST:PORT" (the only scheme these programs use); invalid_argument otherwise.
+core::result<void> check_broker_uri(const std::string& uri);
+
 struct mqtt_will {
   std::string topic, payload;
   bool retained = true;
@@ -55,6 +58,8 @@ class mqtt_client {
   // Waits until connected and subscribed, up to `timeout`.
   bool wait_connected(std::chrono::milliseconds timeout);
   bool connected() const { return connected_.load(); }
+  // Non-empty when the client could not even be created (e.g. a malformed broker URI).
+  const std::string& setup_error() const { return setup_error_; }
   // Queues a publish (does not wait for delivery); io_error when offline.
   core::result<void> publish(const std::string& topic, std::span<const std::uint8_t> payload, int qos, bool retained);
   core::result<void> publish(const std::string& topic, const std::string& text, int qos, bool retained);
@@ -74,6 +79,7 @@ class mqtt_client {
   std::condition_variable cv_;
   bool stopping_ = false;
   std::atomic<bool> connected_{false};
+  std::string setup_error_;
 };
 
 }  // namespace mallorn::proto
