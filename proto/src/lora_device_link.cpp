@@ -170,12 +170,17 @@ class lora_device_link final : public device_link {
   // The air went quiet with the generation unfinished: ask for what is missing.
   void nudge() {
     if (!gen_.active || clock::now() - gen_.last_activity < quiet || gen_.nudges >= max_nudges) return;
-    ++gen_.nudges;
-    gen_.last_activity = clock::now();
     if (gen_.rx == 0) {
-      (void)send(gen_.request);  // nothing heard: the request itself may have been lost
+      // Nothing heard: the request itself may have been lost, or the gateway is still fetching
+      // the blocks from the server; repeat it only after a longer silence.
+      if (clock::now() - gen_.last_activity < 4 * quiet) return;
+      ++gen_.nudges;
+      gen_.last_activity = clock::now();
+      (void)send(gen_.request);
       return;
     }
+    ++gen_.nudges;
+    gen_.last_activity = clock::now();
     (void)send(radio_more{opts_.addr, gen_.session, gen_.id, static_cast<std::uint16_t>(gen_.decoder->missing()), gen_.rx});
   }
 

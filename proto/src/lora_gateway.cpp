@@ -33,7 +33,7 @@ struct lora_gateway::device {
   std::map<std::uint32_t, std::vector<std::uint8_t>> got;
   std::optional<frag_encoder> encoder;
   std::uint32_t next_parity = 1, sent_in_gen = 0;
-  clock::time_point requested_at;
+  clock::time_point requested_at, sent_at;
   int re_requests = 0;
   double loss_estimate = 0.1;
   // Counters for the benchmark.
@@ -157,7 +157,11 @@ void lora_gateway::start_generation(device& d, const radio_request& r) {
                       r.count == d.gen_request.count && r.bitmap == d.gen_request.bitmap;
   if (repeat) {
     // The device heard nothing of this generation: send it the fragments again, as new parity.
-    if (d.gen_sent) send_parity(d, parity_budget(d, d.encoder->fragments()));
+    // A repeat that crossed the burst on the air (sent before any of it arrived) is ignored.
+    if (d.gen_sent && clock::now() - d.sent_at > std::chrono::milliseconds(1000)) {
+      d.sent_at = clock::now();
+      send_parity(d, parity_budget(d, d.encoder->fragments()));
+    }
     return;
   }
   if (d.sent_in_gen > 0) {
@@ -234,6 +238,7 @@ void lora_gateway::send_generation(device& d) {
   for (auto i : d.blocks) data.insert(data.end(), d.got[i].begin(), d.got[i].end());
   d.encoder.emplace(data, static_cast<std::uint32_t>(opts_.radio.frame_size - fragment_header_size));
   d.gen_sent = true;
+  d.sent_at = clock::now();
   const auto m = d.encoder->fragments();
   for (std::uint32_t i = 1; i <= m; ++i) {
     const auto frag = d.encoder->fragment(i);
