@@ -17,6 +17,7 @@
 #include "mallorn/server/index_db.hpp"
 #include "mallorn/core/logging.hpp"
 #include "mallorn/server/model_store.hpp"
+#include "mallorn/server/mqtt_bridge.hpp"
 #include "mallorn/server/patch_cache.hpp"
 #include "mallorn/server/router.hpp"
 
@@ -182,7 +183,21 @@ int main(int argc, char** argv) {
     }
     sd_notify(0, "READY=1");
   };
+  // Devices on MQTT (and, through the gateway, LoRa) share the store and the patch cache.
+  std::unique_ptr<server::mqtt_bridge> bridge;
+  if (!cfg.mqtt_broker.empty()) {
+    server::mqtt_bridge_options mopts;
+    mopts.broker = cfg.mqtt_broker;
+    mopts.client_id = cfg.mqtt_client_id;
+    mopts.prefix = cfg.mqtt_prefix;
+    mopts.max_block = cfg.mqtt_max_block;
+    bridge = std::make_unique<server::mqtt_bridge>(mopts, store, cache, **db, stats);
+    bridge->start();
+    spdlog::info("mqtt bridge: broker {}, topics {}/dev/<device>/...", cfg.mqtt_broker, cfg.mqtt_prefix);
+  }
   http.run(on_ready, on_reload, [] { sd_notify(0, "STOPPING=1\nSTATUS=draining"); });
+  // After the HTTP drain: stop taking MQTT work before the cache stops building.
+  if (bridge) bridge->stop();
 
   {
     std::lock_guard lock(flush_mutex);

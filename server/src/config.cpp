@@ -1,5 +1,7 @@
 #include "mallorn/server/config.hpp"
 
+#include "mallorn/proto/mqtt_client.hpp"
+
 #include <charconv>
 #include <cstring>
 #include <fstream>
@@ -45,6 +47,10 @@ const option_spec options[] = {
     {"write-timeout", "MALLORN_WRITE_TIMEOUT", "S seconds for each chunk of a response to be accepted (default 60)"},
     {"drain-timeout", "MALLORN_DRAIN_TIMEOUT", "S seconds SIGTERM waits for downloads in flight (default 30)"},
     {"log-level", "MALLORN_LOG_LEVEL", "L      trace, debug, info, warn, error (default info)"},
+    {"mqtt-broker", "MALLORN_MQTT_BROKER", "URI  serve devices over MQTT too (docs/protocol.md), e.g. tcp://127.0.0.1:1883 (default off)"},
+    {"mqtt-client-id", "MALLORN_MQTT_CLIENT_ID", "ID MQTT client id (default mallornd)"},
+    {"mqtt-prefix", "MALLORN_MQTT_PREFIX", "P     MQTT topic prefix (default mallorn/v1)"},
+    {"mqtt-max-block", "MALLORN_MQTT_MAX_BLOCK", "N  largest block sent over MQTT, 64..65535 bytes (default 4096)"},
 };
 
 const option_spec* find_option(const std::string& name) {
@@ -101,6 +107,15 @@ core::result<void> apply(server_config& c, const std::string& key, const std::st
   else if (key == "tls-key") c.tls_key = value;
   else if (key == "tls-client-ca") c.tls_client_ca = value;
   else if (key == "log-level") c.log_level = value;
+  else if (key == "mqtt-broker") {
+    if (auto ok = proto::check_broker_uri(value); !value.empty() && !ok) return bad("--mqtt-broker: " + ok.err().message);
+    c.mqtt_broker = value;
+  } else if (key == "mqtt-client-id") c.mqtt_client_id = value;
+  else if (key == "mqtt-prefix") {
+    if (value.empty() || value.find_first_of("+#") != std::string::npos || value.back() == '/')
+      return bad("--mqtt-prefix: expected a topic prefix without wildcards or a trailing '/', got '" + value + "'");
+    c.mqtt_prefix = value;
+  } else if (key == "mqtt-max-block") return uint(c.mqtt_max_block, 64, 65535);
   else if (key == "no-neural") c.neural = !(value == "1" || value == "true" || value.empty());
   else if (key == "listen") {
     auto colon = value.rfind(':');

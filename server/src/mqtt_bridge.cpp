@@ -1,0 +1,371 @@
+#include "mallorn/server/mqtt_bridge.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <ctime>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <random>
+#include <spdlog/spdlog.h>
+#include <thread>
+
+#include "mallorn/proto/block_messages.hpp"
+#include "mallorn/proto/control_messages.hpp"
+#include "mallorn/proto/mqtt_client.hpp"
+#include "mallorn/proto/topics.hpp"
+
+namespace mallorn::server {
+
+namespace proto = mallorn::proto;
+using clock = std::chrono::steady_clock;
+
+namespace {
+
+// MCU_PROFILE_GLUE: the patch profile the bridge asks the patch cache for. Devices on MQTT and
+// LoRa are microcontrollers and should get the "mcu" profile once its encoder is in the cache;
+// until then they get the standard profile (which the C++ core applier in the simulator applies).
+std::string device_patch_profile() { return "standard"; }
+
+struct message {
+  std::string topic;
+  std::vector<std::uint8_t> payload;
+};
+
+// One device's update in progress: the offer it was given and the open patch file.
+struct session {
+  std::uint32_t id = 0;
+  patch_row patch;
+  std::string source_sha256, source_version;
+  std::uint32_t block_size = 0, blocks = 0;
+  int fd = -1;
+  std::shared_ptr<void> pin;
+  std::string offer_json;
+  clock::time_point last_active;
+  std::uint64_t bytes_sent = 0;
+  ~session() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+// A device whose patch is still being built: answered when the build is done.
+struct pending {
+  proto::announce_msg announce;
+  clock::time_point since;
+};
+
+}  // namespace
+
+struct mqtt_bridge::impl {
+  mqtt_bridge_options opts;
+  model_store& store;
+  patch_cache& cache;
+  index_db& db;
+  metrics& stats;
+  std::unique_ptr<proto::mqtt_client> client;
+  std::thread worker;
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::deque<message> inbox;
+  bool stopping = false;
+  std::map<std::string, std::unique_ptr<session>> sessions;  // by device id; worker thread only
+  std::map<std::string, pending> waiting;                    // worker thread only
+  std::mt19937 rng{std::random_device{}()};
+  std::uint64_t dropped = 0;
+
+  impl(mqtt_bridge_options o, model_store& s, patch_cache& c, index_db& d, metrics& m)
+      : opts(std::move(o)), store(s), cache(c), db(d), stats(m) {}
+
+  std::string topic(const std::string& device, proto::topic_kind k) const { return proto::device_topic(opts.prefix, device, k); }
+
+  void publish_offer(const std::string& device, const proto::offer_msg& offer) {
+    // Retained: a device that went to sleep while its patch was built finds the offer on its next
+    // subscribe. Cleared (empty retained message) when the device reports the result.
+    if (auto r = client->publish(topic(device, proto::topic_kind::offer), proto::to_json(offer), 1, true); !r)
+      spdlog::warn("mqtt: {}", r.err().what());
+  }
+
+  void on_message(const std::string& t, std::span<const std::uint8_t> payload) {
+    std::lock_guard lock(mutex);
+    if (inbox.size() >= opts.max_queue) {
+      if (dropped++ % 1000 == 0) spdlog::warn("mqtt: worker queue full ({} messages); dropping", inbox.size());
+      return;
+    }
+    inbox.push_back({t, {payload.begin(), payload.end()}});
+    cv.notify_one();
+  }
+
+  void run() {
+    auto last_tick = clock::now();
+    std::unique_lock lock(mutex);
+    while (!stopping) {
+      cv.wait_for(lock, std::chrono::milliseconds(250), [&] { return stopping || !inbox.empty(); });
+      while (!inbox.empty() && !stopping) {
+        auto m = std::move(inbox.front());
+        inbox.pop_front();
+        lock.unlock();
+        handle(m);
+        lock.lock();
+      }
+      if (clock::now() - last_tick >= std::chrono::milliseconds(250)) {
+        lock.unlock();
+        tick();
+        lock.lock();
+        last_tick = clock::now();
+      }
+    }
+  }
+
+  void handle(const message& m) {
+    auto parts = proto::parse_device_topic(opts.prefix, m.topic);
+    if (!parts) return;
+    switch (parts->kind) {
+      case proto::topic_kind::announce: return on_announce(parts->device_id, m.payload);
+      case proto::topic_kind::request: return on_request(parts->device_id, m.payload);
+      case proto::topic_kind::status: return on_status(parts->device_id, m.payload);
+      default: return;
+    }
+  }
+
+  void on_announce(const std::string& device, std::span<const std::uint8_t> payload) {
+    auto a = proto::parse_announce(payload);
+    if (!a) {
+      spdlog::info("mqtt: {}: bad announce: {}", device, a.err().what());
+      proto::offer_msg o;
+      o.reason = a.err().message;
+      publish_offer(device, o);
+      return;
+    }
+    answer(device, *a);
+  }
+
+  // Works out the device's offer; queues it in `waiting` while its patch is being built.
+  void answer(const std::string& device, const proto::announce_msg& a) {
+    auto cat = store.snapshot();
+    const model_version* current = nullptr;
+    if (!a.sha256.empty()) {
+      current = cat->find_by_sha256(a.sha256, a.model);
+    } else {
+      auto matches = cat->find_by_short_id(a.short_id, a.model);
+      if (matches.size() == 1) current = matches[0];
+    }
+    proto::offer_msg o;
+    if (!current) {
+      o.reason = "the server does not know this model; it cannot be patched";
+      publish_offer(device, o);
+      return;
+    }
+    const model_version* target = cat->model(current->model)->target_for(a.channel);
+    o.model = current->model;
+    o.target_version = target->version;
+    if (target->sha256 == current->sha256) {
+      o.status = proto::offer_status::up_to_date;
+      publish_offer(device, o);
+      return;
+    }
+    // The device announced again while downloading (it lost the offer, or rebooted): same session.
+    if (auto it = sessions.find(device); it != sessions.end() && it->second->source_sha256 == current->sha256 &&
+                                         it->second->patch.target_sha256 == target->sha256) {
+      it->second->last_active = clock::now();
+      if (auto r = client->publish(topic(device, proto::topic_kind::offer), it->second->offer_json, 1, true); !r)
+        spdlog::warn("mqtt: {}", r.err().what());
+      return;
+    }
+    build_job job{{current->sha256, target->sha256, device_patch_profile()}, *current, *target};
+    auto status = cache.request(job);
+    stats.cache_lookup(status.state == build_state::ready);
+    switch (status.state) {
+      case build_state::ready: return open_session(device, a, *current, *target, *status.patch);
+      case build_state::queued:
+      case build_state::running:
+      case build_state::queue_full:
+        o.status = proto::offer_status::wait;
+        o.retry_after = status.state == build_state::queue_full ? 30 : 2;
+        publish_offer(device, o);
+        waiting[device] = {a, clock::now()};
+        return;
+      case build_state::failed:
+        o.reason = "the patch could not be built: " + status.error;
+        publish_offer(device, o);
+        return;
+    }
+  }
+
+  void open_session(const std::string& device, const proto::announce_msg& a, const model_version& current,
+                    const model_version& target, const patch_row& patch) {
+    auto s = std::make_unique<session>();
+    s->patch = patch;
+    s->pin = cache.pin(patch.id);
+    s->fd = ::open(cache.file_of(patch.id).c_str(), O_RDONLY | O_CLOEXEC);
+    if (s->fd < 0) {
+      spdlog::error("mqtt: {}: cannot open patch {}", device, patch.id);
+      proto::offer_msg o;
+      o.reason = "patch file unavailable";
+      publish_offer(device, o);
+      return;
+    }
+    do s->id = rng();
+    while (s->id == 0);
+    s->source_sha256 = current.sha256;
+    s->source_version = current.version;
+    s->block_size = std::max<std::uint32_t>(64, std::min(a.max_block, opts.max_block));
+    s->blocks = static_cast<std::uint32_t>((patch.size + s->block_size - 1) / s->block_size);
+    s->last_active = clock::now();
+    proto::offer_msg o;
+    o.status = proto::offer_status::ready;
+    o.session = s->id;
+    o.model = current.model;
+    o.target_version = target.version;
+    o.target_sha256 = target.sha256;
+    o.target_size = target.fingerprint.file_size;
+    o.patch_id = patch.id;
+    o.patch_sha256 = patch.id;  // the cache names patches by their SHA-256
+    o.patch_size = patch.size;
+    o.block_size = s->block_size;
+    o.blocks = s->blocks;
+    o.is_signed = patch.is_signed;
+    s->offer_json = proto::to_json(o);
+    spdlog::info("mqtt: {}: offer {} {} -> {} ({} bytes in {} blocks)", device, current.model, current.version,
+                 target.version, patch.size, s->blocks);
+    sessions[device] = std::move(s);
+    publish_offer(device, o);
+  }
+
+  void on_request(const std::string& device, std::span<const std::uint8_t> payload) {
+    auto req = proto::decode_request(payload);
+    if (!req) {
+      spdlog::debug("mqtt: {}: bad block request: {}", device, req.err().what());
+      return;
+    }
+    auto it = sessions.find(device);
+    const std::uint32_t session_id = std::visit([](const auto& r) { return r.session; }, *req);
+    if (it == sessions.end() || it->second->id != session_id) {
+      spdlog::debug("mqtt: {}: request for unknown session {}", device, session_id);
+      return;  // the device times out and announces again
+    }
+    auto& s = *it->second;
+    s.last_active = clock::now();
+    auto blocks = proto::requested_blocks(*req, s.blocks, s.block_size, s.patch.size);
+    if (!blocks) {
+      spdlog::debug("mqtt: {}: {}", device, blocks.err().what());
+      return;
+    }
+    std::vector<std::uint8_t> buf(s.block_size);
+    const auto t = topic(device, proto::topic_kind::block);
+    std::uint64_t sent = 0;
+    for (auto index : *blocks) {
+      const std::uint64_t off = std::uint64_t(index) * s.block_size;
+      const auto len = static_cast<std::size_t>(std::min<std::uint64_t>(s.block_size, s.patch.size - off));
+      if (::pread(s.fd, buf.data(), len, static_cast<off_t>(off)) != static_cast<ssize_t>(len)) {
+        spdlog::error("mqtt: {}: reading patch {} failed", device, s.patch.id);
+        return;
+      }
+      // QoS 0: a lost block is simply asked for again; QoS 1 would make the broker hold every
+      // block of every device until acknowledged, for no gain over the device's bitmap.
+      const auto bytes = proto::encode_block(s.id, index, {buf.data(), len});
+      if (auto r = client->publish(t, bytes, 0, false); !r) {
+        spdlog::warn("mqtt: {}", r.err().what());
+        return;
+      }
+      sent += len;
+    }
+    s.bytes_sent += sent;
+    cache.record_download(s.patch.id, sent);
+  }
+
+  void on_status(const std::string& device, std::span<const std::uint8_t> payload) {
+    auto st = proto::parse_status(payload);
+    if (!st) {
+      spdlog::info("mqtt: {}: bad status: {}", device, st.err().what());
+      return;
+    }
+    auto it = sessions.find(device);
+    if (it != sessions.end()) it->second->last_active = clock::now();
+    if (!st->final()) {
+      spdlog::debug("mqtt: {}: {} {}/{}", device, proto::device_state_name(st->state), st->received, st->total);
+      return;
+    }
+    device_report r;
+    r.device_id = device;
+    r.state = proto::device_state_name(st->state);
+    r.error = st->error;
+    r.from_version = st->from_version;
+    r.to_version = st->to_version;
+    r.bytes_downloaded = st->received;
+    r.client = "mqtt";
+    r.received_at = static_cast<std::int64_t>(std::time(nullptr));
+    if (it != sessions.end()) {
+      r.model = it->second->patch.model;
+      if (r.from_version.empty()) r.from_version = it->second->patch.source_version;
+      if (r.to_version.empty()) r.to_version = it->second->patch.target_version;
+    }
+    if (auto ok = db.insert_report(r); !ok) spdlog::error("mqtt: {}: {}", device, ok.err().what());
+    spdlog::info("mqtt: {}: update {} ({} bytes){}", device, r.state, r.bytes_downloaded, r.error.empty() ? "" : ": " + r.error);
+    if (it != sessions.end()) sessions.erase(it);
+    // The offer is spent: clear the retained copy so a reconnecting device does not see it again.
+    (void)client->publish(topic(device, proto::topic_kind::offer), std::string(), 1, true);
+  }
+
+  void tick() {
+    auto due = std::move(waiting);
+    waiting.clear();
+    for (const auto& [device, p] : due)  // answer() puts back whoever still waits for a build
+      if (clock::now() - p.since < std::chrono::minutes(10)) answer(device, p.announce);
+    for (auto it = sessions.begin(); it != sessions.end();) {
+      if (clock::now() - it->second->last_active > opts.session_idle) {
+        spdlog::info("mqtt: {}: session idle for {} s; dropped", it->first, opts.session_idle.count());
+        it = sessions.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+};
+
+mqtt_bridge::mqtt_bridge(mqtt_bridge_options opts, model_store& store, patch_cache& cache, index_db& db, metrics& m)
+    : impl_(std::make_unique<impl>(std::move(opts), store, cache, db, m)) {}
+
+mqtt_bridge::~mqtt_bridge() { stop(); }
+
+void mqtt_bridge::start() {
+  auto& i = *impl_;
+  proto::mqtt_options o;
+  o.broker = i.opts.broker;
+  o.client_id = i.opts.client_id;
+  o.subscriptions = {{proto::all_devices_filter(i.opts.prefix, proto::topic_kind::announce), 1},
+                     {proto::all_devices_filter(i.opts.prefix, proto::topic_kind::request), 0},
+                     {proto::all_devices_filter(i.opts.prefix, proto::topic_kind::status), 1}};
+  o.will = proto::mqtt_will{proto::server_state_topic(i.opts.prefix), "offline", true};
+  o.on_connected = [&i] {
+    // Devices waiting on a restarted server announce again when they see this.
+    (void)i.client->publish(proto::server_state_topic(i.opts.prefix), "online", 1, true);
+  };
+  o.on_state = [](bool up, const std::string& what) {
+    if (up) spdlog::info("mqtt: {}", what);
+    else spdlog::warn("mqtt: {}", what);
+  };
+  o.on_message = [&i](const std::string& t, std::span<const std::uint8_t> p) { i.on_message(t, p); };
+  i.client = std::make_unique<proto::mqtt_client>(std::move(o));
+  if (!i.client->setup_error().empty()) spdlog::error("mqtt: {}; the bridge stays off", i.client->setup_error());
+  i.worker = std::thread([&i] { i.run(); });
+  i.client->start();
+}
+
+void mqtt_bridge::stop() {
+  auto& i = *impl_;
+  if (!i.client) return;
+  {
+    std::lock_guard lock(i.mutex);
+    i.stopping = true;
+  }
+  i.cv.notify_all();
+  if (i.worker.joinable()) i.worker.join();
+  i.client->stop(proto::mqtt_will{proto::server_state_topic(i.opts.prefix), "offline", true});
+  i.client.reset();
+  i.sessions.clear();
+  spdlog::info("mqtt: bridge stopped");
+}
+
+}  // namespace mallorn::server
