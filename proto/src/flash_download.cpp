@@ -5,6 +5,7 @@
 #include "mallorn/core/hash.hpp"
 #include "mallorn/core/io.hpp"
 #include "mallorn/core/patch_applier.hpp"
+#include "mallorn/proto/lite_apply.hpp"
 
 namespace mallorn::proto {
 
@@ -37,6 +38,17 @@ core::result<std::string> flash_download::finish() {
   if (digest != offer_.patch_sha256)
     return core::make_error(core::errc::invalid_patch, "downloaded patch has sha256 " + digest + ", the offer said " +
                                                            offer_.patch_sha256);
+  // An mcu-profile patch goes through the firmware's own applier, slot to slot; a standard one
+  // (a device that asked for it) through the C++ core.
+  auto probe = core::parse_header(patch);
+  if (probe && probe->header && probe->header->profile == core::patch_profile::mcu) {
+    auto target = lite_apply(flash_, offer_.patch_size, old_model_, new_model_, probe->header->target_size);
+    if (!target) return target.err();
+    if (!offer_.target_sha256.empty() && *target != offer_.target_sha256)
+      return core::make_error(core::errc::target_hash_mismatch, "new model has sha256 " + *target + ", the offer said " +
+                                                                    offer_.target_sha256);
+    return target;
+  }
   // The core applier reads a patch file; stage the verified bytes next to the output.
   const auto staged = new_model_.parent_path() / (new_model_.filename().string() + ".patch");
   MALLORN_TRY(core::write_file_atomic(staged, patch));

@@ -24,10 +24,9 @@ using clock = std::chrono::steady_clock;
 
 namespace {
 
-// MCU_PROFILE_GLUE: the patch profile the bridge asks the patch cache for. Devices on MQTT and
-// LoRa are microcontrollers and should get the "mcu" profile once its encoder is in the cache;
-// until then they get the standard profile (which the C++ core applier in the simulator applies).
-std::string device_patch_profile() { return "standard"; }
+// Devices on MQTT and LoRa are microcontrollers: they get the mcu profile, which mallorn_lite
+// applies in 1 KiB of RAM (the patch cache proves every such patch with mallorn_lite first).
+std::string device_patch_profile() { return "mcu"; }
 
 struct message {
   std::string topic;

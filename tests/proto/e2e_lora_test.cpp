@@ -1,5 +1,6 @@
 // End to end over the simulated LoRa radio: devices -> UDP "air" with loss -> mallorn-lora-gateway
 // (TS004 FEC) -> Mosquitto -> mallornd. Every device must rebuild its patch despite lost frames.
+#include <algorithm>
 #include <gtest/gtest.h>
 
 #include "proto/proto_rig.hpp"
@@ -28,7 +29,11 @@ void lora_fleet(double loss, double max_ratio_on_largest) {
   nlohmann::json stats;
   for (int i = 0; i < 100; ++i) {
     stats = rig.gateway_stats();
-    if (stats.is_object() && stats["devices"].size() == procs.size()) break;
+    // Counters are written after each update; the last device's "committed" may lag its exit.
+    if (stats.is_object() && stats["devices"].size() == procs.size() &&
+        std::all_of(stats["devices"].begin(), stats["devices"].end(),
+                    [](const auto& d) { return d.value("state", "") == "committed"; }))
+      break;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   ASSERT_TRUE(stats.is_object());

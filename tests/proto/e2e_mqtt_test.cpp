@@ -27,6 +27,8 @@ TEST(ProtoMqtt, FleetUpdatesRealMcuModels) {
     EXPECT_EQ(sha_of(rig.dir / (name + ".out")), sha_of(pair->v2)) << name;
     EXPECT_EQ(r["new_sha256"], sha_of(pair->v2));
     EXPECT_EQ(r["duplicate_blocks"], 0);
+    // The mcu profile, applied by mallorn_lite from flash slot to flash slot.
+    EXPECT_TRUE(std::filesystem::exists(rig.dir / (name + ".out.slot-b"))) << name;
   }
   auto c = rig.result(*current);
   EXPECT_EQ(c["outcome"], "up_to_date") << c.dump();
