@@ -1,7 +1,8 @@
 // End to end over the simulated LoRa radio: devices -> UDP "air" with loss -> mallorn-lora-gateway
 // (TS004 FEC) -> Mosquitto -> mallornd. Every device must rebuild its patch despite lost frames.
-#include <algorithm>
 #include <gtest/gtest.h>
+
+#include <algorithm>
 
 #include "proto/proto_rig.hpp"
 
