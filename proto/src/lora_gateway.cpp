@@ -277,6 +277,7 @@ void lora_gateway::tick() {
     std::vector<std::uint32_t> missing;
     for (auto i : d.blocks)
       if (!d.got.count(i)) missing.push_back(i);
+    if (missing.empty()) continue;
     const auto count = static_cast<std::uint16_t>(missing.back() - missing.front() + 1);
     const auto bytes = encode(make_bitmap_request(d.session, missing.front(), count, missing));
     (void)mqtt_->publish(device_topic(opts_.prefix, d.id, topic_kind::request), bytes, 0, false);
