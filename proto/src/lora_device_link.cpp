@@ -64,10 +64,23 @@ class lora_device_link final : public device_link {
     for (std::uint8_t e = 0; e <= 5; ++e)
       if (m.error == device_error_name(static_cast<device_error>(e))) f.error = e;
     if (!m.error.empty() && f.error == 0) f.error = static_cast<std::uint8_t>(device_error::protocol);
-    // Nothing acknowledges an uplink: a final report goes out several times (the gateway
-    // forwards it once), so that even at 30% loss it almost surely arrives.
-    for (int i = 0, copies = m.final() ? 4 : 1; i < copies; ++i) MALLORN_TRY(send(f));
-    return {};
+    if (!m.final()) return send(f);
+    // A final report is confirmed: repeat it until the gateway's ack is heard (the gateway
+    // forwards it once), like a LoRaWAN confirmed uplink.
+    for (int attempt = 0; attempt < 12; ++attempt) {
+      MALLORN_TRY(send(f));
+      const auto until = clock::now() + std::chrono::milliseconds(300);
+      while (clock::now() < until) {
+        auto d = air_->receive(50);
+        if (!d) continue;
+        stats_.messages_in++;
+        stats_.bytes_in += d->bytes.size();
+        auto frame = decode_frame(d->bytes);
+        if (!frame) continue;
+        if (const auto* a = std::get_if<radio_ack>(&*frame); a && a->addr == opts_.addr && a->session == m.session) return {};
+      }
+    }
+    return core::make_error(core::errc::io_error, "final status not acknowledged by the gateway");
   }
 
   std::optional<link_event> next(std::chrono::milliseconds timeout) override {

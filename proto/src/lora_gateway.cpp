@@ -39,6 +39,7 @@ struct lora_gateway::device {
   // Counters for the benchmark.
   std::uint64_t frames_down = 0, bytes_down = 0, lost_down = 0, frames_up = 0, bytes_up = 0, generations = 0, more = 0;
   std::string state = "announced";
+  std::uint32_t final_session = 0;  // the session whose final report was forwarded
 };
 
 std::string lora_device_id(std::uint32_t addr) {
@@ -141,9 +142,12 @@ void lora_gateway::on_uplink(const udp_air::datagram& dg) {
   } else if (const auto* s = std::get_if<radio_status>(&*frame)) {
     status_msg m{s->session, static_cast<device_state>(s->state), s->received, d.patch_size};
     m.error = device_error_name(static_cast<device_error>(s->error));
-    const bool repeat = m.final() && d.state == device_state_name(m.state);
+    const bool repeat = m.final() && d.final_session == s->session;
     d.state = device_state_name(m.state);
-    if (repeat) return;  // devices repeat final reports against uplink loss
+    if (m.final()) d.final_session = s->session;
+    // Final reports are confirmed: the device repeats one until this ack gets through.
+    if (m.final()) send_frame(d, radio_ack{d.addr, s->session});
+    if (repeat) return;  // forwarded once
     publish(topic_kind::status, to_json(m), 1);
     if (m.final()) {
       log(1, d.id + ": update " + d.state + " after " + std::to_string(d.frames_down) + " downlink frames");
@@ -277,6 +281,7 @@ void lora_gateway::tick() {
     std::vector<std::uint32_t> missing;
     for (auto i : d.blocks)
       if (!d.got.count(i)) missing.push_back(i);
+    if (missing.empty()) continue;
     const auto count = static_cast<std::uint16_t>(missing.back() - missing.front() + 1);
     const auto bytes = encode(make_bitmap_request(d.session, missing.front(), count, missing));
     (void)mqtt_->publish(device_topic(opts_.prefix, d.id, topic_kind::request), bytes, 0, false);

@@ -113,9 +113,7 @@ device_result mcu_device::run() {
   res.new_sha256 = *installed;
   (void)link_.report({offer.session, device_state::committed, map.bytes_held(), offer.patch_size, opts_.version,
                       offer.target_version});
-  // Give the final report a moment to leave before the link closes.
-  (void)link_.next(milliseconds(200));
-  return finish("committed");
+  return finish("committed");  // the link flushes the report when it closes
 }
 
 }  // namespace mallorn::proto

@@ -131,7 +131,8 @@ void mqtt_client::stop(std::optional<mqtt_will> last) {
   try {
     if (client_->is_connected()) {
       if (last) client_->publish(last->topic, last->payload.data(), last->payload.size(), 1, last->retained)->wait_for(std::chrono::seconds(2));
-      client_->disconnect()->wait_for(std::chrono::seconds(2));
+      // Up to 2 s for in-flight QoS 1 messages (a device's final report) to be acknowledged.
+      client_->disconnect(2000)->wait_for(std::chrono::seconds(3));
     }
   } catch (const mqtt::exception&) {
     // Going away anyway; the broker publishes the will if the disconnect did not get through.

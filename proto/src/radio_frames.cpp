@@ -42,6 +42,9 @@ struct encoder {
     put_u8(out, std::uint8_t(frame_type::fragment)), put_le(out, f.addr, 4), put_le(out, f.gen, 2), put_le(out, f.index, 2);
     put_bytes(out, f.payload);
   }
+  void operator()(const radio_ack& f) {
+    put_u8(out, std::uint8_t(frame_type::ack)), put_le(out, f.addr, 4), put_le(out, f.session, 4);
+  }
 };
 
 template <class T>
@@ -117,6 +120,10 @@ core::result<radio_frame> decode_frame(std::span<const std::uint8_t> bytes) {
       radio_fragment f{addr, get<std::uint16_t>(in, 2), get<std::uint16_t>(in, 2), bytes.subspan(fragment_header_size)};
       if (f.index == 0) return bad("fragment index 0");
       return radio_frame{f};
+    }
+    case frame_type::ack: {
+      if (!exact(9)) return bad("ack must be 9 bytes");
+      return radio_frame{radio_ack{addr, get<std::uint32_t>(in, 4)}};
     }
   }
   return bad("unknown type " + std::to_string(bytes[0]));

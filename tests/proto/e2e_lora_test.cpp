@@ -2,7 +2,6 @@
 // (TS004 FEC) -> Mosquitto -> mallornd. Every device must rebuild its patch despite lost frames.
 #include <gtest/gtest.h>
 
-#include <algorithm>
 
 #include "proto/proto_rig.hpp"
 
@@ -26,16 +25,18 @@ void lora_fleet(double loss, double max_ratio_on_largest) {
     EXPECT_EQ(sha_of(rig.dir / ("lora-dev" + std::to_string(i) + ".out")), sha_of(rig.pairs[i].v2));
     patch_size[r["device_id"]] = r["patch_size"];
   }
-  // The gateway writes its counters after each finished update.
+  // The gateway rewrites its counters after each final report it forwards; the last device may
+  // exit before the gateway has read its report from the air.
+  auto all_committed = [&](const nlohmann::json& s) {
+    if (!s.is_object() || s["devices"].size() != procs.size()) return false;
+    for (const auto& d : s["devices"])
+      if (d["state"] != "committed") return false;
+    return true;
+  };
   nlohmann::json stats;
-  for (int i = 0; i < 100; ++i) {
-    stats = rig.gateway_stats();
-    // Counters are written after each update; the last device's "committed" may lag its exit.
-    if (stats.is_object() && stats["devices"].size() == procs.size() &&
-        std::all_of(stats["devices"].begin(), stats["devices"].end(),
-                    [](const auto& d) { return d.value("state", "") == "committed"; }))
-      break;
+  for (int i = 0; i < 200 && !all_committed(stats); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    stats = rig.gateway_stats();
   }
   ASSERT_TRUE(stats.is_object());
   std::uint64_t lost = 0, largest = 0;

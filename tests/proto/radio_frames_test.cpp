@@ -17,7 +17,7 @@ TEST(RadioFrames, ControlFramesRoundTripAndFitTheSmallestFrame) {
   radio_offer o{7, 0, 99, 35000, 1024, 233};
   o.patch_sha256.fill(0x11);
   const std::vector<radio_frame> frames = {a, radio_request{7, 99, 3, 150, 40, 12, {0xff, 0x0f}}, radio_more{7, 99, 3, 4, 120},
-                                           radio_status{7, 99, 2, 35000, 0}, o};
+                                           radio_status{7, 99, 2, 35000, 0}, o, radio_ack{7, 99}};
   for (const auto& f : frames) {
     const auto bytes = encode(f);
     EXPECT_LE(bytes.size(), min_frame_size);

@@ -20,6 +20,7 @@ enum class frame_type : std::uint8_t {
   status = 0x13,    // uplink
   offer = 0x20,     // downlink
   fragment = 0x21,  // downlink: fragment `index` of generation `gen` (TS004 numbering)
+  ack = 0x22,       // downlink: the final status of `session` reached the server side
 };
 
 inline constexpr std::size_t min_frame_size = 51, max_frame_size = 242;
@@ -64,7 +65,12 @@ struct radio_fragment {
   std::span<const std::uint8_t> payload;  // points into the decoded frame
 };
 
-using radio_frame = std::variant<radio_announce, radio_request, radio_more, radio_status, radio_offer, radio_fragment>;
+struct radio_ack {
+  std::uint32_t addr = 0, session = 0;
+};
+
+using radio_frame =
+    std::variant<radio_announce, radio_request, radio_more, radio_status, radio_offer, radio_fragment, radio_ack>;
 
 std::vector<std::uint8_t> encode(const radio_frame& f);
 // invalid_argument for an unknown type, a wrong length or a frame over max_frame_size.
