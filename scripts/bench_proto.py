@@ -180,6 +180,14 @@ curl -sf -o {work}/http-$1.mlrn {http}$url
 curl -sf -X POST {http}/report -d '{{"device_id":"http-'$1'","state":"committed"}}' >/dev/null
 """)
     script.chmod(0o755)
+    # HTTP devices get the standard profile, a different patch from the MQTT devices' mcu one:
+    # have it built before the clock starts, as the MQTT run had its patch built.
+    for _ in range(600):
+        r = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", f"{http}/check-update",
+                            "-d", json.dumps({"sha256": sha})], capture_output=True, text=True)
+        if r.stdout == "200":
+            break
+        time.sleep(0.2)
     start = time.time()
     ps = [subprocess.Popen([str(script), str(i)]) for i in range(FLEET)]
     ok = sum(p.wait() == 0 for p in ps)
@@ -193,7 +201,8 @@ def write_report(rows, patch, fleet_pair, mqtt_rate, http_rate):
     host = f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}"
     lines = ["### Device protocol: LoRa bytes on air and MQTT updates per minute (`scripts/bench-proto.sh`)", "",
              f"Real processes on one machine ({host}): Mosquitto, mallornd with its MQTT bridge, "
-             "mallorn-lora-gateway, mallorn-mcu-sim. Per update, averaged over "
+             "mallorn-lora-gateway, mallorn-mcu-sim. The patches are the mcu profile the bridge serves (applied on the "
+             "simulated device by mallorn_lite, slot to slot). Per update, averaged over "
              f"{LORA_DEVICES} devices: frames and bytes transmitted on the simulated radio in both directions "
              "(lost frames count: they were sent), against the patch size. Loss applies to downlink and uplink "
              "alike. *Floor* is what a perfect code would need: patch / (1 - loss) x frame / (frame - 9-byte "
@@ -216,7 +225,8 @@ def write_report(rows, patch, fleet_pair, mqtt_rate, http_rate):
               "| path | updates/min | vs HTTP |", "|---|---:|---:|",
               f"| MQTT (mallorn-mcu-sim processes: connect, announce, blocks, flash, apply, report) | {mqtt_rate:,.0f} | "
               f"{mqtt_rate / http_rate:.2f}x |",
-              f"| HTTP (curl check-update + download, `mallorn patch`, curl report) | {http_rate:,.0f} | 1.00x |", "",
+              f"| HTTP (curl check-update + download of the standard-profile patch, `mallorn patch`, curl report) | "
+              f"{http_rate:,.0f} | 1.00x |", "",
               "The LoRa figures use seeded loss and move by about 1% between runs (when a device asks for more parity depends on timing); the rates move more: on a shared machine they moved "
               "between runs (an earlier run: MQTT 504, HTTP 147 per minute).", ""]
     text = "\n".join(lines)
