@@ -125,6 +125,7 @@ std::string result_json(const sim_config& cfg, const device_result& r) {
                       {"seconds", r.seconds},
                       {"requests", r.requests},
                       {"blocks_received", r.blocks_received},
+                      {"blocks_resumed", r.blocks_resumed},
                       {"duplicate_blocks", r.duplicate_blocks},
                       {"patch_size", r.offer.patch_size},
                       {"patch_sha256", r.offer.patch_sha256},

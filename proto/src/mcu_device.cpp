@@ -64,6 +64,8 @@ device_result mcu_device::run() {
   if (auto b = sink_.begin(offer); !b)
     return fail(b.err().code == core::errc::invalid_argument ? device_error::too_large : device_error::flash, b.err());
   block_map map(offer.patch_size, offer.block_size);
+  for (auto i : sink_.held_blocks())
+    if (map.mark(i)) ++res.blocks_resumed;  // in flash from before a reboot
   const auto limits = link_.window(offer.block_size);
   std::uint64_t next_report = offer.patch_size / 4;
   while (!map.complete()) {

@@ -1,7 +1,10 @@
 // Power lost at every flash operation of an update (MCUboot's simulator style): whatever N, the
 // device reports nothing, no new model appears, and the next boot on the same flash updates
-// correctly. In-process devices over the real broker and mallornd of the rig.
+// correctly, fetching only the blocks the download area does not already hold. In-process devices
+// over the real broker and mallornd of the rig.
 #include <gtest/gtest.h>
+
+#include <algorithm>
 
 #include "mallorn/proto/mcu_device.hpp"
 #include "proto/proto_rig.hpp"
@@ -40,14 +43,23 @@ TEST(ProtoPowerCut, EveryFlashOperationIsASafePlaceToLosePower) {
   auto clean = boot(rig, *link, p, 0, &total_ops);
   ASSERT_EQ(clean.outcome, "committed") << clean.error;
   ASSERT_GT(total_ops, 20u);  // sector erases + one write per block
+  const std::uint64_t blocks = clean.blocks_received;
+  std::uint64_t most_resumed = 0;
   for (std::uint64_t n = 1; n <= total_ops; ++n) {
     std::filesystem::remove(rig.dir / "new.tflite");
+    std::filesystem::remove(rig.dir / "flash.bin");  // each cut lands in a download from scratch
     auto cut = boot(rig, *link, p, n);
     ASSERT_EQ(cut.outcome, "power_lost") << "cut at " << n << ": " << cut.error;
     ASSERT_FALSE(std::filesystem::exists(rig.dir / "new.tflite")) << "cut at " << n;
     auto next = boot(rig, *link, p, 0);
     ASSERT_EQ(next.outcome, "committed") << "after a cut at " << n << ": " << next.error;
     ASSERT_EQ(sha_of(rig.dir / "new.tflite"), want) << "after a cut at " << n;
+    // The reboot resumed: what it held plus what it fetched is the patch, nothing twice.
+    EXPECT_EQ(next.blocks_resumed + next.blocks_received, blocks) << "after a cut at " << n;
+    EXPECT_LT(next.blocks_resumed, blocks);
+    most_resumed = std::max(most_resumed, next.blocks_resumed);
   }
+  // A cut late in the download keeps all but the block (sector) being written.
+  EXPECT_GE(most_resumed + 4, blocks) << "a reboot re-fetched blocks it already held";
   link->close();
 }

@@ -26,6 +26,7 @@ struct device_result {
   offer_msg offer;
   std::string new_sha256;
   std::uint64_t requests = 0, blocks_received = 0, duplicate_blocks = 0;
+  std::uint64_t blocks_resumed = 0;  // already in the download area from before a reboot
   link_stats link;
   double seconds = 0;
   bool ok() const { return outcome == "committed" || outcome == "up_to_date"; }
