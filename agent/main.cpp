@@ -66,6 +66,7 @@ int status_command(const agent::agent_config& cfg, bool as_json) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  ::signal(SIGPIPE, SIG_IGN);  // a server that vanishes mid-transfer is an error to handle, not a kill
   std::string config_path, command = "run";
   std::vector<std::string> rest;
   bool as_json = false;

@@ -1,5 +1,6 @@
 // mallornd: the Mallorn patch server. Wires config, store, index, cache, router and HTTP server.
 #include <malloc.h>
+#include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 
@@ -64,6 +65,9 @@ int fail(const std::string& message, int code = 1) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A client that goes away mid-download must cost one connection, not the server: sendfile(2)
+  // cannot take MSG_NOSIGNAL, so without this the next write to a reset socket raises SIGPIPE.
+  ::signal(SIGPIPE, SIG_IGN);
   auto loaded = server::load_config(std::vector<std::string>(argv + 1, argv + argc), environ);
   if (!loaded) {
     std::cerr << "mallornd: " << loaded.err().message << "\n";

@@ -40,6 +40,7 @@ const char* usage =
 
 int main(int argc, char** argv) {
   using namespace mallorn::proto;
+  ::signal(SIGPIPE, SIG_IGN);  // a broker that drops the connection is handled, not fatal
   auto args = cli_args::parse({argv + 1, argv + argc},
                               {"broker", "radio-port", "port-file", "loss", "frame-size", "duty-cycle", "spreading-factor",
                                "assumed-loss", "max-block", "seed", "stats", "client-id", "prefix", "log-level"},

@@ -1,10 +1,13 @@
 // mallorn-mcu-sim: one simulated microcontroller updating its model (see --help).
+#include <signal.h>
+
 #include <iostream>
 
 #include "mallorn/proto/device_sim.hpp"
 
 int main(int argc, char** argv) {
   using namespace mallorn::proto;
+  ::signal(SIGPIPE, SIG_IGN);  // a broker that drops the connection is handled, not fatal
   auto cfg = parse_sim_args({argv + 1, argv + argc});
   if (!cfg) {
     std::cerr << "mallorn-mcu-sim: " << cfg.err().message << "\n";

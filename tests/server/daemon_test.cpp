@@ -332,3 +332,29 @@ TEST(Daemon, ServesMcuProfilePatchesVerifiedByMallornLite) {
     EXPECT_NE(standard["patch_sha256"], ready["patch_sha256"]);
   }
 }
+
+// Clients that reset their connection in the middle of a (sendfile) download cost the server
+// one connection each, never the process (SIGPIPE is ignored).
+TEST(Daemon, ClientsResettingMidDownloadDoNotKillTheServer) {
+  daemon_rig rig({"coral-mnv2-quant_2020-to-2021a"});
+  daemon_process d(rig.dir.path(), rig.args());
+  ASSERT_TRUE(d.listening()) << d.log();
+  const auto& pair = rig.pairs[0];
+  const std::string script =
+      "import socket,struct,sys\n"
+      "for i in range(40):\n"
+      "  s=socket.create_connection(('127.0.0.1',int(sys.argv[1])))\n"
+      "  s.sendall(b'GET /model/" + pair.model + "/2 HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n')\n"
+      "  s.recv(4096)\n"
+      "  s.setsockopt(socket.SOL_SOCKET,socket.SO_LINGER,struct.pack('ii',1,0))\n"
+      "  s.close()\n";
+  std::ofstream(rig.dir / "reset.py") << script;
+  auto r = run_shell("python3 " + (rig.dir / "reset.py").string() + " " + std::to_string(d.port()) + " 2>&1");
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_TRUE(d.running()) << d.log();
+  EXPECT_EQ(curl(d.url("/healthz")).status, 200);
+  // And the model still downloads whole.
+  ASSERT_EQ(curl("-o " + (rig.dir / "m").string() + " " + d.url("/model/" + pair.model + "/2")).status, 200);
+  EXPECT_EQ(sha_of(rig.dir / "m"), sha_of(pair.v2));
+}
