@@ -24,8 +24,11 @@ std::vector<std::uint8_t> header_of(const offer_msg& o) {
   std::memcpy(h.data(), trailer_magic, 4);
   for (int i = 0; i < 8; ++i) h[4 + i] = static_cast<std::uint8_t>(o.patch_size >> (8 * i));
   for (int i = 0; i < 4; ++i) h[12 + i] = static_cast<std::uint8_t>(o.block_size >> (8 * i));
+  auto nibble = [](char c) -> int {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : 0;
+  };
   for (std::size_t i = 0; i < 32 && 2 * i + 1 < o.patch_sha256.size(); ++i)
-    h[16 + i] = static_cast<std::uint8_t>(std::stoi(o.patch_sha256.substr(2 * i, 2), nullptr, 16));
+    h[16 + i] = static_cast<std::uint8_t>(nibble(o.patch_sha256[2 * i]) << 4 | nibble(o.patch_sha256[2 * i + 1]));
   return h;
 }
 
