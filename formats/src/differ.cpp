@@ -67,17 +67,7 @@ core::result<patch_stats> create_patch(std::span<const std::uint8_t> old_model, 
   MALLORN_TRY(out.write(head));
   MALLORN_TRY(out.write(body));
 
-  patch_stats st;
-  st.format = h.format;
-  st.source_size = h.source_size;
-  st.target_size = h.target_size;
-  st.patch_size = head.size() + body.size();
-  st.compression_ratio = st.patch_size ? static_cast<double>(st.target_size) / st.patch_size : 0;
-  st.tensors_modified = h.tensors_modified;
-  st.tensors_unchanged = h.tensors_unchanged;
-  st.tensors_added = h.tensors_added;
-  st.tensors_removed = h.tensors_removed;
-  return st;
+  return detail::stats_of(h, head.size() + body.size());
 }
 
 core::result<patch_stats> create_patch_file(const std::filesystem::path& old_model, const std::filesystem::path& new_model,

@@ -4,9 +4,25 @@
 #include <filesystem>
 
 #include "mallorn/core/io.hpp"
+#include "mallorn/core/patch_header.hpp"
 #include "mallorn/formats/differ.hpp"
 
 namespace mallorn::formats::detail {
+
+// What both encoders report about the patch they wrote (the mcu header's tensor counts are 0).
+inline patch_stats stats_of(const core::patch_header& h, std::uint64_t patch_size) {
+  patch_stats st;
+  st.format = h.format;
+  st.source_size = h.source_size;
+  st.target_size = h.target_size;
+  st.patch_size = patch_size;
+  st.compression_ratio = patch_size ? static_cast<double>(st.target_size) / static_cast<double>(patch_size) : 0;
+  st.tensors_modified = h.tensors_modified;
+  st.tensors_unchanged = h.tensors_unchanged;
+  st.tensors_added = h.tensors_added;
+  st.tensors_removed = h.tensors_removed;
+  return st;
+}
 
 // encode(old bytes, new bytes, sink) -> result<patch_stats>
 template <class Encode>
