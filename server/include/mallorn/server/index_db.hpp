@@ -1,10 +1,10 @@
-// The daemon's SQLite index (WAL mode): fingerprints of the model files in the store, the patch
-// cache, and device reports. One connection guarded by a mutex: every statement is short.
+// The daemon's index: fingerprints of the model files in the store, the patch cache, and device
+// reports, over storage::sql_database (SQLite by default, PostgreSQL for several replicas).
 #pragma once
 #include <cstdint>
 #include <filesystem>
 #include <memory>
-#include <mutex>
+#include <set>
 #include <optional>
 #include <string>
 #include <vector>
@@ -12,7 +12,10 @@
 #include "mallorn/core/error.hpp"
 #include "mallorn/core/fingerprint.hpp"
 
-struct sqlite3;
+namespace mallorn::server::storage {
+class sql_database;
+struct migration;
+}  // namespace mallorn::server::storage
 
 namespace mallorn::server {
 
@@ -44,7 +47,12 @@ struct device_report {
 
 class index_db {
  public:
+  // A SQLite file (tests, tools).
   static core::result<std::unique_ptr<index_db>> open(const std::filesystem::path& file);
+  // Any back-end; applies this index's migrations and `extra_migrations` (other features' tables).
+  static core::result<std::unique_ptr<index_db>> open(std::unique_ptr<storage::sql_database> db,
+                                                      std::vector<storage::migration> extra_migrations = {});
+  static std::vector<storage::migration> migrations();
   ~index_db();
   index_db(const index_db&) = delete;
   index_db& operator=(const index_db&) = delete;
@@ -64,11 +72,12 @@ class index_db {
   // The newest report of each device (optionally of one device), newest first.
   core::result<std::vector<device_report>> latest_reports(const std::string& device_id = {}, std::size_t limit = 1000);
 
+  // The database itself, for features that keep their own tables (rollouts, identities, builds).
+  storage::sql_database& database() { return *db_; }
+
  private:
-  explicit index_db(sqlite3* db) : db_(db) {}
-  core::result<void> exec(const char* sql);
-  sqlite3* db_;
-  std::mutex mutex_;
+  explicit index_db(std::unique_ptr<storage::sql_database> db);
+  std::unique_ptr<storage::sql_database> db_;
 };
 
 }  // namespace mallorn::server
