@@ -46,7 +46,8 @@ nlohmann::json patch_json(const patch_row& p) {
           {"signed", p.is_signed},
           {"created", p.created},
           {"hits", p.hits},
-          {"bytes_served", p.bytes_served}};
+          {"bytes_served", p.bytes_served},
+          {"build_seconds", p.build_seconds}};
 }
 
 std::string patch_url(const std::string& id) { return "/patch/" + id; }
