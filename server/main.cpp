@@ -21,6 +21,8 @@
 #include "mallorn/server/mqtt_bridge.hpp"
 #include "mallorn/server/patch_cache.hpp"
 #include "mallorn/server/router.hpp"
+#include "mallorn/server/audit_log.hpp"
+#include "mallorn/server/storage/sql_database.hpp"
 #include "mallorn/server/ui_files.hpp"
 
 #ifdef MALLORN_HAVE_SYSTEMD
@@ -89,11 +91,21 @@ int main(int argc, char** argv) {
   std::error_code ec;
   std::filesystem::create_directories(cfg.data_dir, ec);
   if (ec) return fail("cannot create data directory " + cfg.data_dir.string() + ": " + ec.message());
-  auto db = server::index_db::open(cfg.data_dir / "index.sqlite");
+  auto sql = server::storage::open_sqlite(cfg.data_dir / "index.sqlite");
+  if (!sql) return fail(sql.err().what());
+  auto db = server::index_db::open(std::move(*sql), server::audit_log::migrations());
   if (!db) return fail(db.err().what());
+  server::audit_log audit((*db)->database());
   auto token = load_admin_token(cfg.admin_token_file);
   if (!token) return fail(token.err().what());
-  if (!*token) spdlog::info("no admin token configured: admin routes answer 403");
+  std::vector<server::admin_credential> named_tokens;
+  if (!cfg.admin_tokens_file.empty()) {
+    auto loaded_tokens = server::load_admin_tokens(cfg.admin_tokens_file);
+    if (!loaded_tokens) return fail(loaded_tokens.err().what());
+    named_tokens = std::move(*loaded_tokens);
+    spdlog::info("{} named admin tokens from {}", named_tokens.size(), cfg.admin_tokens_file.string());
+  }
+  if (!*token && named_tokens.empty()) spdlog::info("no admin token configured: admin routes answer 403");
 
   server::cache_options cache_opts;
   cache_opts.dir = cfg.patches_dir;
@@ -130,6 +142,8 @@ int main(int argc, char** argv) {
   server::rate_limiter limiter(cfg.rate_limit, cfg.rate_burst);
   server::router_config rcfg;
   rcfg.admin_token = *token;
+  rcfg.admin_tokens = std::move(named_tokens);
+  rcfg.audit = &audit;
   rcfg.max_body = cfg.max_body;
   rcfg.max_upload = cfg.max_upload;
   if (cfg.ui) {

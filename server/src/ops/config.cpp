@@ -26,6 +26,8 @@ const option_spec options[] = {
     {"config", "MALLORN_CONFIG", "FILE      JSON file with any of these options (keys with '_' for '-')"},
     {"admin-token-file", "MALLORN_ADMIN_TOKEN_FILE",
      "FILE  bearer token for admin routes (default $CREDENTIALS_DIRECTORY/admin-token; none: admin routes off)"},
+    {"admin-tokens", "MALLORN_ADMIN_TOKENS",
+     "FILE  named admin tokens with scopes read|deploy|admin: {\"tokens\": [{\"name\", \"scope\", \"sha256\"}]}"},
     {"signing-key", "MALLORN_SIGNING_KEY", "FILE  Ed25519 private key (64 bytes, `mallorn keygen`) to sign every patch"},
     {"tls-cert", "MALLORN_TLS_CERT", "FILE    serve HTTPS with this PEM certificate chain"},
     {"tls-key", "MALLORN_TLS_KEY", "FILE     ... and this PEM private key"},
@@ -110,6 +112,7 @@ core::result<void> apply(server_config& c, const std::string& key, const std::st
   else if (key == "patches") c.patches_dir = value;
   else if (key == "port-file") c.port_file = value;
   else if (key == "admin-token-file") c.admin_token_file = value;
+  else if (key == "admin-tokens") c.admin_tokens_file = value;
   else if (key == "signing-key") c.signing_key_file = value;
   else if (key == "tls-cert") c.tls_cert = value;
   else if (key == "tls-key") c.tls_key = value;

@@ -1,7 +1,10 @@
 #include "mallorn/server/router.hpp"
 
 #include <openssl/crypto.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
+
+#include <ctime>
 
 #include "mallorn/server/request_path.hpp"
 #include "route_json.hpp"
@@ -20,7 +23,10 @@ const std::string* http_response::header(const std::string& name) const {
 
 router::router(router_config cfg, model_store& store, patch_cache& cache, index_db& db, metrics& m,
                rate_limiter& limiter)
-    : cfg_(std::move(cfg)), store_(store), cache_(cache), db_(db), metrics_(m), limiter_(limiter) {}
+    : cfg_(std::move(cfg)), store_(store), cache_(cache), db_(db), metrics_(m), limiter_(limiter) {
+  credentials_ = cfg_.admin_tokens;
+  if (cfg_.admin_token) credentials_.push_back(credential_for_token("admin", admin_scope::admin, *cfg_.admin_token));
+}
 
 namespace {
 
@@ -34,7 +40,7 @@ std::string route_name(const std::vector<std::string>& seg) {
     if (seg[0] == k) return k;
   // Labels come from a fixed set: a request path must never create a metric series.
   if (seg[0] == "admin" && seg.size() >= 2)
-    for (const char* k : {"models", "rescan", "devices", "builds"})
+    for (const char* k : {"models", "rescan", "devices", "builds", "audit"})
       if (seg[1] == k) return std::string("admin_") + k;
   return seg[0] == "admin" ? "admin_other" : "other";
 }
@@ -51,17 +57,53 @@ bool router::is_admin_route(const std::vector<std::string>& segments) {
   return !segments.empty() && (segments[0] == "admin" || segments[0] == "create-patch");
 }
 
-std::optional<http_response> router::check_admin(const http_request& req) const {
-  if (!cfg_.admin_token)
-    return error_response(403, "admin_disabled", "admin routes are disabled: start mallornd with --admin-token-file");
+const admin_credential* router::authenticate(const http_request& req) const {
   const std::string* auth = req.header("authorization");
   const std::string prefix = "Bearer ";
-  if (auth && auth->size() == prefix.size() + cfg_.admin_token->size() && auth->compare(0, prefix.size(), prefix) == 0 &&
-      CRYPTO_memcmp(auth->data() + prefix.size(), cfg_.admin_token->data(), cfg_.admin_token->size()) == 0)
-    return std::nullopt;
-  auto r = error_response(401, "unauthorized", "admin routes need 'Authorization: Bearer <token>'");
-  r.set("WWW-Authenticate", "Bearer realm=\"mallornd\"");
-  return r;
+  if (!auth || auth->size() <= prefix.size() || auth->compare(0, prefix.size(), prefix) != 0) return nullptr;
+  return find_credential(credentials_, auth->substr(prefix.size()));
+}
+
+std::optional<http_response> router::check_admin(const http_request& req) const {
+  if (credentials_.empty())
+    return error_response(403, "admin_disabled",
+                          "admin routes are disabled: start mallornd with --admin-token-file or --admin-tokens");
+  const admin_credential* who = authenticate(req);
+  if (!who) {
+    auto r = error_response(401, "unauthorized", "admin routes need 'Authorization: Bearer <token>'");
+    r.set("WWW-Authenticate", "Bearer realm=\"mallornd\"");
+    return r;
+  }
+  auto target = parse_target(req.target);
+  const admin_scope needed = required_scope(req.method, target ? target->segments : std::vector<std::string>{});
+  if (static_cast<int>(who->scope) < static_cast<int>(needed)) {
+    auto r = error_response(403, "insufficient_scope",
+                            std::string("this request needs a token with scope '") + admin_scope_name(needed) +
+                                "'; token '" + who->name + "' has '" + admin_scope_name(who->scope) + "'");
+    r.set("WWW-Authenticate", std::string("Bearer realm=\"mallornd\", error=\"insufficient_scope\", scope=\"") +
+                                  admin_scope_name(needed) + "\"");
+    audit_admin(req, r);
+    return r;
+  }
+  return std::nullopt;
+}
+
+void router::audit_admin(const http_request& req, const http_response& r) const {
+  if (!cfg_.audit || req.method == "GET" || req.method == "HEAD") return;
+  // Only known actors are recorded: a stranger's 401s cannot fill the log (they are rate limited
+  // and logged instead).
+  const admin_credential* who = authenticate(req);
+  if (!who) return;
+  audit_entry e;
+  e.at = static_cast<std::int64_t>(std::time(nullptr));
+  e.actor = who->name;
+  e.scope = admin_scope_name(who->scope);
+  e.action = req.method + " " + route_name(parse_target(req.target) ? parse_target(req.target)->segments
+                                                                        : std::vector<std::string>{});
+  e.target = req.target;
+  e.status = r.status;
+  e.client = req.client;
+  if (auto ok = cfg_.audit->record(e); !ok) spdlog::error("audit log: {}", ok.err().what());
 }
 
 bool router::demo_read_allowed(const http_request& req, const std::vector<std::string>& seg) const {
@@ -162,6 +204,8 @@ http_response router::handle(const http_request& req) {
       r = get ? devices(seg.size() == 3 ? seg[2] : std::string()) : method_not_allowed("GET, HEAD");
     } else if (seg[1] == "devices" && seg.size() == 4 && seg[3] == "reports") {
       r = get ? device_reports(seg[2]) : method_not_allowed("GET, HEAD");
+    } else if (seg[1] == "audit" && seg.size() == 2) {
+      r = get ? audit_view(req) : method_not_allowed("GET, HEAD");
     } else if (seg[1] == "builds" && seg.size() == 2) {
       r = get ? builds() : method_not_allowed("GET, HEAD");
     } else {
@@ -171,6 +215,7 @@ http_response router::handle(const http_request& req) {
     r = error_response(404, "not_found", "no such route; see docs/api.md");
   }
   r.route = route;
+  if (is_admin_route(seg)) audit_admin(req, r);
   if (m == "HEAD" && !r.file && !r.head_length) {
     r.head_length = r.body.size();
     r.body.clear();

@@ -94,4 +94,37 @@ http_response router::device_reports(const std::string& device_id) {
   return json_response(200, {{"device_id", device_id}, {"reports", out}});
 }
 
+http_response router::audit_view(const http_request& req) {
+  if (!cfg_.audit) return error_response(404, "not_found", "this server keeps no audit log");
+  auto target = parse_target(req.target);
+  std::size_t limit = 100;
+  std::int64_t before = 0;
+  std::string actor;
+  if (target) {
+    auto number = [&](const char* key, std::int64_t max) -> std::optional<std::int64_t> {
+      auto it = target->query.find(key);
+      if (it == target->query.end()) return std::int64_t{0};
+      if (it->second.empty() || it->second.size() > 18 || it->second.find_first_not_of("0123456789") != std::string::npos)
+        return std::nullopt;
+      auto v = std::stoll(it->second);
+      return v > max ? std::nullopt : std::optional<std::int64_t>(v);
+    };
+    auto l = number("limit", 1000);
+    auto b = number("before", INT64_MAX / 2);
+    if (!l || !b) return error_response(400, "bad_query", "limit is 1..1000 and before a sequence number");
+    if (*l) limit = static_cast<std::size_t>(*l);
+    before = *b;
+    if (auto it = target->query.find("actor"); it != target->query.end()) actor = it->second.substr(0, 64);
+  }
+  auto entries = cfg_.audit->list(limit, before, actor);
+  if (!entries) return error_response(503, "index_unavailable", "the audit log cannot be read right now");
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& e : *entries)
+    out.push_back({{"seq", e.seq}, {"at", e.at}, {"actor", e.actor}, {"scope", e.scope}, {"action", e.action},
+                   {"target", e.target}, {"status", e.status}, {"client", e.client}});
+  nlohmann::json doc = {{"entries", out}};
+  if (entries->size() == limit && !entries->empty()) doc["next_before"] = entries->back().seq;
+  return json_response(200, doc);
+}
+
 }  // namespace mallorn::server

@@ -19,6 +19,7 @@ struct server_config {
   std::uint16_t listen_port = 8080;
   std::filesystem::path port_file;  // written once listening (tests use --listen 127.0.0.1:0)
   std::filesystem::path admin_token_file;
+  std::filesystem::path admin_tokens_file;  // named tokens with scopes (admin_auth.hpp)
   std::filesystem::path signing_key_file;
   std::filesystem::path tls_cert, tls_key;
   std::filesystem::path tls_client_ca;  // set: devices must present a certificate it signed

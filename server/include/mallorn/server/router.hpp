@@ -18,6 +18,8 @@
 #include <utility>
 #include <vector>
 
+#include "mallorn/server/admin_auth.hpp"
+#include "mallorn/server/audit_log.hpp"
 #include "mallorn/server/index_db.hpp"
 #include "mallorn/server/metrics.hpp"
 #include "mallorn/server/model_store.hpp"
@@ -73,7 +75,10 @@ struct http_response {
 };
 
 struct router_config {
-  std::optional<std::string> admin_token;  // nullopt: admin routes answer 403
+  std::optional<std::string> admin_token;  // the "admin" token (scope admin); nullopt and no
+                                           // admin_tokens: admin routes answer 403
+  std::vector<admin_credential> admin_tokens;  // --admin-tokens: named tokens with scopes
+  audit_log* audit = nullptr;                  // every authenticated admin change is recorded here
   std::uint64_t max_body = 1 << 20;        // JSON requests
   std::uint64_t max_upload = 4ull << 30;   // PUT /admin/models
   std::chrono::milliseconds create_patch_wait{10 * 60 * 1000};
@@ -116,7 +121,12 @@ class router {
   http_response builds();
   http_response ui(const http_request& req, const std::vector<std::string>& segments);
   static bool is_admin_route(const std::vector<std::string>& segments);
+  // nullopt when the request carries a token whose scope covers its method and path; else the
+  // 401/403 answer (and a 403 for a known token is audited).
   std::optional<http_response> check_admin(const http_request& req) const;
+  const admin_credential* authenticate(const http_request& req) const;
+  void audit_admin(const http_request& req, const http_response& r) const;
+  http_response audit_view(const http_request& req);
   bool demo_read_allowed(const http_request& req, const std::vector<std::string>& segments) const;
 
   // Fleets of identical devices ask the same question: the answer to a check-update that is
@@ -132,6 +142,7 @@ class router {
   std::unordered_map<std::string, cached_answer> answers_;
 
   router_config cfg_;
+  std::vector<admin_credential> credentials_;  // admin_token + admin_tokens
   model_store& store_;
   patch_cache& cache_;
   index_db& db_;
