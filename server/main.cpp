@@ -18,6 +18,7 @@
 #include "mallorn/server/index_db.hpp"
 #include "mallorn/core/logging.hpp"
 #include "mallorn/server/model_store.hpp"
+#include "mallorn/server/keyring_source.hpp"
 #include "mallorn/server/mqtt_bridge.hpp"
 #include "mallorn/server/patch_cache.hpp"
 #include "mallorn/server/router.hpp"
@@ -131,6 +132,12 @@ int main(int argc, char** argv) {
   rcfg.admin_token = *token;
   rcfg.max_body = cfg.max_body;
   rcfg.max_upload = cfg.max_upload;
+  if (!cfg.keyring_file.empty()) {
+    auto kr = server::keyring_source::open(cfg.keyring_file);
+    if (!kr) return fail("--keyring: " + kr.err().what());
+    rcfg.keyring = *kr;
+    spdlog::info("keyring {}: serving v{} at GET /keyring", cfg.keyring_file.string(), (*kr)->current()->version);
+  }
   server::router routes(rcfg, store, cache, **db, stats, limiter);
 
   server::http_options hopts;

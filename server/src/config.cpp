@@ -27,6 +27,7 @@ const option_spec options[] = {
     {"admin-token-file", "MALLORN_ADMIN_TOKEN_FILE",
      "FILE  bearer token for admin routes (default $CREDENTIALS_DIRECTORY/admin-token; none: admin routes off)"},
     {"signing-key", "MALLORN_SIGNING_KEY", "FILE  Ed25519 private key (64 bytes, `mallorn keygen`) to sign every patch"},
+    {"keyring", "MALLORN_KEYRING", "FILE      serve this keyring at GET /keyring (`mallorn keyring`; re-read when it changes)"},
     {"tls-cert", "MALLORN_TLS_CERT", "FILE    serve HTTPS with this PEM certificate chain"},
     {"tls-key", "MALLORN_TLS_KEY", "FILE     ... and this PEM private key"},
     {"tls-client-ca", "MALLORN_TLS_CLIENT_CA", "FILE  require client certificates signed by this PEM CA (mTLS)"},
@@ -103,6 +104,7 @@ core::result<void> apply(server_config& c, const std::string& key, const std::st
   else if (key == "port-file") c.port_file = value;
   else if (key == "admin-token-file") c.admin_token_file = value;
   else if (key == "signing-key") c.signing_key_file = value;
+  else if (key == "keyring") c.keyring_file = value;
   else if (key == "tls-cert") c.tls_cert = value;
   else if (key == "tls-key") c.tls_key = value;
   else if (key == "tls-client-ca") c.tls_client_ca = value;

@@ -3,6 +3,7 @@
 #include <openssl/crypto.h>
 #include <unistd.h>
 
+#include "mallorn/server/keyring_source.hpp"
 #include "mallorn/server/request_path.hpp"
 #include "route_json.hpp"
 
@@ -28,7 +29,7 @@ namespace {
 std::string route_name(const std::vector<std::string>& seg) {
   if (seg.empty()) return "root";
   static const std::vector<std::string> known = {"check-update", "patch",  "model",   "manifest",
-                                                 "fingerprint",  "create-patch", "report", "healthz", "metrics"};
+                                                 "fingerprint",  "create-patch", "report", "healthz", "metrics", "keyring"};
   for (const auto& k : known)
     if (seg[0] == k) return k;
   // Labels come from a fixed set: a request path must never create a metric series.
@@ -128,6 +129,8 @@ http_response router::handle(const http_request& req) {
     else r = create_patch(req);
   } else if (route == "report" && seg.size() == 1) {
     r = m == "POST" ? report(req) : method_not_allowed("POST");
+  } else if (route == "keyring" && seg.size() == 1) {
+    r = get ? keyring_response(cfg_.keyring.get(), target->query, req.header("if-none-match")) : method_not_allowed("GET, HEAD");
   } else if (route == "healthz" && seg.size() == 1) {
     r = get ? healthz() : method_not_allowed("GET, HEAD");
   } else if (route == "metrics" && seg.size() == 1) {

@@ -71,8 +71,11 @@ struct http_response {
   const std::string* header(const std::string& name) const;
 };
 
+class keyring_source;
+
 struct router_config {
   std::optional<std::string> admin_token;  // nullopt: admin routes answer 403
+  std::shared_ptr<keyring_source> keyring;  // --keyring: GET /keyring (keyring_source.hpp)
   std::uint64_t max_body = 1 << 20;        // JSON requests
   std::uint64_t max_upload = 4ull << 30;   // PUT /admin/models
   std::chrono::milliseconds create_patch_wait{10 * 60 * 1000};
