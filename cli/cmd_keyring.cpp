@@ -158,6 +158,7 @@ int keyring_edit(const std::string& sub, const arg_list& argv, bool json) {
   const std::string path = a.positional[0];
   auto k = load_keyring(path);
   if (!k) return report_error(k.err(), json);
+  const bool was_signed = !k->signatures.empty();
   begin_edit(*k);
   if (sub == "add-key") {
     auto key_path = a.value("--key");
@@ -200,7 +201,7 @@ int keyring_edit(const std::string& sub, const arg_list& argv, bool json) {
       k->root_threshold = static_cast<std::uint8_t>(*v);
     }
   } else if (sub == "renew") {
-    if (k->signatures.empty() && !a.value("--expires") && !a.value("--expires-at")) {
+    if (!was_signed) {
       k->version += 1;  // an unsigned draft: renew still means "the next version"
       k->issued = now_seconds();
     }

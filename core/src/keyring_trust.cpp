@@ -92,8 +92,12 @@ result<ed25519_public_key> trusted_release_key(const keyring& k, const std::stri
     else if (now < key.not_before || (key.not_after && now >= key.not_after)) refused = "key " + short_id(id) + " is outside its validity";
     else return key.public_key;
   }
-  return sig_error(refused.empty() ? "the patch is not signed by any release key of keyring v" + std::to_string(k.version)
-                                   : "the patch's signature is refused by keyring v" + std::to_string(k.version) + ": " + refused);
+  // A revoked key is normally gone from `keys` (only its id stays listed): name that possibility.
+  if (refused.empty())
+    return sig_error("the patch is not signed by any release key keyring v" + std::to_string(k.version) + " trusts for model " +
+                     model + " (it lists " + std::to_string(k.keys.size()) + " key(s) and " + std::to_string(k.revoked.size()) +
+                     " revoked)");
+  return sig_error("the patch's signature is refused by keyring v" + std::to_string(k.version) + ": " + refused);
 }
 
 }  // namespace mallorn::core
