@@ -200,12 +200,12 @@ static int check_candidate(const struct mallorn_lite_area *store, const uint8_t 
   if ((rc = kr_parse(&cand, &cl)) != 0) return rc;
   if ((have = store_current(store, &cur, &l, &block)) < 0) return have;
   if (have && cl.version < l.version) return -MALLORN_LITE_E_ROLLBACK;
-  if (have && cl.version == l.version) { /* only the very same keyring again */
+  if (have && cl.version == l.version) { /* the same signed content again (signatures may differ) */
     uint8_t chunk[32];
     uint32_t off, n;
-    if (cur.size != size) return -MALLORN_LITE_E_SIGNATURE;
-    for (off = 0; off < size; off += n) {
-      n = size - off < sizeof chunk ? size - off : (uint32_t)sizeof chunk;
+    if (l.signed_size != cl.signed_size) return -MALLORN_LITE_E_SIGNATURE;
+    for (off = 0; off < cl.signed_size; off += n) {
+      n = cl.signed_size - off < sizeof chunk ? cl.signed_size - off : (uint32_t)sizeof chunk;
       if ((rc = kr_read(&cur, off, chunk, n)) != 0) return rc;
       if (memcmp(chunk, blob + off, n) != 0) return -MALLORN_LITE_E_SIGNATURE;
     }

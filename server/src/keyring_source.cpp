@@ -42,6 +42,7 @@ core::result<std::shared_ptr<const served_keyring>> keyring_source::load() const
   s->version = k->version;
   s->json = core::encode_keyring_json(*k);
   s->binary = std::move(*bin);
+  s->signed_part = std::move(*core::keyring_signed_bytes(*k));
   s->etag = "\"keyring-" + std::to_string(k->version) + "-" + core::to_hex(core::sha256_of(s->binary)).substr(0, 16) + "\"";
   return std::shared_ptr<const served_keyring>(std::move(s));
 }
@@ -62,7 +63,10 @@ std::shared_ptr<const served_keyring> keyring_source::current() {
     spdlog::error("keyring: {} changed but is not usable, still serving v{}: {}", file_.string(), served_->version, k.err().what());
   } else if ((*k)->version < served_->version) {
     spdlog::error("keyring: {} now holds v{}, older than the served v{}; ignored", file_.string(), (*k)->version, served_->version);
-  } else if ((*k)->binary != served_->binary) {
+  } else if ((*k)->version == served_->version && (*k)->signed_part != served_->signed_part) {
+    // Devices refuse a second, different keyring under a version they hold: so do we.
+    spdlog::error("keyring: {} holds a different keyring under the served version v{}; ignored", file_.string(), served_->version);
+  } else if ((*k)->binary != served_->binary) {  // newer, or the same one with more signatures
     spdlog::info("keyring: serving v{} (was v{})", (*k)->version, served_->version);
     served_ = *k;
   }

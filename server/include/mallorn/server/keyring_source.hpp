@@ -19,6 +19,7 @@ struct served_keyring {
   std::uint64_t version = 0;
   std::string json;                 // the JSON view
   std::vector<std::uint8_t> binary; // the compact form (what mallorn_lite stores)
+  std::vector<std::uint8_t> signed_part;  // what the signatures cover
   std::string etag;
 };
 
