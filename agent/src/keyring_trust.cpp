@@ -29,7 +29,7 @@ core::result<keyring_options> load_keyring_options(const nlohmann::json& doc) {
     if (doc.contains("keyring_file")) o.file = doc["keyring_file"].get<std::string>();
     if (doc.contains("keyring_grace")) {
       const auto& g = doc["keyring_grace"];
-      if (!g.is_number_unsigned()) return bad("keyring_grace: expected whole seconds >= 0");
+      if (!g.is_number_integer() || g.get<std::int64_t>() < 0) return bad("keyring_grace: expected whole seconds >= 0");
       o.grace_seconds = g.get<std::uint64_t>();
     }
   } catch (const nlohmann::json::exception& e) {
