@@ -202,6 +202,7 @@ int main(int argc, char** argv) {
     mopts.client_id = cfg.mqtt_client_id;
     mopts.prefix = cfg.mqtt_prefix;
     mopts.max_block = cfg.mqtt_max_block;
+    mopts.keyring = rcfg.keyring;
     bridge = std::make_unique<server::mqtt_bridge>(mopts, store, cache, **db, stats);
     bridge->start();
     spdlog::info("mqtt bridge: broker {}, topics {}/dev/<device>/...", cfg.mqtt_broker, cfg.mqtt_prefix);
