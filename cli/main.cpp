@@ -47,6 +47,19 @@ const std::vector<command>& commands() {
       {"keygen", "make an Ed25519 key pair: PREFIX.key (64 bytes) and PREFIX.pub (32 bytes)",
        "usage: mallorn keygen -o PREFIX [--json]\n", cmd_keygen},
       {"sign", "sign an existing patch", "usage: mallorn sign PATCH --key KEY -o OUT [--json]\n", cmd_sign},
+      {"keyring", "manage the root-signed list of release keys (docs/security.md)",
+       "usage: mallorn keyring init -o FILE --root ROOT.pub[,ROOT2.pub] [--threshold N] [--expires DAYS] [--json]\n"
+       "       mallorn keyring add-key FILE --key RELEASE.pub [--models a,b] [--not-before T] [--not-after T]\n"
+       "       mallorn keyring revoke FILE (--key RELEASE.pub | --keyid HEX)\n"
+       "       mallorn keyring rotate-root FILE --root NEW.pub[,NEW2.pub] [--threshold N]\n"
+       "       mallorn keyring renew FILE [--expires DAYS | --expires-at UNIX]\n"
+       "       mallorn keyring sign FILE --key ROOT.key [-o OUT]\n"
+       "       mallorn keyring show FILE [--json]\n"
+       "       mallorn keyring export FILE --binary -o OUT     (the compact form mallorn_lite verifies)\n"
+       "  Editing a signed keyring starts its next version (signatures dropped, same lifetime); sign it\n"
+       "  with the root key, and for rotate-root with the old and the new root. Edits write FILE (or -o OUT)\n"
+       "  atomically. Default expiry: 365 days. T and UNIX are unix seconds.\n",
+       cmd_keyring},
   };
   return all;
 }

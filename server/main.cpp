@@ -18,6 +18,7 @@
 #include "mallorn/server/index_db.hpp"
 #include "mallorn/core/logging.hpp"
 #include "mallorn/server/model_store.hpp"
+#include "mallorn/server/keyring_source.hpp"
 #include "mallorn/server/mqtt_bridge.hpp"
 #include "mallorn/server/patch_cache.hpp"
 #include "mallorn/server/router.hpp"
@@ -153,6 +154,12 @@ int main(int argc, char** argv) {
     rcfg.ui_demo = cfg.ui_demo;
     if (cfg.ui_demo) spdlog::warn("dashboard demo mode: device and build views are readable without a token");
   }
+  if (!cfg.keyring_file.empty()) {
+    auto kr = server::keyring_source::open(cfg.keyring_file);
+    if (!kr) return fail("--keyring: " + kr.err().what());
+    rcfg.keyring = *kr;
+    spdlog::info("keyring {}: serving v{} at GET /keyring", cfg.keyring_file.string(), (*kr)->current()->version);
+  }
   server::router routes(rcfg, store, cache, **db, stats, limiter);
 
   server::http_options hopts;
@@ -217,6 +224,7 @@ int main(int argc, char** argv) {
     mopts.client_id = cfg.mqtt_client_id;
     mopts.prefix = cfg.mqtt_prefix;
     mopts.max_block = cfg.mqtt_max_block;
+    mopts.keyring = rcfg.keyring;
     bridge = std::make_unique<server::mqtt_bridge>(mopts, store, cache, **db, stats);
     bridge->start();
     spdlog::info("mqtt bridge: broker {}, topics {}/dev/<device>/...", cfg.mqtt_broker, cfg.mqtt_prefix);

@@ -307,7 +307,24 @@ struct mqtt_bridge::impl {
     (void)client->publish(topic(device, proto::topic_kind::offer), std::string(), 1, true);
   }
 
+  std::mutex keyring_mutex;
+  std::string keyring_etag;  // what is retained on <prefix>/keyring now ("" = not yet)
+  void publish_keyring(bool force) {
+    if (!opts.keyring || !client) return;
+    auto k = opts.keyring->current();
+    std::lock_guard lock(keyring_mutex);
+    if (!force && k->etag == keyring_etag) return;
+    if (auto r = client->publish(opts.prefix + "/keyring", k->binary, 1, true); r) {
+      keyring_etag = k->etag;
+      spdlog::info("mqtt: keyring v{} retained on {}/keyring", k->version, opts.prefix);
+    } else {
+      keyring_etag.clear();  // retried on the next tick
+      spdlog::debug("mqtt: keyring not published yet: {}", r.err().what());
+    }
+  }
+
   void tick() {
+    publish_keyring(false);
     auto due = std::move(waiting);
     waiting.clear();
     for (const auto& [device, p] : due)  // answer() puts back whoever still waits for a build
@@ -340,6 +357,7 @@ void mqtt_bridge::start() {
   o.on_connected = [&i] {
     // Devices waiting on a restarted server announce again when they see this.
     (void)i.client->publish(proto::server_state_topic(i.opts.prefix), "online", 1, true);
+    i.publish_keyring(true);
   };
   o.on_state = [](bool up, const std::string& what) {
     if (up) spdlog::info("mqtt: {}", what);

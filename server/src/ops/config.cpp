@@ -29,6 +29,7 @@ const option_spec options[] = {
     {"admin-tokens", "MALLORN_ADMIN_TOKENS",
      "FILE  named admin tokens with scopes read|deploy|admin: {\"tokens\": [{\"name\", \"scope\", \"sha256\"}]}"},
     {"signing-key", "MALLORN_SIGNING_KEY", "FILE  Ed25519 private key (64 bytes, `mallorn keygen`) to sign every patch"},
+    {"keyring", "MALLORN_KEYRING", "FILE      serve this keyring at GET /keyring (`mallorn keyring`; re-read when it changes)"},
     {"tls-cert", "MALLORN_TLS_CERT", "FILE    serve HTTPS with this PEM certificate chain"},
     {"tls-key", "MALLORN_TLS_KEY", "FILE     ... and this PEM private key"},
     {"tls-client-ca", "MALLORN_TLS_CLIENT_CA", "FILE  require client certificates signed by this PEM CA (mTLS)"},
@@ -114,6 +115,7 @@ core::result<void> apply(server_config& c, const std::string& key, const std::st
   else if (key == "admin-token-file") c.admin_token_file = value;
   else if (key == "admin-tokens") c.admin_tokens_file = value;
   else if (key == "signing-key") c.signing_key_file = value;
+  else if (key == "keyring") c.keyring_file = value;
   else if (key == "tls-cert") c.tls_cert = value;
   else if (key == "tls-key") c.tls_key = value;
   else if (key == "tls-client-ca") c.tls_client_ca = value;

@@ -6,6 +6,7 @@
 
 #include <ctime>
 
+#include "mallorn/server/keyring_source.hpp"
 #include "mallorn/server/request_path.hpp"
 #include "route_json.hpp"
 
@@ -35,7 +36,7 @@ std::string route_name(const std::vector<std::string>& seg) {
   if (seg.empty()) return "root";
   static const std::vector<std::string> known = {"check-update", "patch",  "model",   "manifest",
                                                  "fingerprint",  "create-patch", "report", "healthz", "metrics",
-                                                 "ui"};
+                                                 "ui",           "keyring"};
   for (const auto& k : known)
     if (seg[0] == k) return k;
   // Labels come from a fixed set: a request path must never create a metric series.
@@ -178,6 +179,8 @@ http_response router::handle(const http_request& req) {
     else r = create_patch(req);
   } else if (route == "report" && seg.size() == 1) {
     r = m == "POST" ? report(req) : method_not_allowed("POST");
+  } else if (route == "keyring" && seg.size() == 1) {
+    r = get ? keyring_response(cfg_.keyring.get(), target->query, req.header("if-none-match")) : method_not_allowed("GET, HEAD");
   } else if (route == "healthz" && seg.size() == 1) {
     r = get ? healthz() : method_not_allowed("GET, HEAD");
   } else if (route == "metrics" && seg.size() == 1) {

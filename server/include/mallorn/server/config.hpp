@@ -21,6 +21,7 @@ struct server_config {
   std::filesystem::path admin_token_file;
   std::filesystem::path admin_tokens_file;  // named tokens with scopes (admin_auth.hpp)
   std::filesystem::path signing_key_file;
+  std::filesystem::path keyring_file;  // empty: no GET /keyring
   std::filesystem::path tls_cert, tls_key;
   std::filesystem::path tls_client_ca;  // set: devices must present a certificate it signed
   unsigned threads = 0;  // 0: one per core

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "mallorn/server/index_db.hpp"
+#include "mallorn/server/keyring_source.hpp"
 #include "mallorn/server/metrics.hpp"
 #include "mallorn/server/model_store.hpp"
 #include "mallorn/server/patch_cache.hpp"
@@ -25,6 +26,9 @@ struct mqtt_bridge_options {
   std::uint32_t max_block = 4096;  // blocks are min(device's max_block, this)
   std::chrono::seconds session_idle{600};
   std::size_t max_queue = 10000;  // messages waiting for the worker; more are dropped
+  // --keyring: the binary keyring is kept as a retained message on <prefix>/keyring (republished
+  // on every connect and when the served version changes).
+  std::shared_ptr<keyring_source> keyring;
 };
 
 class mqtt_bridge {

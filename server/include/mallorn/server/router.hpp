@@ -74,11 +74,14 @@ struct http_response {
   const std::string* header(const std::string& name) const;
 };
 
+class keyring_source;
+
 struct router_config {
   std::optional<std::string> admin_token;  // the "admin" token (scope admin); nullopt and no
                                            // admin_tokens: admin routes answer 403
   std::vector<admin_credential> admin_tokens;  // --admin-tokens: named tokens with scopes
   audit_log* audit = nullptr;                  // every authenticated admin change is recorded here
+  std::shared_ptr<keyring_source> keyring;  // --keyring: GET /keyring (keyring_source.hpp)
   std::uint64_t max_body = 1 << 20;        // JSON requests
   std::uint64_t max_upload = 4ull << 30;   // PUT /admin/models
   std::chrono::milliseconds create_patch_wait{10 * 60 * 1000};
