@@ -82,6 +82,8 @@ void metrics::build_finished(bool ok, double seconds) {
 }
 
 void metrics::connection_rejected() { rejected_++; }
+void metrics::connection_shed() { shed_++; }
+void metrics::accept_failed() { accept_failed_++; }
 void metrics::rate_limited() { rate_limited_++; }
 
 void metrics::add_gauge(std::string name, std::string help, std::function<double()> read) {
@@ -113,9 +115,15 @@ std::string metrics::render() const {
   build_seconds_.render(out, "mallornd_build_duration_seconds", "");
   header(out, "mallornd_connections_active", "Open client connections.", "gauge");
   out += "mallornd_connections_active " + std::to_string(connections_active.load()) + "\n";
-  header(out, "mallornd_connections_rejected_total", "Connections refused because the connection cap was reached.",
+  header(out, "mallornd_connections_rejected_total",
+         "Connections answered 503 because the global or per-address connection cap was reached.",
          "counter");
   out += "mallornd_connections_rejected_total " + std::to_string(rejected_.load()) + "\n";
+  header(out, "mallornd_connections_shed_total",
+         "Idle keep-alive connections closed to make room for a new client (global or per-address cap).", "counter");
+  out += "mallornd_connections_shed_total " + std::to_string(shed_.load()) + "\n";
+  header(out, "mallornd_accept_errors_total", "accept(2) failures (EMFILE, ENFILE, ENOBUFS, ...).", "counter");
+  out += "mallornd_accept_errors_total " + std::to_string(accept_failed_.load()) + "\n";
   header(out, "mallornd_rate_limited_total", "Requests answered 429 by the per-client rate limit.", "counter");
   out += "mallornd_rate_limited_total " + std::to_string(rate_limited_.load()) + "\n";
   for (const auto& g : gauges_) {

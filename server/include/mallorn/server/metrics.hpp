@@ -38,6 +38,8 @@ class metrics {
   void cache_lookup(bool hit);
   void build_finished(bool ok, double seconds);
   void connection_rejected();
+  void connection_shed();  // an idle keep-alive connection closed to make room for a new client
+  void accept_failed();
   void rate_limited();
   std::atomic<std::int64_t> connections_active{0};
 
@@ -52,7 +54,7 @@ class metrics {
   std::map<std::string, std::unique_ptr<histogram>> latency_;
   std::map<std::string, std::uint64_t> bytes_;
   std::atomic<std::uint64_t> cache_hits_{0}, cache_misses_{0}, builds_ok_{0}, builds_failed_{0};
-  std::atomic<std::uint64_t> rejected_{0}, rate_limited_{0};
+  std::atomic<std::uint64_t> rejected_{0}, shed_{0}, accept_failed_{0}, rate_limited_{0};
   histogram build_seconds_;
   struct gauge {
     std::string name, help;

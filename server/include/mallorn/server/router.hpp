@@ -75,6 +75,9 @@ struct router_config {
   std::optional<std::string> admin_token;  // nullopt: admin routes answer 403
   std::uint64_t max_body = 1 << 20;        // JSON requests
   std::uint64_t max_upload = 4ull << 30;   // PUT /admin/models
+  // False when the store is read-only to the daemon (the shipped systemd unit): uploads are then
+  // refused with 403 before their body is read, instead of failing to stage.
+  bool uploads_enabled = true;
   std::chrono::milliseconds create_patch_wait{10 * 60 * 1000};
   std::function<std::chrono::steady_clock::time_point()> clock = [] { return std::chrono::steady_clock::now(); };
 };
