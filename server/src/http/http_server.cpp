@@ -30,12 +30,15 @@ using stream_t = beast::basic_stream<tcp, strand_t>;
 // runs on its own strand and re-checks that the connection is still idle.
 class connection_registry {
  public:
+  // Added by the acceptor the moment a connection is admitted (so it counts, and can be shed,
+  // before its coroutine starts on its I/O thread); the session attaches `close` when it starts.
   struct entry {
     strand_t executor;
-    connection_state* state;
-    std::function<void()> close;
+    std::shared_ptr<connection_state> state;
+    std::function<void()> close;  // empty until attach()
     std::string key;
     bool closing = false;
+    bool shed_before_start = false;  // closed before attach(): the session ends at once
   };
 
   enum class verdict { admitted, admitted_after_shedding, refused };
@@ -71,7 +74,16 @@ class connection_registry {
     return shed_oldest_idle_locked(all);
   }
 
-  // The session starts: its admission (admit_address) becomes an entry.
+  // The session starts: false if the connection was shed meanwhile (the session ends at once).
+  bool attach(std::uint64_t id, std::function<void()> close) {
+    std::lock_guard lock(mutex_);
+    auto it = entries_.find(id);
+    if (it == entries_.end() || it->second.shed_before_start) return false;
+    it->second.close = std::move(close);
+    return true;
+  }
+
+  // An admitted connection (admit_address) becomes an entry.
   std::uint64_t add(entry e) {
     std::lock_guard lock(mutex_);
     const auto id = ++next_;
@@ -126,8 +138,10 @@ class connection_registry {
     asio::post(e.executor, [this, id] {
       std::lock_guard inner(mutex_);
       auto it = entries_.find(id);
-      if (it != entries_.end() && it->second.state->idle) it->second.close();
-      else if (it != entries_.end()) it->second.closing = false;  // busy again: not shed after all
+      if (it == entries_.end()) return;
+      if (!it->second.state->idle) it->second.closing = false;  // busy again: not shed after all
+      else if (it->second.close) it->second.close();
+      else it->second.shed_before_start = true;
     });
   }
 
@@ -143,7 +157,14 @@ struct http_server::impl {
   router& routes;
   metrics& stats;
   patch_cache& cache;
-  asio::io_context ioc;
+  // One io_context per I/O thread (issue 18): a connection lives on one context for its whole
+  // life, so its handlers never hop threads and the contexts share no scheduler lock (one shared
+  // context made every completion a cross-thread wake-up under load). `ioc` is context 0; it
+  // also runs the acceptor, the signals and the drain. New connections go round-robin.
+  asio::io_context ioc{1};
+  std::vector<std::unique_ptr<asio::io_context>> more_contexts;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> keep_running;
+  std::size_t next_context = 0;
   asio::thread_pool blocking_pool;
   tcp::acceptor acceptor{ioc};
   std::optional<asio::ssl::context> tls;
@@ -153,21 +174,34 @@ struct http_server::impl {
   session_context ctx{opts, routes, stats, cache, blocking_pool, draining};
 
   impl(http_options o, router& r, metrics& m, patch_cache& c)
-      : opts(std::move(o)), routes(r), stats(m), cache(c), blocking_pool(opts.blocking_threads) {}
+      : opts(std::move(o)), routes(r), stats(m), cache(c), blocking_pool(opts.blocking_threads) {
+    for (unsigned n = 1; n < std::max(1u, opts.threads); ++n) {
+      more_contexts.push_back(std::make_unique<asio::io_context>(1));
+      keep_running.push_back(asio::make_work_guard(*more_contexts.back()));
+    }
+  }
 
-  // The connection is registered from its first instant (a TLS handshake in progress counts as
-  // idle: a client that connects and says nothing is the first to be shed).
+  asio::io_context& context_for_next_connection() {
+    const std::size_t n = next_context++ % (more_contexts.size() + 1);
+    return n == 0 ? ioc : *more_contexts[n - 1];
+  }
+  void stop_all() {
+    for (auto& g : keep_running) g.reset();
+    for (auto& c : more_contexts) c->stop();
+    ioc.stop();
+  }
+
+  // The connection was registered by the acceptor (a TLS handshake in progress counts as idle:
+  // a client that connects and says nothing is the first to be shed); the session makes it
+  // closable. False: it was shed before its coroutine started.
   template <class Stream>
-  std::uint64_t register_connection(Stream& stream, connection_state& state, const std::string& key) {
+  bool attach_connection(Stream& stream, std::uint64_t id) {
     auto& tcp_stream = beast::get_lowest_layer(stream);
-    state.set_idle(true);
-    return registry.add({tcp_stream.get_executor(), &state,
-                         [&tcp_stream] {
-                           beast::error_code ec;
-                           tcp_stream.socket().shutdown(tcp::socket::shutdown_both, ec);
-                           tcp_stream.socket().close(ec);
-                         },
-                         key});
+    return registry.attach(id, [&tcp_stream] {
+      beast::error_code ec;
+      tcp_stream.socket().shutdown(tcp::socket::shutdown_both, ec);
+      tcp_stream.socket().close(ec);
+    });
   }
 
   template <class Stream>
@@ -179,25 +213,28 @@ struct http_server::impl {
     }
   }
 
-  asio::awaitable<void> plain_connection(socket_t socket, std::string client, std::string key) {
+  asio::awaitable<void> plain_connection(socket_t socket, std::string client, std::uint64_t id,
+                                         std::shared_ptr<connection_state> state) {
     stream_t stream(std::move(socket));
-    connection_state state;
-    const auto id = register_connection(stream, state, key);
-    co_await session(stream, client, state);
+    if (!attach_connection(stream, id)) {
+      registry.remove(id);
+      co_return;
+    }
+    co_await session(stream, client, *state);
     registry.remove(id);
     beast::error_code ec;
     stream.socket().shutdown(tcp::socket::shutdown_send, ec);
   }
 
-  asio::awaitable<void> tls_connection(socket_t socket, std::string client, std::string key) {
+  asio::awaitable<void> tls_connection(socket_t socket, std::string client, std::uint64_t id,
+                                       std::shared_ptr<connection_state> state) {
     beast::ssl_stream<stream_t> stream(stream_t(std::move(socket)), *tls);
-    connection_state state;
-    const auto id = register_connection(stream, state, key);
     struct unregister {
       connection_registry& r;
       std::uint64_t id;
       ~unregister() { r.remove(id); }
     } done{registry, id};
+    if (!attach_connection(stream, id)) co_return;
     beast::error_code ec;
     beast::get_lowest_layer(stream).expires_after(opts.header_timeout);
     co_await stream.async_handshake(asio::ssl::stream_base::server, asio::redirect_error(asio::use_awaitable, ec));
@@ -205,7 +242,7 @@ struct http_server::impl {
       spdlog::debug("{}: TLS handshake failed: {}", client, ec.message());
       co_return;
     }
-    co_await session(stream, client, state);
+    co_await session(stream, client, *state);
     beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(5));
     co_await stream.async_shutdown(asio::redirect_error(asio::use_awaitable, ec));
   }
@@ -231,7 +268,7 @@ struct http_server::impl {
     auto last_log = std::chrono::steady_clock::time_point{};
     for (;;) {
       beast::error_code ec;
-      socket_t socket(asio::make_strand(ioc.get_executor()));
+      socket_t socket(asio::make_strand(context_for_next_connection().get_executor()));
       co_await acceptor.async_accept(socket, asio::redirect_error(asio::use_awaitable, ec));
       if (ec) {
         if (!acceptor.is_open() || draining) co_return;
@@ -281,9 +318,12 @@ struct http_server::impl {
         }
       }
       ++stats.connections_active;
+      auto state = std::make_shared<connection_state>();
+      state->set_idle(true);
+      const auto id = registry.add({executor, state, {}, key});
       auto done = [this](std::exception_ptr) { --stats.connections_active; };
-      if (tls) asio::co_spawn(executor, tls_connection(std::move(socket), std::move(client), std::move(key)), done);
-      else asio::co_spawn(executor, plain_connection(std::move(socket), std::move(client), std::move(key)), done);
+      if (tls) asio::co_spawn(executor, tls_connection(std::move(socket), std::move(client), id, std::move(state)), done);
+      else asio::co_spawn(executor, plain_connection(std::move(socket), std::move(client), id, std::move(state)), done);
     }
   }
 
@@ -310,7 +350,7 @@ struct http_server::impl {
       spdlog::warn("drain timeout: closing {} connections still open", stats.connections_active.load());
     else
       spdlog::info("drained: all connections closed");
-    ioc.stop();
+    stop_all();
   }
 };
 
@@ -388,7 +428,7 @@ void http_server::run(std::function<void()> on_ready, std::function<void()> on_r
   asio::co_spawn(i.ioc, i.accept_loop(), asio::detached);
   if (on_ready) on_ready();
   std::vector<std::thread> threads;
-  for (unsigned n = 1; n < std::max(1u, i.opts.threads); ++n) threads.emplace_back([&] { i.ioc.run(); });
+  for (auto& c : i.more_contexts) threads.emplace_back([&c] { c->run(); });
   i.ioc.run();
   for (auto& t : threads) t.join();
   signals.cancel();

@@ -66,17 +66,15 @@ http_response router::check_update(const http_request& req) {
   const std::uint64_t generation = cache_.generation();
   const std::string answer_key = *sha + '|' + *short_id + '|' + *model + '|' + *channel + '|' + *profile;
   {
-    std::lock_guard lock(answers_mutex_);
-    if (auto it = answers_.find(answer_key); it != answers_.end()) {
-      if (it->second.catalog_seen == cat && it->second.cache_generation == generation) {
-        if (it->second.patch_ready) metrics_.cache_lookup(true);
-        return it->second.response;
-      }
-      answers_.erase(it);
+    std::shared_lock lock(answers_mutex_);
+    if (auto it = answers_.find(answer_key); it != answers_.end() && it->second.catalog_seen == cat &&
+                                             it->second.cache_generation == generation) {
+      if (it->second.patch_ready) metrics_.cache_lookup(true);
+      return it->second.response;
     }
   }
   auto remember = [&](http_response r, bool patch_ready) {
-    std::lock_guard lock(answers_mutex_);
+    std::unique_lock lock(answers_mutex_);
     if (answers_.size() >= 10000) answers_.clear();  // bounded; refilled by the next requests
     answers_[answer_key] = {cat, generation, patch_ready, r};
     return r;

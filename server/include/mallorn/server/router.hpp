@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <unordered_map>
 #include <optional>
 #include <string>
@@ -122,7 +123,7 @@ class router {
     bool patch_ready = false;  // counts as a cache hit when reused
     http_response response;
   };
-  std::mutex answers_mutex_;
+  std::shared_mutex answers_mutex_;  // readers (every repeated check-update) do not exclude each other
   std::unordered_map<std::string, cached_answer> answers_;
 
   router_config cfg_;
