@@ -320,6 +320,7 @@ struct http_server::impl {
       ++stats.connections_active;
       auto state = std::make_shared<connection_state>();
       state->set_idle(true);
+      state->key = key;
       const auto id = registry.add({executor, state, {}, key});
       auto done = [this](std::exception_ptr) { --stats.connections_active; };
       if (tls) asio::co_spawn(executor, tls_connection(std::move(socket), std::move(client), id, std::move(state)), done);

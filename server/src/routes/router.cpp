@@ -68,10 +68,11 @@ router::body_plan router::plan(const http_request& head) {
   p.limit = cfg_.max_body;
   auto target = parse_target(head.target);
   const std::string route = target ? route_name(target->segments) : "other";
-  if (!limiter_.allow(head.client, cfg_.clock())) {
+  const std::string& rate_key = head.client_key.empty() ? head.client : head.client_key;
+  if (!limiter_.allow(rate_key, cfg_.clock())) {
     metrics_.rate_limited();
     auto r = error_response(429, "rate_limited", "too many requests from " + head.client);
-    r.set("Retry-After", std::to_string(limiter_.retry_after(head.client, cfg_.clock())));
+    r.set("Retry-After", std::to_string(limiter_.retry_after(rate_key, cfg_.clock())));
     r.route = route;
     r.close = true;  // the body (if any) is not read
     p.reject = std::move(r);

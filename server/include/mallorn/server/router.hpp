@@ -33,7 +33,10 @@ struct http_request {
   std::map<std::string, std::string> headers;  // names in lower case
   std::string body;
   std::filesystem::path body_file;  // uploads: the staged body (plan().to_file)
-  std::string client;               // peer address, for rate limiting and reports
+  std::string client;               // peer address, for reports
+  // What per-client limits count under: the IPv4 address, or the /64 of an IPv6 address (one
+  // host owns a whole /64 and could rotate through it). Empty: `client`.
+  std::string client_key;
 
   const std::string* header(const std::string& lower_name) const {
     auto it = headers.find(lower_name);
