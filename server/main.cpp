@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <condition_variable>
 #include <cstdio>
@@ -160,13 +161,30 @@ int main(int argc, char** argv) {
     rcfg.keyring = *kr;
     spdlog::info("keyring {}: serving v{} at GET /keyring", cfg.keyring_file.string(), (*kr)->current()->version);
   }
+  // Under the shipped unit the store is read-only (ReadOnlyPaths=): say so once, answer 403.
+  rcfg.uploads_enabled = ::access(cfg.models_dir.c_str(), W_OK) == 0;
+  if (!rcfg.uploads_enabled)
+    spdlog::info("store {} is read-only to this process: PUT /admin/models answers 403", cfg.models_dir.string());
   server::router routes(rcfg, store, cache, **db, stats, limiter);
 
   server::http_options hopts;
   hopts.host = cfg.listen_host;
   hopts.port = cfg.listen_port;
   hopts.threads = cfg.threads ? cfg.threads : std::max(1u, std::thread::hardware_concurrency());
-  hopts.max_connections = cfg.max_connections;
+  {
+    rlimit lim{};
+    const std::uint64_t fd_limit = getrlimit(RLIMIT_NOFILE, &lim) == 0 ? lim.rlim_cur : 1024;
+    const auto derived = server::default_max_connections(fd_limit);
+    hopts.max_connections = cfg.max_connections ? cfg.max_connections : derived;
+    if (cfg.max_connections > derived)
+      spdlog::warn("--max-connections {} leaves fewer than a quarter of the {} descriptors for files: downloads "
+                   "may get 503 before the connection cap is reached",
+                   cfg.max_connections, fd_limit);
+    spdlog::info("connections: at most {} ({} per address); descriptor limit {}", hopts.max_connections,
+                 cfg.max_connections_per_address, fd_limit);
+  }
+  hopts.max_connections_per_address = cfg.max_connections_per_address;
+  hopts.header_timeout = cfg.header_timeout;
   hopts.header_limit = cfg.header_limit;
   hopts.read_timeout = cfg.read_timeout;
   hopts.idle_timeout = cfg.idle_timeout;
@@ -225,8 +243,12 @@ int main(int argc, char** argv) {
     mopts.prefix = cfg.mqtt_prefix;
     mopts.max_block = cfg.mqtt_max_block;
     mopts.keyring = rcfg.keyring;
+    mopts.max_sessions = mopts.max_waiting = cfg.mqtt_max_sessions;
     bridge = std::make_unique<server::mqtt_bridge>(mopts, store, cache, **db, stats);
     bridge->start();
+    auto* b = bridge.get();
+    stats.add_gauge("mallornd_mqtt_sessions", "MQTT devices with a download session open.", [b] { return double(b->sessions()); });
+    stats.add_gauge("mallornd_mqtt_waiting", "MQTT devices waiting for a patch build.", [b] { return double(b->waiting()); });
     spdlog::info("mqtt bridge: broker {}, topics {}/dev/<device>/...", cfg.mqtt_broker, cfg.mqtt_prefix);
   }
   http.run(on_ready, on_reload, [] { sd_notify(0, "STOPPING=1\nSTATUS=draining"); });

@@ -130,7 +130,8 @@ std::vector<patch_row> patch_cache::list() const {
 build_status patch_cache::status_locked(const build_key& key) const {
   if (auto it = ready_.find(key); it != ready_.end()) return {build_state::ready, it->second, {}};
   if (auto it = in_flight_.find(key); it != in_flight_.end()) return {it->second, std::nullopt, {}};
-  if (auto it = failures_.find(key); it != failures_.end()) return {build_state::failed, std::nullopt, it->second.error};
+  if (auto it = failures_.find(key); it != failures_.end())
+    return {build_state::failed, std::nullopt, it->second.error, it->second.transient};
   return {build_state::queued, std::nullopt, {}};
 }
 
@@ -139,8 +140,9 @@ build_status patch_cache::request(const build_job& job) {
   if (auto it = ready_.find(job.key); it != ready_.end()) return {build_state::ready, it->second, {}};
   if (auto it = in_flight_.find(job.key); it != in_flight_.end()) return {it->second, std::nullopt, {}};
   if (auto it = failures_.find(job.key); it != failures_.end()) {
-    if (std::chrono::steady_clock::now() - it->second.when < opts_.failure_backoff)
-      return {build_state::failed, std::nullopt, it->second.error};
+    const auto backoff = it->second.transient ? opts_.transient_backoff : opts_.failure_backoff;
+    if (std::chrono::steady_clock::now() - it->second.when < backoff)
+      return {build_state::failed, std::nullopt, it->second.error, it->second.transient};
     failures_.erase(it);
   }
   if (stopping_) return {build_state::queue_full, std::nullopt, "server is shutting down"};
@@ -192,8 +194,8 @@ void patch_cache::worker() {
       } else {
         spdlog::error("build {}: {} -> {} failed after {:.2f} s: {}", job.source.model, job.source.version,
                       job.target.version, seconds, row.err().what());
-        failures_[job.key] = {row.err().what(), std::chrono::steady_clock::now(), job.source.model,
-                              job.source.version, job.target.version};
+        failures_[job.key] = {row.err().what(), std::chrono::steady_clock::now(), row.err().is_transient(),
+                              job.source.model, job.source.version, job.target.version};
       }
     }
     // Evict before announcing the build, so whoever waits sees the cache within its budget.
@@ -272,7 +274,11 @@ core::result<patch_row> patch_cache::build(const build_job& job) {
   row.build_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   std::error_code ec;
   fs::rename(staging, file_of(row.id), ec);
-  if (ec) return core::make_error(core::errc::io_error, "publishing patch " + row.id + ": " + ec.message());
+  if (ec) {
+    auto e = core::make_error(core::errc::io_error, "publishing patch " + row.id + ": " + ec.message());
+    e.sys_errno = ec.value();
+    return e;
+  }
   fsync_dir(opts_.dir);
   if (auto r = db_.insert_patch(row); !r) {
     fs::remove(file_of(row.id), ec);

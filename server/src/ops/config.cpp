@@ -42,7 +42,15 @@ const option_spec options[] = {
     {"max-body", "MALLORN_MAX_BODY", "SIZE     largest JSON request body (default 1M)"},
     {"max-upload", "MALLORN_MAX_UPLOAD", "SIZE   largest model upload (default 4G)"},
     {"header-limit", "MALLORN_HEADER_LIMIT", "SIZE largest request header (default 16K)"},
-    {"max-connections", "MALLORN_MAX_CONNECTIONS", "N  open connections before new ones get 503 (default 20000)"},
+    {"max-connections", "MALLORN_MAX_CONNECTIONS",
+     "N  open connections; at the cap the oldest idle one is closed, with none idle new ones get 503\n"
+     "                     (default: the descriptor limit minus a quarter of it, at least 256, kept for files)"},
+    {"max-connections-per-address", "MALLORN_MAX_CONNECTIONS_PER_ADDRESS",
+     "N  open connections per client IPv4 address or IPv6 /64; at the cap that address's oldest idle one\n"
+     "                     is closed, with none idle 503 (default 64)"},
+    {"header-timeout", "MALLORN_HEADER_TIMEOUT",
+     "S  seconds a new connection has to send its first request byte, and any request to send its\n"
+     "                     whole header (default 10)"},
     {"rate-limit", "MALLORN_RATE_LIMIT", "RPS    requests per second per client address (default 50; 0 = off)"},
     {"rate-burst", "MALLORN_RATE_BURST", "N      burst allowance per client (default 200)"},
     {"read-timeout", "MALLORN_READ_TIMEOUT", "S  seconds to receive a request's header and a JSON body, or each chunk of an upload (default 15)"},
@@ -57,6 +65,8 @@ const option_spec options[] = {
     {"mqtt-client-id", "MALLORN_MQTT_CLIENT_ID", "ID MQTT client id (default mallornd)"},
     {"mqtt-prefix", "MALLORN_MQTT_PREFIX", "P     MQTT topic prefix (default mallorn/v1)"},
     {"mqtt-max-block", "MALLORN_MQTT_MAX_BLOCK", "N  largest block sent over MQTT, 64..65535 bytes (default 4096)"},
+    {"mqtt-max-sessions", "MALLORN_MQTT_MAX_SESSIONS",
+     "N  MQTT devices downloading (and, separately, waiting for a build) at once; more are told to wait (default 10000)"},
 };
 
 // Options that take no value ("--no-ui"); in the environment or a config file they take a boolean.
@@ -147,6 +157,9 @@ core::result<void> apply(server_config& c, const std::string& key, const std::st
   else if (key == "build-queue") return uint(c.build_queue, 1, 100000);
   else if (key == "level") return uint(c.level, 1, 22);
   else if (key == "max-connections") return uint(c.max_connections, 1, 1000000);
+  else if (key == "max-connections-per-address") return uint(c.max_connections_per_address, 1, 1000000);
+  else if (key == "header-timeout") return seconds(c.header_timeout);
+  else if (key == "mqtt-max-sessions") return uint(c.mqtt_max_sessions, 1, 1000000);
   else if (key == "cache-budget") return size(c.cache_budget);
   else if (key == "max-body") return size(c.max_body);
   else if (key == "max-upload") return size(c.max_upload);

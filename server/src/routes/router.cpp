@@ -119,10 +119,11 @@ router::body_plan router::plan(const http_request& head) {
   p.limit = cfg_.max_body;
   auto target = parse_target(head.target);
   const std::string route = target ? route_name(target->segments) : "other";
-  if (!limiter_.allow(head.client, cfg_.clock())) {
+  const std::string& rate_key = head.client_key.empty() ? head.client : head.client_key;
+  if (!limiter_.allow(rate_key, cfg_.clock())) {
     metrics_.rate_limited();
     auto r = error_response(429, "rate_limited", "too many requests from " + head.client);
-    r.set("Retry-After", std::to_string(limiter_.retry_after(head.client, cfg_.clock())));
+    r.set("Retry-After", std::to_string(limiter_.retry_after(rate_key, cfg_.clock())));
     r.route = route;
     r.close = true;  // the body (if any) is not read
     p.reject = std::move(r);
@@ -138,6 +139,25 @@ router::body_plan router::plan(const http_request& head) {
     }
   }
   const auto& seg = target->segments;
+  if (head.method == "PUT" && seg.size() == 4 && seg[0] == "admin" && seg[1] == "models" && !cfg_.uploads_enabled) {
+    auto r = error_response(403, "uploads_disabled",
+                            "the model store is read-only to mallornd; see deploy/README.md to accept uploads");
+    r.route = route;
+    r.close = true;
+    p.reject = std::move(r);
+    return p;
+  }
+  if (head.method == "PUT" && seg.size() == 4 && seg[0] == "admin" && seg[1] == "models" &&
+      (!is_valid_name(seg[2]) || store_version_of(seg[3] + ".bin") != seg[3])) {
+    // Refused before a byte of the body is read: the store's scanner would never list this
+    // version (store_version_of is the scanner's own rule), so storing it could only fail.
+    auto r = error_response(400, "bad_name", "the store does not accept this model or version name "
+                                             "([A-Za-z0-9._+-]{1,128}, not starting with '.', without '.tmp-')");
+    r.route = route;
+    r.close = true;
+    p.reject = std::move(r);
+    return p;
+  }
   if (head.method == "PUT" && seg.size() == 4 && seg[0] == "admin" && seg[1] == "models") {
     p.limit = cfg_.max_upload;
     p.to_file = true;

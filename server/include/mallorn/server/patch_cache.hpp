@@ -48,6 +48,10 @@ struct cache_options {
   bool neural = true;
   std::optional<core::ed25519_private_key> signing_key;
   std::chrono::seconds failure_backoff{60};  // a failed pair is not retried before this
+  // A build that failed for want of descriptors, space or a working disk (core::error::
+  // is_transient) says nothing about the pair: it is retried after this much shorter pause, and
+  // callers answer "busy, retry" rather than "cannot be patched".
+  std::chrono::seconds transient_backoff{5};
 };
 
 enum class build_state { ready, queued, running, queue_full, failed };
@@ -75,7 +79,8 @@ struct cache_activity {
 struct build_status {
   build_state state = build_state::queued;
   std::optional<patch_row> patch;  // when ready
-  std::string error;               // when failed
+  std::string error;               // when failed: for the log, may name server paths
+  bool transient = false;          // when failed: out of resources, retry after transient_backoff
 };
 
 class patch_cache {
@@ -135,6 +140,7 @@ class patch_cache {
   struct failure {
     std::string error;
     std::chrono::steady_clock::time_point when;
+    bool transient = false;
     std::string model, source_version, target_version;
   };
   std::deque<cache_activity::eviction> evictions_;

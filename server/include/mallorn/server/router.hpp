@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <unordered_map>
 #include <optional>
 #include <string>
@@ -35,7 +36,10 @@ struct http_request {
   std::map<std::string, std::string> headers;  // names in lower case
   std::string body;
   std::filesystem::path body_file;  // uploads: the staged body (plan().to_file)
-  std::string client;               // peer address, for rate limiting and reports
+  std::string client;               // peer address, for reports
+  // What per-client limits count under: the IPv4 address, or the /64 of an IPv6 address (one
+  // host owns a whole /64 and could rotate through it). Empty: `client`.
+  std::string client_key;
 
   const std::string* header(const std::string& lower_name) const {
     auto it = headers.find(lower_name);
@@ -84,6 +88,9 @@ struct router_config {
   std::shared_ptr<keyring_source> keyring;  // --keyring: GET /keyring (keyring_source.hpp)
   std::uint64_t max_body = 1 << 20;        // JSON requests
   std::uint64_t max_upload = 4ull << 30;   // PUT /admin/models
+  // False when the store is read-only to the daemon (the shipped systemd unit): uploads are then
+  // refused with 403 before their body is read, instead of failing to stage.
+  bool uploads_enabled = true;
   std::chrono::milliseconds create_patch_wait{10 * 60 * 1000};
   // The dashboard at /ui/ (nullptr: --no-ui, /ui answers 404). ui_demo: read-only admin views
   // (GET of /admin/devices, /admin/builds, /admin/rollouts) answer without a token.
@@ -141,7 +148,7 @@ class router {
     bool patch_ready = false;  // counts as a cache hit when reused
     http_response response;
   };
-  std::mutex answers_mutex_;
+  std::shared_mutex answers_mutex_;  // readers (every repeated check-update) do not exclude each other
   std::unordered_map<std::string, cached_answer> answers_;
 
   router_config cfg_;
