@@ -12,7 +12,8 @@
 # The packages are purged on any exit, failure included, and nothing is left in the source tree.
 # Refuses to run if any of them is installed already (it would purge them).
 # Environment: MALLORN_MODELS_DIR (default ../shared/models), DEB_BUILD_OPTIONS (default
-# "parallel=2 nocheck"), KEEP_DEBS=DIR to copy the built .deb files there.
+# "parallel=2 nocheck"), KEEP_DEBS=DIR to copy the built .deb and .changes files there,
+# PREBUILT=DIR to skip step 1 and test the .deb and .changes files in DIR (from KEEP_DEBS).
 # Exit status: 0 all passed, 1 a check failed, 2 cannot run (tools, root, packages present).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +21,7 @@ repo=$(pwd)
 
 if [[ $(id -u) -ne 0 ]]; then
   command -v sudo >/dev/null 2>&1 || { echo "test-packages: needs root (dpkg -i) or sudo" >&2; exit 2; }
-  exec sudo --preserve-env=MALLORN_MODELS_DIR,DEB_BUILD_OPTIONS,KEEP_DEBS,CCACHE_DIR "$0" "$@"
+  exec sudo --preserve-env=MALLORN_MODELS_DIR,DEB_BUILD_OPTIONS,KEEP_DEBS,PREBUILT,CCACHE_DIR "$0" "$@"
 fi
 
 packages=(mallorn mallornd mallorn-agent python3-mallorn libmallorn-lite-dev)
@@ -85,21 +86,28 @@ trap 'exit 1' INT TERM
 # --- 1. build -------------------------------------------------------------------------------
 # A copy of the tree (without build directories and .git): dpkg-buildpackage writes obj-*/,
 # debian/<package>/ and the .deb files next to the tree, none of which belongs in the checkout.
-src=$work/mallorn-$version
-mkdir "$src"
-tar -C "$repo" --exclude=./build --exclude='./build-*' --exclude='./obj-*' --exclude=./.git \
-    --exclude=./python/build -cf - . | tar -C "$src" -xf -
-export DEB_BUILD_OPTIONS=${DEB_BUILD_OPTIONS:-parallel=2 nocheck}
-build_env=()
-if [[ -n ${CCACHE_DIR:-} && -d /usr/lib/ccache ]]; then
-  # Developers' machines: reuse their compiler cache (CI has none; it builds once anyway).
-  build_env=(PATH="/usr/lib/ccache:$PATH" CCACHE_DIR="$CCACHE_DIR" CCACHE_BASEDIR="$work")
-fi
-start=$SECONDS
-if ! (cd "$src" && env "${build_env[@]}" dpkg-buildpackage -b -us -uc) >"$work/build.log" 2>&1; then
-  tail -n 60 "$work/build.log"
-  echo "FAILED  dpkg-buildpackage -b (log above)"
-  exit 1
+if [[ -n ${PREBUILT:-} ]]; then
+  find "$PREBUILT" -maxdepth 1 -type f \( -name '*.deb' -o -name '*.ddeb' -o -name '*.changes' \
+    -o -name '*.buildinfo' \) -exec cp -t "$work" {} +
+  ok "using the packages in $PREBUILT (PREBUILT): not built by this run"
+else
+  src=$work/mallorn-$version
+  mkdir "$src"
+  tar -C "$repo" --exclude=./build --exclude='./build-*' --exclude='./obj-*' --exclude=./.git \
+      --exclude=./python/build -cf - . | tar -C "$src" -xf -
+  export DEB_BUILD_OPTIONS=${DEB_BUILD_OPTIONS:-parallel=2 nocheck}
+  build_env=()
+  if [[ -n ${CCACHE_DIR:-} && -d /usr/lib/ccache ]]; then
+    # Developers' machines: reuse their compiler cache (CI has none; it builds once anyway).
+    build_env=(PATH="/usr/lib/ccache:$PATH" CCACHE_DIR="$CCACHE_DIR" CCACHE_BASEDIR="$work")
+  fi
+  start=$SECONDS
+  if ! (cd "$src" && env "${build_env[@]}" dpkg-buildpackage -b -us -uc) >"$work/build.log" 2>&1; then
+    tail -n 60 "$work/build.log"
+    echo "FAILED  dpkg-buildpackage -b (log above)"
+    exit 1
+  fi
+  ok "dpkg-buildpackage -b: $((SECONDS - start)) s (DEB_BUILD_OPTIONS=\"$DEB_BUILD_OPTIONS\")"
 fi
 changes=$(ls "$work"/mallorn_"$deb_version"_*.changes)
 debs=()
@@ -109,15 +117,17 @@ for p in "${packages[@]}"; do
   debs+=("$f")
 done
 ((failed == 0)) || exit 1
-ok "dpkg-buildpackage -b ($((SECONDS - start)) s, DEB_BUILD_OPTIONS=\"$DEB_BUILD_OPTIONS\"): ${debs[*]##*/}"
+ok "packages: ${debs[*]##*/}"
 if [[ -n ${KEEP_DEBS:-} ]]; then
-  mkdir -p "$KEEP_DEBS" && cp "${debs[@]}" "$KEEP_DEBS"/
+  # Everything the .changes lists (debug symbol packages included), for lintian with PREBUILT.
+  mkdir -p "$KEEP_DEBS" && find "$work" -maxdepth 1 -type f \( -name '*.deb' -o -name '*.ddeb' \
+    -o -name '*.changes' -o -name '*.buildinfo' \) -exec cp -t "$KEEP_DEBS" {} +
 fi
 
 # --- 2. lintian -----------------------------------------------------------------------------
 # --fail-on error,warning: any error or any warning not overridden fails; the overrides carry
 # their reasons in debian/*.lintian-overrides. Informational tags are printed, not fatal.
-if lintian --allow-root --fail-on error,warning --display-info --show-overrides --no-tag-display-limit \
+if lintian --allow-root --fail-on error,warning --display-info --show-overrides --tag-display-limit 0 \
      "$changes" >"$work/lintian.log" 2>&1; then
   ok "lintian: no errors, no warnings ($(grep -c '^[IP]: ' "$work/lintian.log" || true) info tags, $(grep -c '^O: ' "$work/lintian.log" || true) overridden):"
   sed 's/^/        /' "$work/lintian.log"
@@ -125,6 +135,25 @@ else
   fail "lintian"
   sed 's/^/        /' "$work/lintian.log"
 fi
+
+# The maintainer scripts do what debian/rules asks of dh_installsystemd: enable, no start on
+# install, try-restart after an upgrade (no stop before it), stop on removal.
+for p in mallornd mallorn-agent; do
+  d=$work/control-$p
+  dpkg-deb -e "$work/${p}_${deb_version}"_*.deb "$d"
+  unit="'$p.service'"
+  if grep -q "deb-systemd-helper enable $unit" "$d/postinst" && grep -q "deb-systemd-invoke try-restart $unit" "$d/postinst" &&
+     ! grep -qE 'deb-systemd-invoke (start|restart) ' "$d/postinst" && ! grep -q 'deb-systemd-invoke stop' "$d/preinst" 2>/dev/null &&
+     grep -q 'deb-systemd-invoke stop' "$d/prerm"; then
+    ok "$p maintainer scripts: enable, no start on install, try-restart after upgrade, stop on remove"
+  else
+    fail "$p maintainer scripts do not enable / try-restart / stop as debian/rules intends (in $d)"
+  fi
+done
+grep -q 'systemd-sysusers.*mallorn-agent.conf' "$work/control-mallorn-agent/postinst" \
+  && ok "mallorn-agent postinst creates its user with systemd-sysusers" || fail "mallorn-agent postinst runs no systemd-sysusers"
+grep -q 'sysusers\|adduser\|useradd' "$work/control-mallornd/postinst" \
+  && fail "mallornd postinst creates a user (its unit uses DynamicUser=)"
 
 # --- 3. install and use ---------------------------------------------------------------------
 if ! dpkg -i "${debs[@]}" >"$work/install.log" 2>&1; then
@@ -145,7 +174,8 @@ out=$(run mallorn --version) && [[ $out == "mallorn $version" ]] && [[ $(run sh 
 cp "$pair/old.tflite" "$pair/new.tflite" "$work/run/"
 if run mallorn keygen -o release >/dev/null &&
    run mallorn diff old.tflite new.tflite -o update.mlrn --target-version 2 --sign release.key >/dev/null &&
-   run mallorn verify old.tflite update.mlrn --pubkey release.pub --json >verify.json &&
+   run mallorn verify old.tflite update.mlrn --pubkey release.pub --json >"$work/verify.json" &&
+   grep -q '"signature_valid": *true' "$work/verify.json" && grep -q '"valid": *true' "$work/verify.json" &&
    run mallorn patch old.tflite update.mlrn -o restored.tflite --pubkey release.pub >/dev/null &&
    cmp -s "$work/run/restored.tflite" "$work/run/new.tflite"; then
   ok "mallorn keygen/diff --sign/verify/patch: $(stat -c %s "$work/run/update.mlrn")-byte patch restores new.tflite byte for byte"
@@ -268,6 +298,26 @@ else
 fi
 kill "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null || true
 server_pid=""
+
+# mallorn_lite from /usr/src/mallorn-lite, as a firmware project would use it (host compiler here).
+if cmake -S /usr/src/mallorn-lite -B "$work/lite" -DCMAKE_BUILD_TYPE=Release >"$work/lite.log" 2>&1 &&
+   cmake --build "$work/lite" -j2 >>"$work/lite.log" 2>&1 && [[ -f $work/lite/libmallorn_lite.a ]] &&
+   printf '#include <mallorn_lite.h>\nint main(void) { return sizeof(struct mallorn_lite_ctx) == 1024 ? 0 : 1; }\n' >"$work/lite.c" &&
+   cc -std=c99 -o "$work/lite-size" "$work/lite.c" >>"$work/lite.log" 2>&1 && "$work/lite-size"; then
+  ok "libmallorn-lite-dev: /usr/src/mallorn-lite builds; <mallorn_lite.h> from /usr/include compiles"
+else
+  fail "libmallorn-lite-dev: $(tail -n 5 "$work/lite.log")"
+fi
+
+# An upgrade (the same version again): the maintainer scripts' upgrade paths run, a locally
+# edited conffile is kept, and the packages stay configured.
+echo "MALLORN_LOG_LEVEL=debug # test-packages" >>/etc/mallorn/mallornd.env
+if dpkg -i "${debs[@]}" >"$work/upgrade.log" 2>&1 && grep -q '# test-packages' /etc/mallorn/mallornd.env &&
+   [[ $(dpkg-query -W -f='${db:Status-Abbrev}' mallornd) == "ii " ]]; then
+  ok "reinstall over itself (upgrade path) keeps the edited /etc/mallorn/mallornd.env"
+else
+  fail "upgrade path: $(tail -n 5 "$work/upgrade.log")"
+fi
 
 # --- 4. remove, purge -----------------------------------------------------------------------
 # What the packages installed, and the state their services would have made under systemd
