@@ -293,6 +293,11 @@ for _ in $(seq 100); do [[ -s $work/run/port ]] && break; sleep 0.1; done
 port=$(cat "$work/run/port" 2>/dev/null || true)
 if [[ -n $port ]] && curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null; then
   ok "/usr/bin/mallornd serves /healthz on 127.0.0.1:$port"
+  if curl -fsS "http://127.0.0.1:$port/ui/" | grep -q 'src="app.js"'; then
+    ok "/usr/bin/mallornd serves the dashboard from /usr/share/mallorn/ui"
+  else
+    fail "/usr/bin/mallornd does not serve /ui/ from the installed files"
+  fi
 else
   fail "/usr/bin/mallornd did not come up: $(tail -n 5 "$work/mallornd.log")"
 fi
