@@ -10,46 +10,13 @@
 #include <thread>
 
 #include "agent/agent_rig.hpp"
+#include "agent/scripted_server.hpp"
 
 using namespace mallorn;
 using namespace mallorn::test;
 using nlohmann::json;
 
 namespace {
-
-std::filesystem::path script_path() {
-  return std::filesystem::path(__FILE__).parent_path() / "scripted_server.py";
-}
-
-class scripted_server {
- public:
-  explicit scripted_server(const std::filesystem::path& root) : root_(root) {
-    std::filesystem::create_directories(root / "files");
-    thread_ = std::thread([this] {
-      run_shell("timeout 120 python3 " + script_path().string() + " " + root_.string() + " " + (root_ / "port").string());
-    });
-    for (int i = 0; i < 200 && port_ == 0; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      std::ifstream(root_ / "port") >> port_;
-    }
-  }
-  ~scripted_server() {
-    run_shell("pkill -f '" + script_path().string() + " " + root_.string() + " '");
-    thread_.join();
-  }
-  int port() const { return port_; }
-  std::vector<json> reports() const {
-    std::vector<json> out;
-    std::ifstream in(root_ / "reports.jsonl");
-    for (std::string line; std::getline(in, line);) out.push_back(json::parse(line));
-    return out;
-  }
-
- private:
-  std::filesystem::path root_;
-  int port_ = 0;
-  std::thread thread_;
-};
 
 struct bad_patch_case {
   const char* name;
