@@ -140,6 +140,7 @@ struct bad_answer_case {
   const char* name;
   std::function<std::string(json)> answer;  // from an honest offer
   const char* reason;                       // what the log must say
+  friend void PrintTo(const bad_answer_case& c, std::ostream* os) { *os << c.name; }
 };
 
 class AgentBadAnswer : public ::testing::TestWithParam<bad_answer_case> {};
@@ -156,6 +157,10 @@ TEST_P(AgentBadAnswer, IsRefusedAndChangesNothing) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(rig.journal().value("bad_server_answers", 0), 2);
   EXPECT_EQ(sha_of(rig.current()), sha_of(rig.pair.old_path));
+  auto status = json::parse(run_shell(rig.agent + " status --json").out, nullptr, false);
+  ASSERT_TRUE(status.is_array()) << status;
+  EXPECT_EQ(status[0].value("bad_server_answers", 0), 2);
+  EXPECT_EQ(status[0].value("state", ""), "idle");
 }
 
 namespace {
