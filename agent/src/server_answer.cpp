@@ -14,6 +14,7 @@ using nlohmann::json;
 
 constexpr std::size_t max_version_chars = 256;
 constexpr std::size_t max_url_chars = 2048;
+constexpr int max_json_depth = 8;
 
 core::error bad(const std::string& why) { return core::make_error(core::errc::invalid_argument, "bad server answer: " + why); }
 
@@ -75,7 +76,10 @@ bool is_server_path(std::string_view url) {
 }
 
 core::result<check_answer> parse_check_update(std::string_view body, std::uint64_t max_model_size) {
-  auto doc = json::parse(body.begin(), body.end(), nullptr, false);
+  // Nothing the agent reads is nested: deeper values are dropped while parsing, so a body of a
+  // million '[' costs no more memory than its bytes.
+  auto doc = json::parse(
+      body.begin(), body.end(), [](int depth, json::parse_event_t, json&) { return depth <= max_json_depth; }, false);
   if (doc.is_discarded() || !doc.is_object()) return bad("the body is not a JSON object");
   check_answer out;
   auto available = doc.find("update_available");

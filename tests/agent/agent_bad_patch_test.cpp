@@ -1,6 +1,7 @@
 // Patches that must never be installed, served by an honest HTTP server with dishonest content
 // (tests/agent/scripted_server.py) so each case reaches exactly the check it is about: a
-// truncated download, a patch made for another source model, a corrupt body. The whole model is
+// truncated download, a download that does not match its announced SHA-256, a patch made for
+// another source model, a corrupt body. The whole model is
 // unavailable too, so the fallback cannot rescue the update: each case ends with the old model
 // active, a log line that names the problem, a `failed` report and the target remembered as failed.
 #include <gtest/gtest.h>
@@ -21,6 +22,7 @@ namespace {
 struct bad_patch_case {
   const char* name;
   const char* expected_log;  // what the log must say about the patch
+  friend void PrintTo(const bad_patch_case& c, std::ostream* os) { *os << c.name; }
 };
 
 }  // namespace
@@ -66,7 +68,7 @@ TEST_P(AgentBadPatch, NeverInstallsAndSaysWhy) {
                  {"full_url", "/files/no-such-model"},
                  {"full_size", std::filesystem::file_size(pair.new_path)},
                  {"patch_url", "/files/update.mlrn"},
-                 {"patch_sha256", sha_of(patch)},
+                 {"patch_sha256", std::string(param.name) == "wrong-hash" ? sha_of(pair.old_path) : sha_of(patch)},
                  {"patch_size", full_size}};
   std::ofstream(dir / "server" / "check-update.json") << answer.dump();
   json cfg = {{"server", "http://127.0.0.1:" + std::to_string(server.port())},
@@ -97,7 +99,10 @@ TEST_P(AgentBadPatch, NeverInstallsAndSaysWhy) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, AgentBadPatch,
-                         ::testing::Values(bad_patch_case{"truncated", "does not match its SHA-256"},
+                         // A truncated file whose Content-Length says so is refused before a byte is
+                         // written (the announced size is the patch's); the SHA-256 would catch it too.
+                         ::testing::Values(bad_patch_case{"truncated", "for a file announced as"},
+                                           bad_patch_case{"wrong-hash", "does not match its SHA-256"},
                                            bad_patch_case{"wrong-source", "SourceHashMismatch"},
                                            bad_patch_case{"corrupt-body", "InvalidPatch"}),
                          [](const auto& info) {
