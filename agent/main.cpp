@@ -50,7 +50,8 @@ int status_command(const agent::agent_config& cfg, bool as_json) {
                    {"installed_version", j ? j->installed_version : ""},
                    {"state", j ? agent::state_name(j->state) : "unreadable"},
                    {"update", j && j->state != agent::update_state::idle ? j->from_version + " -> " + j->to_version : ""},
-                   {"last_error", j ? j->error : ""}});
+                   {"last_error", j ? j->error : ""},
+                   {"bad_server_answers", j ? j->bad_server_answers : 0}});
   }
   if (as_json) {
     std::cout << out.dump() << "\n";

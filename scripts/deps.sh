@@ -13,7 +13,8 @@ set -euo pipefail
 # chromium-driver, python3-selenium: the dashboard's browser test (tests/ui/dashboard_test.py).
 # debhelper, dpkg-dev, dh-python, help2man, lintian, bash-completion: the Debian packages (debian/,
 # scripts/test-packages.sh: dpkg-buildpackage with debhelper's cmake and python3 support, man pages
-# from --help, lintian, and bash-completion's loader to test the installed completion).
+# from --help, lintian, and bash-completion's loader to test the installed completion). clang-14,
+# libclang-rt-14-dev: the libFuzzer targets (scripts/fuzz.sh) need clang and its fuzzer/ASan runtime.
 packages=(build-essential cmake pkg-config git ca-certificates libzstd-dev zstd libssl-dev
           nlohmann-json3-dev libspdlog-dev libdivsufsort-dev libgtest-dev googletest python3
           xdelta3 bsdiff time libboost-dev libsqlite3-dev libsystemd-dev curl openssl systemd
@@ -21,7 +22,8 @@ packages=(build-essential cmake pkg-config git ca-certificates libzstd-dev zstd 
           gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
           libpaho-mqttpp-dev libpaho-mqtt-dev mosquitto
           chromium chromium-driver python3-selenium
-          debhelper dpkg-dev dh-python help2man lintian bash-completion)
+          debhelper dpkg-dev dh-python help2man lintian bash-completion
+          clang-14 libclang-rt-14-dev)
 if ! command -v dpkg >/dev/null 2>&1; then
   echo "deps.sh: not a Debian-like system; make sure these are installed: ${packages[*]}" >&2
   exit 0

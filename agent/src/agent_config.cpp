@@ -32,6 +32,7 @@ core::result<agent_config> load_agent_config(const std::filesystem::path& file) 
     c.jitter = doc.value("jitter", 0.2);
     c.http_timeout = std::chrono::seconds(doc.value("http_timeout", 30));
     c.allow_downgrade = doc.value("allow_downgrade", false);
+    c.max_model_size = doc.value("max_model_size", c.max_model_size);
     for (const auto& m : doc.at("models")) {
       model_config mc;
       mc.name = m.at("name").get<std::string>();
@@ -45,6 +46,7 @@ core::result<agent_config> load_agent_config(const std::filesystem::path& file) 
     return bad(e.what());
   }
   if (c.device_id.empty() || c.models.empty()) return bad("needs a device_id and at least one model");
+  if (c.max_model_size == 0) return bad("max_model_size must be > 0");
   if (c.poll_interval.count() <= 0 || c.jitter < 0 || c.jitter > 1) return bad("poll_interval must be > 0, jitter in 0..1");
   return c;
 }

@@ -63,11 +63,12 @@ asio::awaitable<void> exchange(Stream& stream, http::request<http::string_body>&
   auto& tcp_layer = beast::get_lowest_layer(stream);
   tcp_layer.expires_after(timeout);
   co_await http::async_write(stream, req, asio::use_awaitable);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;  // for everything but a streamed body
   beast::flat_buffer buffer;
   http::response_parser<http::buffer_body> parser;
   parser.body_limit(std::numeric_limits<std::uint64_t>::max());
-  tcp_layer.expires_after(timeout);
-  co_await http::async_read_header(stream, buffer, parser, asio::use_awaitable);
+  tcp_layer.expires_at(deadline);
+  co_await http::async_read_header(stream, buffer, parser, asio::use_awaitable);  // 8 KiB header limit
   reply.status = parser.get().result_int();
   for (const auto& f : parser.get()) {
     std::string name(f.name_string());
@@ -79,23 +80,31 @@ asio::awaitable<void> exchange(Stream& stream, http::request<http::string_body>&
   while (!parser.is_done()) {
     parser.get().body().data = chunk.data();
     parser.get().body().size = chunk.size();
-    tcp_layer.expires_after(timeout);  // per chunk: a slow transfer is fine, a stalled one is not
+    // Streamed, per chunk: a slow transfer is fine, a stalled one is not. Buffered: one deadline,
+    // so a drip-fed answer cannot hold the agent.
+    if (stream_body) tcp_layer.expires_after(timeout);
+    else tcp_layer.expires_at(deadline);
     beast::error_code ec;
     co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
     const std::size_t got = chunk.size() - parser.get().body().size;
     if (ec && ec != http::error::need_buffer) {
       // The connection broke mid-body: keep what did arrive, so a resume fetches none of it again.
       if (stream_body && got > 0)
-        if (auto r = sink(reply.status, {chunk.data(), got}); !r) failure = r.err();
+        if (auto r = sink(reply, {chunk.data(), got}); !r) failure = r.err();
       throw beast::system_error(ec);
     }
     if (got == 0) continue;
     if (stream_body) {
-      if (auto r = sink(reply.status, {chunk.data(), got}); !r) {
+      if (auto r = sink(reply, {chunk.data(), got}); !r) {
         failure = r.err();
         co_return;
       }
-    } else if (reply.body.size() < (1u << 20)) {
+    } else if (reply.body.size() + got > max_buffered_body) {
+      failure = core::make_error(core::errc::invalid_argument, "bad server answer: HTTP " + std::to_string(reply.status) +
+                                                                   " body longer than " +
+                                                                   std::to_string(max_buffered_body) + " bytes");
+      co_return;
+    } else {
       reply.body.append(reinterpret_cast<const char*>(chunk.data()), got);
     }
   }

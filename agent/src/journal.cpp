@@ -56,6 +56,7 @@ core::result<journal> load_journal(const std::filesystem::path& file) {
   j.installed_version = d.value("installed_version", "");
   j.installed_rank = d.value("installed_rank", std::uint64_t{0});
   j.failed_target = d.value("failed_target", "");
+  j.bad_server_answers = d.value("bad_server_answers", std::uint64_t{0});
   return j;
 }
 
@@ -69,7 +70,7 @@ core::result<void> save_journal(const std::filesystem::path& file, const journal
                       {"old_slot", j.old_slot},             {"new_slot", j.new_slot},
                       {"bytes_downloaded", j.bytes_downloaded}, {"error", j.error},
                       {"installed_version", j.installed_version}, {"installed_rank", j.installed_rank},
-                      {"failed_target", j.failed_target}};
+                      {"failed_target", j.failed_target}, {"bad_server_answers", j.bad_server_answers}};
   const std::string text = d.dump(2) + "\n";
   return core::write_file_atomic(file, {reinterpret_cast<const std::uint8_t*>(text.data()), text.size()});
 }

@@ -18,6 +18,7 @@
 #include "download_checkpoint.hpp"
 #include "mallorn/agent/keyring_trust.hpp"
 #include "mallorn/agent/report_outbox.hpp"
+#include "mallorn/agent/server_answer.hpp"
 #include "mallorn/core/patch_applier.hpp"
 
 extern char** environ;
@@ -70,8 +71,8 @@ void updater::flush_pending_reports() {
 }
 
 cycle_result updater::fail(journal& j, const std::string& why) {
-  spdlog::error("{}: update {} -> {} failed, {} stays active: {}", model_.name, j.from_version, j.to_version,
-                j.old_slot.empty() ? "the current model" : "slot " + j.old_slot, why);
+  spdlog::error("{}: update {} -> {} failed, {} stays active: {}", model_.name, log_safe(j.from_version),
+                log_safe(j.to_version), j.old_slot.empty() ? "the current model" : "slot " + j.old_slot, log_safe(why, 600));
   report(j, "failed", why);
   j.failed_target = j.target_sha256;
   j.error = why;
@@ -96,7 +97,7 @@ cycle_result updater::interrupted(const journal& j, const core::error& e) {
 }
 
 core::result<void> updater::fall_back_to_full(journal& j, const std::string& why) {
-  spdlog::warn("{}: {}; falling back to the full model", model_.name, why);
+  spdlog::warn("{}: {}; falling back to the full model", model_.name, log_safe(why, 600));
   j.use_full = true;
   remove_download();
   return enter(j, update_state::download);
@@ -118,6 +119,13 @@ cycle_result updater::run_once() {
   return check(j);
 }
 
+cycle_result updater::refuse_answer(journal& j, const std::string& why) {
+  ++j.bad_server_answers;
+  spdlog::error("{}: check-update refused: {}; the current model stays active", model_.name, log_safe(why, 600));
+  if (auto r = save_journal(journal_path(), j); !r) spdlog::warn("{}: {}", model_.name, r.err().what());
+  return {cycle_outcome::failed, 0, why};
+}
+
 cycle_result updater::check(journal& j) {
   auto active = slots_.active();
   if (!active) return {cycle_outcome::failed, 0, active.err().what()};
@@ -126,48 +134,61 @@ cycle_result updater::check(journal& j) {
   const std::string sha = core::to_hex(*digest);
   json req = {{"sha256", sha}, {"model", model_.name}, {"device_id", cfg_.device_id}};
   auto reply = client_.post_json("/check-update", req.dump());
-  if (!reply) return {cycle_outcome::failed, 0, reply.err().what()};
-  if (reply->status == 202 || reply->status == 503) {
-    const auto* ra = reply->header("retry-after");
-    return {cycle_outcome::pending, ra ? static_cast<unsigned>(std::atoi(ra->c_str())) : 30u, "server is preparing the update"};
+  if (!reply) {
+    if (reply.err().code != core::errc::io_error) return refuse_answer(j, reply.err().message);
+    spdlog::warn("{}: check-update: {}", model_.name, log_safe(reply.err().what()));
+    return {cycle_outcome::failed, 0, reply.err().what()};
   }
-  auto doc = json::parse(reply->body, nullptr, false);
-  if (reply->status != 200 || doc.is_discarded() || !doc.is_object())
-    return {cycle_outcome::failed, 0, "check-update answered " + std::to_string(reply->status) + ": " + reply->body.substr(0, 200)};
-  try {
-    if (!doc.value("update_available", false)) return {cycle_outcome::up_to_date, 0, {}};
-    journal next;
-    next.installed_version = j.installed_version.empty() ? doc.value("current_version", std::string()) : j.installed_version;
-    next.installed_rank = j.installed_rank;
-    next.failed_target = j.failed_target;
-    next.from_sha256 = sha;
-    next.from_version = doc["current_version"].is_string() ? doc["current_version"].get<std::string>() : "unknown";
-    next.to_version = doc.at("target_version").get<std::string>();
-    next.target_sha256 = doc.at("target_sha256").get<std::string>();
-    next.target_rank = doc.value("target_rank", std::uint64_t{0});
-    next.full_url = doc.at("full_url").get<std::string>();
-    next.full_size = doc.value("full_size", std::uint64_t{0});
-    if (doc["patch_url"].is_string()) {
-      next.patch_url = doc["patch_url"].get<std::string>();
-      next.patch_sha256 = doc.at("patch_sha256").get<std::string>();
-      next.patch_size = doc.at("patch_size").get<std::uint64_t>();
-    } else {
-      next.use_full = true;
+  if (reply->status == 202 || reply->status == 503)
+    return {cycle_outcome::pending, parse_retry_after(reply->header("retry-after")), "server is preparing the update"};
+  if (reply->status != 200) {
+    const std::string why = "check-update answered HTTP " + std::to_string(reply->status) +
+                            (reply->status >= 300 && reply->status < 400 ? " (redirects are not followed)" : "") + ": " +
+                            log_safe(reply->body);
+    if (reply->status >= 400) {  // the server refuses or is in trouble: an answer, not a lie
+      spdlog::warn("{}: {}", model_.name, why);
+      return {cycle_outcome::failed, 0, why};
     }
-    if (next.target_sha256 == j.failed_target)
-      return {cycle_outcome::up_to_date, 0, "skipping " + next.to_version + ": it failed on this device before"};
-    if (!cfg_.allow_downgrade && j.installed_rank && next.target_rank && next.target_rank <= j.installed_rank)
-      return {cycle_outcome::up_to_date, 0, "refusing downgrade to " + next.to_version};
-    next.old_slot = *active;
-    next.new_slot = slot_store::other(*active);
-    remove_download();
-    spdlog::info("{}: update {} -> {} ({})", model_.name, next.from_version, next.to_version,
-                 next.use_full ? "full download" : "patch of " + std::to_string(next.patch_size) + " bytes");
-    if (auto r = enter(next, update_state::download); !r) return interrupted(next, r.err());
-    j = next;
-  } catch (const json::exception& e) {
-    return {cycle_outcome::failed, 0, std::string("unexpected check-update answer: ") + e.what()};
+    return refuse_answer(j, why);
   }
+  auto answer = parse_check_update(reply->body, cfg_.max_model_size);
+  if (!answer) return refuse_answer(j, answer.err().message + " (body: " + log_safe(reply->body) + ")");
+  if (!answer->update_available) return {cycle_outcome::up_to_date, 0, {}};
+  const update_offer& offer = answer->offer;
+  journal next;
+  next.installed_version = j.installed_version.empty() ? offer.current_version : j.installed_version;
+  next.installed_rank = j.installed_rank;
+  next.failed_target = j.failed_target;
+  next.bad_server_answers = j.bad_server_answers;
+  next.from_sha256 = sha;
+  // null: the server does not know this build; only the whole model can replace it.
+  next.from_version = offer.current_version.empty() ? "unknown" : offer.current_version;
+  next.to_version = offer.target_version;
+  next.target_sha256 = offer.target_sha256;
+  next.target_rank = offer.target_rank;
+  next.full_url = offer.full_url;
+  next.full_size = offer.full_size;
+  if (!offer.patch_note.empty())
+    spdlog::warn("{}: the server's patch is set aside ({}); using the full model", model_.name, offer.patch_note);
+  if (!offer.patch_url.empty()) {
+    next.patch_url = offer.patch_url;
+    next.patch_sha256 = offer.patch_sha256;
+    next.patch_size = offer.patch_size;
+  } else {
+    next.use_full = true;
+  }
+  if (next.target_sha256 == j.failed_target)
+    return {cycle_outcome::up_to_date, 0, "skipping " + next.to_version + ": it failed on this device before"};
+  if (!cfg_.allow_downgrade && j.installed_rank && next.target_rank && next.target_rank <= j.installed_rank)
+    return {cycle_outcome::up_to_date, 0, "refusing downgrade to " + next.to_version};
+  next.old_slot = *active;
+  next.new_slot = slot_store::other(*active);
+  remove_download();
+  spdlog::info("{}: update {} -> {} ({})", model_.name, log_safe(next.from_version), log_safe(next.to_version),
+               next.use_full ? "full download of " + std::to_string(next.full_size) + " bytes"
+                             : "patch of " + std::to_string(next.patch_size) + " bytes");
+  if (auto r = enter(next, update_state::download); !r) return interrupted(next, r.err());
+  j = next;
   return resume(j);
 }
 
@@ -186,6 +207,7 @@ cycle_result updater::resume(journal& j) {
         auto r = download(j);
         // The network or the disk, not the content: keep the journal and the partial file.
         if (!r && r.err().code == core::errc::io_error) return interrupted(j, r.err());
+        if (!r && r.err().code == core::errc::invalid_argument) ++j.bad_server_answers;  // saved by what follows
         if (!r) {
           if (j.use_full) return fail(j, r.err().what());
           if (auto s = fall_back_to_full(j, "patch download failed: " + r.err().what()); !s) return interrupted(j, s.err());
@@ -263,10 +285,16 @@ core::result<void> updater::download(journal& j) {
   const std::string want_sha = full ? j.target_sha256 : j.patch_sha256;
   const std::uint64_t want_size = full ? j.full_size : j.patch_size;
   const auto part = download_path();
+  // A journal written before sizes were required, or a max_model_size lowered since.
+  if (want_size == 0) return core::make_error(core::errc::invalid_argument, "bad server answer: no size announced for " + url);
+  if (want_size > cfg_.max_model_size)
+    return core::make_error(core::errc::invalid_argument, "bad server answer: " + url + " is " + std::to_string(want_size) +
+                                                              " bytes, over max_model_size " +
+                                                              std::to_string(cfg_.max_model_size));
   for (int attempt = 0; attempt < 2; ++attempt) {
     std::error_code ec;
     std::uint64_t offset = fs::exists(part, ec) ? fs::file_size(part, ec) : 0;
-    if (want_size && offset > want_size) {
+    if (offset > want_size) {
       remove_download();
       offset = 0;
     }
@@ -280,7 +308,7 @@ core::result<void> updater::download(journal& j) {
     // Record this boot, so that a kill (not a power cut) later in it keeps every written byte.
     if (auto c = load_checkpoint(part); !c || c->boot_id != current_boot_id())
       if (auto saved = save_checkpoint(part, offset); !saved) return saved.err();
-    if (!want_size || offset < want_size) {
+    if (offset < want_size) {
       int fd = ::open(part.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
       if (fd < 0) return core::make_error(core::errc::io_error, "open " + part.string() + ": " + std::strerror(errno));
       std::map<std::string, std::string> headers;
@@ -290,9 +318,11 @@ core::result<void> updater::download(journal& j) {
       }
       bool positioned = false;
       std::uint64_t since_sync = 0, end = offset;
-      auto reply = client_.get(url, headers, [&](unsigned status, std::span<const std::uint8_t> bytes) -> core::result<void> {
+      auto reply = client_.get(url, headers, [&](const http_reply& head, std::span<const std::uint8_t> bytes) -> core::result<void> {
         if (!positioned) {
-          if (status == 200 && offset > 0) {  // Range not honoured, or the file changed: start over
+          // Before the first byte is written: the answer must be the announced file, from here.
+          MALLORN_TRY(check_download_head(head, offset, want_size));
+          if (head.status == 200 && offset > 0) {  // Range not honoured, or the file changed: start over
             offset = end = 0;
             MALLORN_TRY(save_checkpoint(part, 0));
           }
@@ -300,6 +330,10 @@ core::result<void> updater::download(journal& j) {
             return core::make_error(core::errc::io_error, "cannot position " + part.string() + ": " + std::strerror(errno));
           positioned = true;
         }
+        // Never a byte past the announced size: what fits is kept (it may be the whole file), the
+        // rest is a lie that ends the transfer.
+        const bool overrun = bytes.size() > want_size - end;
+        if (overrun) bytes = bytes.first(static_cast<std::size_t>(want_size - end));
         for (std::size_t done = 0; done < bytes.size();) {
           ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
           if (n < 0) return core::make_error(core::errc::io_error, "writing " + part.string() + ": " + std::strerror(errno));
@@ -314,6 +348,9 @@ core::result<void> updater::download(journal& j) {
           MALLORN_TRY(save_checkpoint(part, end));
           since_sync = 0;
         }
+        if (overrun)
+          return core::make_error(core::errc::invalid_argument, "bad server answer: " + url + " sent more than the announced " +
+                                                                    std::to_string(want_size) + " bytes");
         return {};
       });
       const int sync_rc = ::fsync(fd);
@@ -328,6 +365,9 @@ core::result<void> updater::download(journal& j) {
       }
       if (reply->status == 404 || reply->status == 410)  // evicted or withdrawn: not worth retrying
         return core::make_error(core::errc::invalid_patch, "GET " + url + " answered " + std::to_string(reply->status));
+      if (reply->status >= 300 && reply->status < 400)
+        return core::make_error(core::errc::invalid_argument, "bad server answer: GET " + url + " answered " +
+                                                                  std::to_string(reply->status) + " (redirects are not followed)");
       if (reply->status != 200 && reply->status != 206)
         return core::make_error(core::errc::io_error, "GET " + url + " answered " + std::to_string(reply->status));
       if (sync_rc != 0) return core::make_error(core::errc::io_error, "fsync " + part.string() + ": " + std::strerror(sync_errno));

@@ -37,7 +37,8 @@ result<void> memory_source::read_at(std::uint64_t offset, std::span<std::uint8_t
   if (offset > bytes_.size() || out.size() > bytes_.size() - offset)
     return make_error(errc::io_error, "read of " + std::to_string(out.size()) + " bytes at " + std::to_string(offset) +
                                           " is past the end (" + std::to_string(bytes_.size()) + " bytes)");
-  std::memcpy(out.data(), bytes_.data() + offset, out.size());
+  // An empty span may have a null data(): memcpy with a null pointer is undefined even for 0 bytes.
+  if (!out.empty()) std::memcpy(out.data(), bytes_.data() + offset, out.size());
   return {};
 }
 

@@ -1,6 +1,7 @@
 // Patches that must never be installed, served by an honest HTTP server with dishonest content
 // (tests/agent/scripted_server.py) so each case reaches exactly the check it is about: a
-// truncated download, a patch made for another source model, a corrupt body. The whole model is
+// truncated download, a download that does not match its announced SHA-256, a patch made for
+// another source model, a corrupt body. The whole model is
 // unavailable too, so the fallback cannot rescue the update: each case ends with the old model
 // active, a log line that names the problem, a `failed` report and the target remembered as failed.
 #include <gtest/gtest.h>
@@ -10,6 +11,7 @@
 #include <thread>
 
 #include "agent/agent_rig.hpp"
+#include "agent/scripted_server.hpp"
 
 using namespace mallorn;
 using namespace mallorn::test;
@@ -17,43 +19,10 @@ using nlohmann::json;
 
 namespace {
 
-std::filesystem::path script_path() {
-  return std::filesystem::path(__FILE__).parent_path() / "scripted_server.py";
-}
-
-class scripted_server {
- public:
-  explicit scripted_server(const std::filesystem::path& root) : root_(root) {
-    std::filesystem::create_directories(root / "files");
-    thread_ = std::thread([this] {
-      run_shell("timeout 120 python3 " + script_path().string() + " " + root_.string() + " " + (root_ / "port").string());
-    });
-    for (int i = 0; i < 200 && port_ == 0; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      std::ifstream(root_ / "port") >> port_;
-    }
-  }
-  ~scripted_server() {
-    run_shell("pkill -f '" + script_path().string() + " " + root_.string() + " '");
-    thread_.join();
-  }
-  int port() const { return port_; }
-  std::vector<json> reports() const {
-    std::vector<json> out;
-    std::ifstream in(root_ / "reports.jsonl");
-    for (std::string line; std::getline(in, line);) out.push_back(json::parse(line));
-    return out;
-  }
-
- private:
-  std::filesystem::path root_;
-  int port_ = 0;
-  std::thread thread_;
-};
-
 struct bad_patch_case {
   const char* name;
   const char* expected_log;  // what the log must say about the patch
+  friend void PrintTo(const bad_patch_case& c, std::ostream* os) { *os << c.name; }
 };
 
 }  // namespace
@@ -99,7 +68,7 @@ TEST_P(AgentBadPatch, NeverInstallsAndSaysWhy) {
                  {"full_url", "/files/no-such-model"},
                  {"full_size", std::filesystem::file_size(pair.new_path)},
                  {"patch_url", "/files/update.mlrn"},
-                 {"patch_sha256", sha_of(patch)},
+                 {"patch_sha256", std::string(param.name) == "wrong-hash" ? sha_of(pair.old_path) : sha_of(patch)},
                  {"patch_size", full_size}};
   std::ofstream(dir / "server" / "check-update.json") << answer.dump();
   json cfg = {{"server", "http://127.0.0.1:" + std::to_string(server.port())},
@@ -130,7 +99,10 @@ TEST_P(AgentBadPatch, NeverInstallsAndSaysWhy) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, AgentBadPatch,
-                         ::testing::Values(bad_patch_case{"truncated", "does not match its SHA-256"},
+                         // A truncated file whose Content-Length says so is refused before a byte is
+                         // written (the announced size is the patch's); the SHA-256 would catch it too.
+                         ::testing::Values(bad_patch_case{"truncated", "for a file announced as"},
+                                           bad_patch_case{"wrong-hash", "does not match its SHA-256"},
                                            bad_patch_case{"wrong-source", "SourceHashMismatch"},
                                            bad_patch_case{"corrupt-body", "InvalidPatch"}),
                          [](const auto& info) {

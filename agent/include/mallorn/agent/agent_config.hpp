@@ -6,11 +6,13 @@
 //   "keyring_grace": 0,                            // rotating release keys instead (docs/security.md)
 //   "ca_file": "...", "client_cert": "...", "client_key": "...",   // TLS / mTLS (optional)
 //   "poll_interval": 300, "jitter": 0.2, "http_timeout": 30, "allow_downgrade": false,
+//   "max_model_size": 4294967296,                 // bytes: no download (patch or model) is larger
 //   "models": [ {"name": "detector", "dir": "/var/lib/mallorn/detector", "file": "model.tflite",
 //                "health_check": ["/usr/bin/check-model", "--quick"], "health_timeout": 60} ]
 // }
 #pragma once
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -41,6 +43,9 @@ struct agent_config {
   double jitter = 0.2;
   std::chrono::seconds http_timeout{30};
   bool allow_downgrade = false;
+  // The largest download (patch or whole model) the agent accepts; a server announcing more is
+  // refused before a byte is written.
+  std::uint64_t max_model_size = std::uint64_t{4} << 30;
   std::vector<model_config> models;
 };
 

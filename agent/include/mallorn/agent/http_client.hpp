@@ -30,9 +30,12 @@ struct http_reply {
   }
 };
 
-// Receives body bytes; returning an error aborts the transfer.
-// Receives the status (200 or 206) and body bytes; returning an error aborts the transfer.
-using body_sink = std::function<core::result<void>(unsigned status, std::span<const std::uint8_t>)>;
+// Receives the answer's head (status 200 or 206 and its headers; body empty) and body bytes;
+// returning an error aborts the transfer.
+using body_sink = std::function<core::result<void>(const http_reply& head, std::span<const std::uint8_t>)>;
+
+// An answer that is not streamed to a sink (JSON, error pages) longer than this is refused.
+inline constexpr std::size_t max_buffered_body = 1u << 20;
 
 class http_client {
  public:
@@ -42,7 +45,10 @@ class http_client {
 
   core::result<http_reply> post_json(const std::string& target, const std::string& json);
   // GET; with `sink`, a 200/206 body goes to the sink chunk by chunk (other statuses are buffered
-  // in reply.body). `extra` headers, e.g. Range and If-Range.
+  // in reply.body). `extra` headers, e.g. Range and If-Range. Redirects are not followed.
+  // Deadlines: a buffered answer (headers and body) must arrive within the timeout; a streamed
+  // body must bring each 64 KiB read buffer (or its end) within the timeout. Headers over 8 KiB
+  // and buffered bodies over max_buffered_body fail the request.
   core::result<http_reply> get(const std::string& target, const std::map<std::string, std::string>& extra = {},
                                const body_sink& sink = nullptr);
 

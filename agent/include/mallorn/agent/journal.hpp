@@ -29,6 +29,9 @@ struct journal {
   std::string installed_version;
   std::uint64_t installed_rank = 0;
   std::string failed_target;
+  // Server answers refused as malformed or dishonest (bad JSON, a missing size, a body longer
+  // than announced, a wrong Content-Range, a redirect): a count for `status`, never reset.
+  std::uint64_t bad_server_answers = 0;
 };
 
 // A missing file reads as an idle journal.

@@ -39,6 +39,8 @@ class updater {
   void remove_download();  // the partial file and its sync checkpoint
   core::result<void> enter(journal& j, update_state s);
   cycle_result check(journal& j);
+  // A check-update answer that is malformed or dishonest: counted, logged (escaped), nothing changes.
+  cycle_result refuse_answer(journal& j, const std::string& why);
   cycle_result resume(journal& j);
   core::result<void> download(journal& j);
   core::result<void> apply(journal& j);

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets (tests/fuzz/*_fuzz.cpp) with Debian's clang in build-fuzz and runs
+# each on its checked-in seed corpus (tests/fuzz/corpus/<target>/) for a time budget. Fails on
+# the first crash, leak, timeout or undefined behaviour, printing the reproducer's path.
+#   FUZZ_SECONDS   budget per target (default 20)
+#   FUZZ_TARGETS   space-separated subset (default: all)
+#   FUZZ_BUILD     build directory (default build-fuzz)
+# Reproduce a crash: build-fuzz/bin/<target> build-fuzz/artifacts/<target>/crash-...
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/deps.sh
+seconds=${FUZZ_SECONDS:-20}
+build=${FUZZ_BUILD:-build-fuzz}
+launcher=()
+command -v ccache >/dev/null 2>&1 && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
+CC=clang-14 CXX=clang++-14 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMALLORN_FUZZ=ON -DMALLORN_PYTHON=OFF \
+  "${launcher[@]}" >/dev/null
+cmake --build "$build" -j"$(nproc)" --target mallorn_fuzzers
+targets=${FUZZ_TARGETS:-$(cd tests/fuzz && ls ./*_fuzz.cpp | sed 's|^\./||; s|\.cpp$||')}
+failed=()
+for t in $targets; do
+  seeds=tests/fuzz/corpus/$t
+  work=$build/corpus/$t          # what the fuzzer learns; not checked in
+  artifacts=$build/artifacts/$t/
+  mkdir -p "$work" "$artifacts" "$seeds"
+  echo "== $t: ${seconds}s on $(find "$seeds" -type f | wc -l) seeds"
+  if ! ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1 \
+       "$build/bin/$t" "$work" "$seeds" -max_total_time="$seconds" -timeout=25 -rss_limit_mb=2048 \
+       -max_len=65536 -artifact_prefix="$artifacts" -print_final_stats=1 >"$build/$t.log" 2>&1; then
+    tail -60 "$build/$t.log"
+    echo "FAIL $t: reproducer in $artifacts" >&2
+    failed+=("$t")
+  else
+    grep -E "^stat::number_of_executed_units|^#[0-9]+.*DONE" "$build/$t.log" | tail -2 || true
+  fi
+done
+if [ ${#failed[@]} -ne 0 ]; then
+  echo "fuzz.sh: ${failed[*]} failed" >&2
+  exit 1
+fi
+echo "fuzz.sh: all targets ran ${seconds}s without a finding"
