@@ -18,9 +18,31 @@ using core::tensor_encoding;
 // Below this a tensor is cheaper inside the generic delta than as its own frame.
 constexpr std::uint64_t min_tensor_frame = 256;
 
-std::uint64_t content_key(bytes b) {
-  return std::hash<std::string_view>{}(std::string_view(reinterpret_cast<const char*>(b.data()), b.size())) ^
-         (b.size() * 0x9e3779b97f4a7c15ull);
+// Tensors are read in pieces of this size, each released once read: a 1 GiB tensor must not
+// become 1 GiB of resident pages just to be hashed or compared.
+constexpr std::size_t read_piece = 16u << 20;
+
+std::uint64_t content_key(bytes b, const page_releaser& release) {
+  std::uint64_t k = b.size() * 0x9e3779b97f4a7c15ull;
+  for (std::size_t at = 0; at < b.size(); at += read_piece) {
+    auto p = b.subspan(at, std::min(read_piece, b.size() - at));
+    k = (k ^ std::hash<std::string_view>{}(std::string_view(reinterpret_cast<const char*>(p.data()), p.size()))) *
+        0x100000001b3ull;
+    release(p);
+  }
+  return k;
+}
+
+bool same_bytes(bytes a, bytes b, const page_releaser& release) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t at = 0; at < a.size(); at += read_piece) {
+    std::size_t n = std::min(read_piece, a.size() - at);
+    bool same = std::memcmp(a.data() + at, b.data() + at, n) == 0;
+    release(a.subspan(at, n));
+    release(b.subspan(at, n));
+    if (!same) return false;
+  }
+  return true;
 }
 
 struct candidate {
@@ -127,9 +149,7 @@ class tensor_planner {
     for (std::size_t i = 0; i < ol.tensors.size(); ++i) {
       const auto& s = ol.tensors[i];
       if (!s.name.empty()) by_name_.emplace(s.name, i);
-      auto tb = old_.subspan(s.offset, s.size);
-      by_content_.emplace(content_key(tb), i);
-      release_(tb);
+      by_content_.emplace(content_key(old_.subspan(s.offset, s.size), release_), i);
     }
     match_ = match_tensors();
   }
@@ -173,15 +193,12 @@ class tensor_planner {
   }
 
   const tensor_info* find_exact(bytes tb) {
-    auto [lo, hi] = by_content_.equal_range(content_key(tb));
-    const tensor_info* found = nullptr;
-    for (auto it = lo; it != hi && !found; ++it) {
+    auto [lo, hi] = by_content_.equal_range(content_key(tb, release_));
+    for (auto it = lo; it != hi; ++it) {
       const auto& s = ol_.tensors[it->second];
-      if (s.size == tb.size() && std::memcmp(old_.data() + s.offset, tb.data(), tb.size()) == 0) found = &s;
-      release_(old_.subspan(s.offset, s.size));
+      if (same_bytes(old_.subspan(s.offset, s.size), tb, release_)) return &s;
     }
-    release_(tb);
-    return found;
+    return nullptr;
   }
 
   // Pairs each new tensor with its old counterpart: by name; then, for tensors whose names changed

@@ -188,11 +188,12 @@ def write_big_pair(mib, tmp, seed=1234):
     return old, new
 
 
-def big_test(mib, tmp, threads):
-    """The memory test: both settings diffed and applied, RSS of each; thread speed-up at the server's."""
+def big_test(mib, tmp, settings):
+    """The memory test: each setting diffed and applied, peak RSS of each."""
     old, new = write_big_pair(mib, tmp)
     r = {"mib": mib}
-    for key, extra in SETTINGS.items():
+    for key in settings:
+        extra = SETTINGS[key]
         r[key] = diff_and_apply(old, new, tmp / f"big.{key}", tmp / "big_out", extra)
         (tmp / f"big.{key}").unlink()
     for f in (old, new):
@@ -319,6 +320,9 @@ def report(rows, big, synth_speedup, extra_sources, threads):
         add("| diff thread speed-up (pairs >= 8 MB) | not measured (no such pair, or one core) | - |")
     if big:
         for key, label in (("default", "default level"), ("server", SERVER_LABEL)):
+            if key not in big:
+                add(f"| {big['mib']} MiB synthetic pair, {label} | not run in this report (`--big-settings`) | - |")
+                continue
             b = big[key]
             add(f"| {big['mib']} MiB synthetic pair, {label}: diff in < 512 MiB RSS, apply in < 64 MiB RSS | diff "
                 f"{b['diff_rss'] / 1024:.0f} MiB RSS at {big['mib'] / b['diff_s']:.0f} MiB/s; apply {b['apply_rss'] / 1024:.1f} MiB "
@@ -336,11 +340,11 @@ def report(rows, big, synth_speedup, extra_sources, threads):
 def generated_notes(rows, big):
     """The prose that carries figures: every number here comes from `rows`."""
     out = []
-    hdr = [r["server"]["header"] for r in rows]
     tiny = [r for r in rows if r["class"] == "tiny"]
+    hdr = [r["server"]["header"] for r in tiny]
     if tiny:
         body_gap = [r["server"]["size"] - r["server"]["header"] - r["best_peer"] for r in tiny]
-        out.append(f"**Tiny patches.** The unsigned container header of the server-setting patches takes "
+        out.append(f"**Tiny patches.** On the tiny pairs the unsigned container header of the server-setting patches takes "
                    f"{min(hdr)}-{max(hdr)} bytes (three SHA-256, sizes, version, counts, header check; per-tensor stats when "
                    f"there are tensor frames). On the {len(tiny)} tiny pairs the body alone is "
                    f"{min(body_gap):+,} to {max(body_gap):+,} bytes against the best peer's whole output, which carries no "
@@ -364,9 +368,9 @@ def generated_notes(rows, big):
             f"{r['pair']} ({r['class']}): {r['server']['size'] - r['best_peer']:+,} bytes against {r['best_peer_name']}"
             for r in worse) + ".")
     if big:
-        s = big["server"]
-        out.append(f"**Memory.** The {big['mib']} MiB synthetic pair was diffed at the server setting in "
-                   f"{s['diff_rss'] / 1024:.0f} MiB peak RSS and applied in {s['apply_rss'] / 1024:.1f} MiB.")
+        out.append(f"**Memory.** The {big['mib']} MiB synthetic pair was diffed in " + " and ".join(
+            f"{big[k]['diff_rss'] / 1024:.0f} MiB peak RSS at the {k} setting (applied in {big[k]['apply_rss'] / 1024:.1f} MiB)"
+            for k in SETTINGS if k in big) + ".")
     return "\n\n".join(out) + "\n"
 
 
@@ -376,7 +380,9 @@ def main():
     ap.add_argument("--fetch", action="store_true", help="run ../shared/models/fetch-npm.sh first")
     ap.add_argument("--quick", action="store_true", help="only the CI-sized pairs, no big synthetic test")
     ap.add_argument("--big", type=int, default=1024, help="MiB of the synthetic memory test (0 = skip)")
-    ap.add_argument("--speedup-mib", type=int, default=64,
+    ap.add_argument("--big-settings", default="default,server",
+                    help="settings the synthetic memory test runs (comma-separated: default, server)")
+    ap.add_argument("--speedup-mib", type=int, default=0,
                     help="MiB of the synthetic pair for the thread speed-up test (0 = skip)")
     ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
                     help="threads for the speed-up comparison against 1 (default: usable cores)")
@@ -387,6 +393,10 @@ def main():
                     help="report file (default docs/benchmarks.md; with --quick build/benchmarks-quick.md, "
                          "so a partial run never replaces the published full one)")
     ap.add_argument("--json", type=Path, default=None, help="also write the raw figures here")
+    ap.add_argument("--reuse-json", type=Path, default=None,
+                    help="take the pair rows and speed-up figures from this --json file of an earlier run (same "
+                         "binary) and run only the synthetic memory test; the report says so")
+    ap.add_argument("--reuse-note", default="", help="what changed in the binary since the reused run, if anything")
     ap.add_argument("--mallorn", type=Path, default=MALLORN, help="the mallorn binary (default build/bin/mallorn)")
     a = ap.parse_args()
     MALLORN = a.mallorn.resolve()
@@ -399,24 +409,31 @@ def main():
         subprocess.run([SHARED / "fetch-npm.sh", CACHE], check=False)
     changes = manifest_changes()
     sources = [SHARED] + ([] if a.quick else [CACHE])
-    rows = []
+    rows, synth, reused = [], None, None
+    if a.reuse_json:
+        reused = json.loads(a.reuse_json.read_text())
+        rows, synth = reused["rows"], reused["speedup"]
     with tempfile.TemporaryDirectory() as td:
         tmp = Path(td)
-        for name, old, new, _ in pairs(sources):
+        for name, old, new, _ in ([] if reused else pairs(sources)):
             r = bench_pair(name, old, new, tmp, changes, a.bsdiff_max_mb * 1e6, a.threads)
             rows.append(r)
             print(f"{name:42s} {r['class']:9s} new {r['new']:>11,}  server {r['server']['size']:>10,} "
                   f"default {r['default']['size']:>10,}  best peer {r['best_peer']:>10,}  ratio {r['server']['ratio']:.3f}  "
                   f"{'ok' if r['server']['ok'] and r['default']['ok'] else 'ROUNDTRIP FAILED'}", flush=True)
-        synth = None
-        if not a.quick and a.speedup_mib and a.threads > 1:
+        if not reused and not a.quick and a.speedup_mib and a.threads > 1:
             synth = speedup_test(a.speedup_mib, tmp, a.threads)
             synth["mib"] = a.speedup_mib
             print(f"speed-up {a.speedup_mib} MiB: {synth['speedup']:.2f}x identical={synth['identical']}", flush=True)
-        big = None if a.quick or a.big == 0 else big_test(a.big, tmp, a.threads)
+        big = None if a.quick or a.big == 0 else big_test(a.big, tmp, [k for k in a.big_settings.split(",") if k in SETTINGS])
     if a.json:
-        a.json.write_text(json.dumps({"rows": rows, "big": big, "speedup": synth}, indent=1))
+        a.json.write_text(json.dumps({"rows": rows, "big": big, "speedup": synth,
+                                      "when": reused["when"] if reused else time.strftime("%Y-%m-%d %H:%M %Z")}, indent=1))
     text = report(rows, big, synth, not a.quick and CACHE.exists(), a.threads)
+    if reused:
+        text = text.replace("\n## Summary against the targets", f"\nThe pair rows come from the run of {reused['when']} "
+                            f"(`--json`); the synthetic memory test ran afterwards "
+                            f"({time.strftime('%Y-%m-%d %H:%M %Z')}, `--reuse-json`{', ' + a.reuse_note if a.reuse_note else ''}).\n\n## Summary against the targets", 1)
     if a.notes.exists():
         text += "\n" + a.notes.read_text()
     # Keep the sections the other benchmarks own (<!-- NAME-bench:begin/end -->) when rewriting.
@@ -425,7 +442,7 @@ def main():
     a.out.write_text(text)
     print(text)
     failed = [r["pair"] for r in rows if not (r["server"]["ok"] and r["default"]["ok"])]
-    failed += [f"big {k}" for k in SETTINGS if big and not big[k]["ok"]]
+    failed += [f"big {k}" for k in SETTINGS if big and k in big and not big[k]["ok"]]
     failed += [f"speed-up {r['pair']}" for r in rows if "speedup" in r and not r["speedup"]["identical"]]
     if synth and not synth["identical"]:
         failed.append("speed-up synthetic")
