@@ -88,6 +88,7 @@ with tempfile.TemporaryDirectory() as td:
         print(f"{r['pair']:40s} new {r['new']:>9,}  mcu {r['mcu']:>9,}  linux {r['linux']:>9,}  "
               f"best peer {r['best_peer']:>9,}", flush=True)
 
+span = lambda xs: f"{min(xs)}" if min(xs) == max(xs) else f"{min(xs)}-{max(xs)}"
 gm = lambda xs: (lambda p: p ** (1 / len(xs)))(__import__("math").prod(xs)) if xs else 0
 lines = ["<!-- mcu-bench:begin -->", "",
          "Made by `scripts/bench-mcu.sh` (firmware/ cross-built with Debian's arm-none-eabi-gcc "
@@ -107,9 +108,9 @@ lines += ["", "**Code size** (`arm-none-eabi-size`, text + data of `libmallorn_l
           f"| without Ed25519 | {size_plain:,} |",
           f"| Ed25519 alone (code; its stack cost is the `mallorn_lite_feed` difference above) | {size_ed - size_plain:,} |", "",
           "**Patch size** on the pairs whose files are both at most 1 MiB, in bytes, including the container header "
-          f"(mcu: the fixed-width version 1 header mallorn_lite reads, {min(r['mcu_header'] for r in rows)}-"
-          f"{max(r['mcu_header'] for r in rows)} bytes; linux: the compact version 2 header, "
-          f"{min(r['linux_header'] for r in rows)}-{max(r['linux_header'] for r in rows)} bytes). *mcu* is `mallorn diff --profile mcu` (level 9); *linux* is `mallorn diff` "
+          f"(mcu: the fixed-width version 1 header mallorn_lite reads, {span([r['mcu_header'] for r in rows])} bytes; "
+          f"linux: the compact version 2 header, {span([r['linux_header'] for r in rows])} bytes, the larger ones with per-tensor "
+          "stats). *mcu* is `mallorn diff --profile mcu` (level 9); *linux* is `mallorn diff` "
           "(standard profile, default level 3) and *linux -19* the same at `--level 19`; peers are "
           "`zstd -19 --long=27 --patch-from`, `xdelta3 -e -9`, `bsdiff`. Ratios below 1 mean the mcu "
           "patch is smaller.", "",
