@@ -14,7 +14,7 @@ namespace mallorn::cli {
 
 int cmd_diff(const arg_list& argv) {
   parsed_args a;
-  if (auto e = parse_args(argv, {"-o", "--output", "--level", "--sign", "--target-version", "--profile", "--old-window"},
+  if (auto e = parse_args(argv, {"-o", "--output", "--level", "--sign", "--target-version", "--profile", "--old-window", "--threads"},
                           {"--neural", "--generic", "--json"}, a))
     return usage_error(*e, "diff", a.has("--json"));
   bool json = a.has("--json");
@@ -44,6 +44,12 @@ int cmd_diff(const arg_list& argv) {
     auto v = parse_uint(*l);
     if (!v || *v < 1 || *v > 22) return usage_error("--level must be 1..22, got '" + *l + "'", "diff", json);
     opts.level = static_cast<int>(*v);
+  }
+  if (auto t = a.value("--threads")) {
+    auto v = parse_uint(*t);
+    if (mcu || !v || *v < 1 || *v > 1024)
+      return usage_error("--threads takes 1..1024 with the standard profile, got '" + *t + "'", "diff", json);
+    opts.threads = static_cast<unsigned>(*v);
   }
   if (auto tv = a.value("--target-version")) {
     auto v = parse_uint(*tv);

@@ -12,7 +12,7 @@ const std::vector<command>& commands() {
   static const std::vector<command> all = {
       {"diff", "make a patch from OLD to NEW",
        "usage: mallorn diff OLD NEW -o PATCH [--level N] [--neural] [--sign KEY] [--target-version N] [--generic]\n"
-       "                    [--profile standard|mcu] [--old-window BYTES] [--json]\n"
+       "                    [--profile standard|mcu] [--old-window BYTES] [--threads N] [--json]\n"
        "  --level N            zstd level 1..22 (default 3); 9 and up also try bsdiff-style matching of metadata\n"
        "                       (mcu profile: default 9, which tries every block size)\n"
        "  --profile P          standard (zstd frames, default) or mcu (for microcontrollers: applied by\n"
@@ -22,7 +22,9 @@ const std::vector<command>& commands() {
        "  --neural             also try byte-planed (ZipNN-style) encodings of weights\n"
        "  --sign KEY           sign with a 64-byte Ed25519 private key file\n"
        "  --target-version N   release number devices compare for downgrade protection (default 0)\n"
-       "  --generic            plain binary delta, without tensor awareness\n",
+       "  --generic            plain binary delta, without tensor awareness\n"
+       "  --threads N          standard profile: worker threads (default: every core); the patch is\n"
+       "                       byte-identical for any N\n",
        cmd_diff},
       {"patch", "apply PATCH to OLD, writing OUT",
        "usage: mallorn patch OLD PATCH -o OUT [--pubkey PUB] [--min-version N] [--json]\n"

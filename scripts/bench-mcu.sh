@@ -23,16 +23,18 @@ for ed in ON OFF; do
 done
 # The context size the library really uses on the target: sizeof its private struct, read back
 # from the size of a probe array compiled for Cortex-M4.
-printf '#include "ml_ctx.h"\nconst char mallorn_lite_ctx_probe[sizeof(struct ml_ctx)] = {0};\n' > "$work/ctx_probe.c"
+# The same for the public struct the caller allocates.
+printf '#include "ml_ctx.h"\nconst char mallorn_lite_ctx_probe[sizeof(struct ml_ctx)] = {0};\nconst char mallorn_lite_public_probe[sizeof(struct mallorn_lite_ctx)] = {0};\n' > "$work/ctx_probe.c"
 arm-none-eabi-gcc -mcpu=cortex-m4 -mthumb -std=c99 -Os -I"$root/firmware/include" -I"$root/firmware/src" \
   -c "$work/ctx_probe.c" -o "$work/ctx_probe.o" 2>/dev/null
 ctx_used=$((16#$(arm-none-eabi-nm -S "$work/ctx_probe.o" | awk '/mallorn_lite_ctx_probe/ {print $2}')))
+ctx_public=$((16#$(arm-none-eabi-nm -S "$work/ctx_probe.o" | awk '/mallorn_lite_public_probe/ {print $2}')))
 
-python3 - "$root" "$build" "$work" "$ctx_used" <<'PY'
+python3 - "$root" "$build" "$work" "$ctx_used" "$ctx_public" <<'PY'
 import json, os, re, subprocess, sys, tempfile
 from pathlib import Path
 
-root, build, work, ctx_used = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])
+root, build, work, ctx_used, ctx_public = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 mallorn = build / "bin" / "mallorn"
 models = Path(os.environ.get("MALLORN_MODELS_DIR", root.parent / "shared" / "models"))
 
@@ -59,6 +61,11 @@ def run_size(cmd, out):
     return out.stat().st_size
 
 
+def header_size(patch):
+    info = json.loads(subprocess.run([mallorn, "info", patch, "--json"], capture_output=True, text=True, check=True).stdout)
+    return info["patch_size"] - info["body_size"]
+
+
 rows = []
 with tempfile.TemporaryDirectory() as td:
     tmp = Path(td)
@@ -69,7 +76,9 @@ with tempfile.TemporaryDirectory() as td:
             continue
         r = {"pair": pair.name, "new": new.stat().st_size}
         r["mcu"] = run_size([mallorn, "diff", old, new, "-o", tmp / "p.mcu", "--profile", "mcu"], tmp / "p.mcu")
+        r["mcu_header"] = header_size(tmp / "p.mcu")
         r["linux"] = run_size([mallorn, "diff", old, new, "-o", tmp / "p.std"], tmp / "p.std")
+        r["linux_header"] = header_size(tmp / "p.std")
         r["linux19"] = run_size([mallorn, "diff", old, new, "-o", tmp / "p.std19", "--level", "19"], tmp / "p.std19")
         r["zstd"] = run_size(["zstd", "-q", "-f", "-19", "--long=27", f"--patch-from={old}", new, "-o", tmp / "p.zst"], tmp / "p.zst")
         r["xdelta3"] = run_size(["xdelta3", "-e", "-9", "-f", "-s", old, new, tmp / "p.xd"], tmp / "p.xd")
@@ -79,12 +88,13 @@ with tempfile.TemporaryDirectory() as td:
         print(f"{r['pair']:40s} new {r['new']:>9,}  mcu {r['mcu']:>9,}  linux {r['linux']:>9,}  "
               f"best peer {r['best_peer']:>9,}", flush=True)
 
+span = lambda xs: f"{min(xs)}" if min(xs) == max(xs) else f"{min(xs)}-{max(xs)}"
 gm = lambda xs: (lambda p: p ** (1 / len(xs)))(__import__("math").prod(xs)) if xs else 0
 lines = ["<!-- mcu-bench:begin -->", "",
          "Made by `scripts/bench-mcu.sh` (firmware/ cross-built with Debian's arm-none-eabi-gcc "
          + subprocess.run(["arm-none-eabi-gcc", "-dumpversion"], capture_output=True, text=True).stdout.strip()
          + ", `-Os -mcpu=cortex-m4 -mthumb`).", "",
-         "**RAM.** `struct mallorn_lite_ctx` is " f"{1024} bytes (the caller allocates it; `_Static_assert` <= 1024); "
+         "**RAM.** `struct mallorn_lite_ctx` is " f"{ctx_public} bytes on Cortex-M4 (the caller allocates it; `_Static_assert` <= 1024); "
          f"the library uses {ctx_used} of them on Cortex-M4. No heap anywhere. Worst-case stack per call "
          "(static frames along the deepest call chain, from `-fstack-usage`/`-fcallgraph-info`; the port's flash "
          "HAL functions come on top):", "",
@@ -97,8 +107,10 @@ lines += ["", "**Code size** (`arm-none-eabi-size`, text + data of `libmallorn_l
           f"| with Ed25519 verification (`MALLORN_LITE_ED25519=ON`, default) | {size_ed:,} |",
           f"| without Ed25519 | {size_plain:,} |",
           f"| Ed25519 alone (code; its stack cost is the `mallorn_lite_feed` difference above) | {size_ed - size_plain:,} |", "",
-          "**Patch size** on the pairs whose files are both at most 1 MiB, in bytes (all include the 180-byte "
-          "container header). *mcu* is `mallorn diff --profile mcu` (level 9); *linux* is `mallorn diff` "
+          "**Patch size** on the pairs whose files are both at most 1 MiB, in bytes, including the container header "
+          f"(mcu: the fixed-width version 1 header mallorn_lite reads, {span([r['mcu_header'] for r in rows])} bytes; "
+          f"linux: the compact version 2 header, {span([r['linux_header'] for r in rows])} bytes, the larger ones with per-tensor "
+          "stats). *mcu* is `mallorn diff --profile mcu` (level 9); *linux* is `mallorn diff` "
           "(standard profile, default level 3) and *linux -19* the same at `--level 19`; peers are "
           "`zstd -19 --long=27 --patch-from`, `xdelta3 -e -9`, `bsdiff`. Ratios below 1 mean the mcu "
           "patch is smaller.", "",
@@ -112,10 +124,12 @@ for label, sel in (("tflite-micro pairs", tfm), ("all pairs above", rows)):
     if sel:
         lines.append(f"| **geometric mean, {label}** | | | | | | | | {gm([r['mcu'] / r['linux'] for r in sel]):.3f} | "
                      f"{gm([r['mcu'] / r['best_peer'] for r in sel]):.3f} |")
+cast = next((r for r in rows if r["pair"] == "m2v-test-model_f32-to-f16"), None)
+cast_note = (f" — the f32→f16 cast prediction is why *linux* needs {cast['linux']:,} bytes for m2v-test-model_f32-to-f16 "
+             f"where mcu needs {cast['mcu']:,} —" if cast else "")
 lines += ["", "The mcu profile is a generic delta (copy/add/literal from the old image, matches into the new one, "
-          "order-0 adaptive models in 1 KiB): it has none of the standard profile's tensor transforms — the f32→f16 "
-          "cast prediction is why *linux* needs 286 bytes for m2v-test-model_f32-to-f16 — and on new, structured data "
-          "(coral edgetpu 2021a→2021b, an inserted compiled blob) zstd's larger window and entropy coder stay well ahead."]
+          "order-0 adaptive models in 1 KiB): it has none of the standard profile's tensor transforms" + cast_note +
+          " and on new, structured data (such as an inserted compiled blob) zstd's larger window and entropy coder stay ahead."]
 lines += ["", "detools and janpatch (the usual MCU delta appliers) are not packaged in Debian and could not be "
           "installed here (no PyPI/GitHub access), so they are not in the table; bsdiff is the format janpatch "
           "applies and detools' `sequential` mode is bsdiff-like too.", "", "<!-- mcu-bench:end -->"]

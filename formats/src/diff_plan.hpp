@@ -2,6 +2,7 @@
 // is serialised as body frames.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <vector>
@@ -30,16 +31,50 @@ struct encoded_frame {
   std::vector<std::uint8_t> payload;
 };
 
+// One chunk of a changed tensor to encode: independent of every other job.
+struct tensor_job {
+  std::size_t tensor;               // index into the new layout's tensors
+  const tensor_info* source;        // matched old tensor, or null
+  std::uint64_t offset, length;     // chunk within the tensor
+  std::size_t frame;                // slot in plan::tensor_frames
+  std::size_t stat;                 // entry in plan::stats
+  core::tensor_encoding encoding = core::tensor_encoding::literal;  // set by encode_tensor_job
+};
+
 struct plan {
   std::vector<planned_op> ops;
   std::vector<encoded_frame> tensor_frames;
   std::vector<core::tensor_stat> stats;
+  std::vector<tensor_job> jobs;  // tensor frames still to encode
   std::uint32_t modified = 0, unchanged = 0, added = 0, removed = 0;
 };
 
-// Matches tensors and encodes changed ones; everything else becomes gap ops.
+// Drops pages of a read-only file mapping from this process once the differ is done with them
+// (madvise MADV_DONTNEED; they come back from the page cache if touched again), so diff memory
+// stays O(chunk x threads) whatever the model size. Disabled for caller-owned buffers.
+class page_releaser {
+ public:
+  explicit page_releaser(bool enabled) : enabled_(enabled) {}
+  void operator()(bytes b) const;
+
+ private:
+  bool enabled_;
+};
+
+// Worker threads for `requested` (0 = every core).
+unsigned worker_count(unsigned requested);
+// Runs task(0..n-1) on up to `threads` threads (the caller's included), each index exactly once;
+// rethrows the first exception a task threw.
+void run_parallel(std::size_t n, unsigned threads, const std::function<void(std::size_t)>& task);
+
+// Matches tensors and plans changed ones as jobs (not yet encoded); everything else becomes gap ops.
 plan build_tensor_plan(bytes old_file, const model_layout& old_layout, bytes new_file, const model_layout& new_layout,
-                       const diff_options& opts);
+                       const diff_options& opts, const page_releaser& release);
+// Encodes job `job` of `p` into its frame slot. Jobs may run concurrently (distinct slots).
+void encode_tensor_job(plan& p, std::size_t job, bytes old_file, const model_layout& new_layout, bytes new_file,
+                       const diff_options& opts, const page_releaser& release);
+// After every job ran: per-tensor stats, in file order.
+void finish_tensor_plan(plan& p);
 // The whole new file as one gap (pure binary delta).
 plan build_generic_plan(bytes new_file);
 

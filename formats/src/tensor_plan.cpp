@@ -18,9 +18,31 @@ using core::tensor_encoding;
 // Below this a tensor is cheaper inside the generic delta than as its own frame.
 constexpr std::uint64_t min_tensor_frame = 256;
 
-std::uint64_t content_key(bytes b) {
-  return std::hash<std::string_view>{}(std::string_view(reinterpret_cast<const char*>(b.data()), b.size())) ^
-         (b.size() * 0x9e3779b97f4a7c15ull);
+// Tensors are read in pieces of this size, each released once read: a 1 GiB tensor must not
+// become 1 GiB of resident pages just to be hashed or compared.
+constexpr std::size_t read_piece = 16u << 20;
+
+std::uint64_t content_key(bytes b, const page_releaser& release) {
+  std::uint64_t k = b.size() * 0x9e3779b97f4a7c15ull;
+  for (std::size_t at = 0; at < b.size(); at += read_piece) {
+    auto p = b.subspan(at, std::min(read_piece, b.size() - at));
+    k = (k ^ std::hash<std::string_view>{}(std::string_view(reinterpret_cast<const char*>(p.data()), p.size()))) *
+        0x100000001b3ull;
+    release(p);
+  }
+  return k;
+}
+
+bool same_bytes(bytes a, bytes b, const page_releaser& release) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t at = 0; at < a.size(); at += read_piece) {
+    std::size_t n = std::min(read_piece, a.size() - at);
+    bool same = std::memcmp(a.data() + at, b.data() + at, n) == 0;
+    release(a.subspan(at, n));
+    release(b.subspan(at, n));
+    if (!same) return false;
+  }
+  return true;
 }
 
 struct candidate {
@@ -121,12 +143,13 @@ encoded_frame encode_frame(const candidate& c, bytes target, body::segment ref, 
 
 class tensor_planner {
  public:
-  tensor_planner(bytes old_file, const model_layout& ol, bytes new_file, const model_layout& nl, const diff_options& o)
-      : old_(old_file), new_(new_file), ol_(ol), nl_(nl), opts_(o) {
+  tensor_planner(bytes old_file, const model_layout& ol, bytes new_file, const model_layout& nl, const diff_options& o,
+                 const page_releaser& release)
+      : old_(old_file), new_(new_file), ol_(ol), nl_(nl), opts_(o), release_(release) {
     for (std::size_t i = 0; i < ol.tensors.size(); ++i) {
       const auto& s = ol.tensors[i];
       if (!s.name.empty()) by_name_.emplace(s.name, i);
-      by_content_.emplace(content_key(old_.subspan(s.offset, s.size)), i);
+      by_content_.emplace(content_key(old_.subspan(s.offset, s.size), release_), i);
     }
     match_ = match_tensors();
   }
@@ -145,6 +168,7 @@ class tensor_planner {
     add_gap(cursor, new_.size());
     for (const auto& s : ol_.tensors)
       if (!s.name.empty() && !seen_names.count(s.name)) ++p_.removed;
+    p_.jobs = std::move(jobs_);
     return std::move(p_);
   }
 
@@ -169,10 +193,10 @@ class tensor_planner {
   }
 
   const tensor_info* find_exact(bytes tb) {
-    auto [lo, hi] = by_content_.equal_range(content_key(tb));
+    auto [lo, hi] = by_content_.equal_range(content_key(tb, release_));
     for (auto it = lo; it != hi; ++it) {
       const auto& s = ol_.tensors[it->second];
-      if (s.size == tb.size() && std::memcmp(old_.data() + s.offset, tb.data(), tb.size()) == 0) return &s;
+      if (same_bytes(old_.subspan(s.offset, s.size), tb, release_)) return &s;
     }
     return nullptr;
   }
@@ -226,39 +250,24 @@ class tensor_planner {
       add_gap(t.offset, t.offset + t.size);
       return;
     }
-    auto cands = candidates_for(t, s, opts_.neural);
+    // Chunks are only planned here; encode_tensor_jobs encodes them, in parallel.
     std::uint64_t align = 8ull * plane_width_of(t);
     std::uint64_t chunk = body::max_chunk / align * align;
-    core::tensor_stat stat{t.name, tensor_encoding::literal, t.size, 0};
     for (std::uint64_t off = 0; off < t.size; off += chunk) {
       std::uint64_t len = std::min(chunk, t.size - off);
-      bytes piece = tb.subspan(off, len);
-      encoded_frame best;
-      std::optional<candidate> best_c;
-      int trial_level = std::min(opts_.level, 3);
-      for (const auto& c : cands) {
-        auto f = encode_frame(c, piece, s ? reference_for(c.tf, *s, off, len) : body::segment{}, old_, trial_level, off);
-        if (f.payload.empty()) continue;
-        if (!best_c || f.payload.size() < best.payload.size()) {
-          best = std::move(f);
-          best_c = c;
-        }
-      }
-      if (opts_.level > trial_level)
-        best = encode_frame(*best_c, piece, s ? reference_for(best_c->tf, *s, off, len) : body::segment{}, old_, opts_.level, off);
-      stat.encoding = best_c->encoding;
-      stat.patch_bytes += best.payload.size();
       p_.ops.push_back({body::op_kind::tensor, t.offset + off, len, 0, p_.tensor_frames.size()});
-      p_.tensor_frames.push_back(std::move(best));
-      p_.tensor_frames.back().meta.payload = p_.tensor_frames.back().payload;
+      jobs_.push_back({index, match_[index], off, len, p_.tensor_frames.size(), p_.stats.size()});
+      p_.tensor_frames.emplace_back();
     }
-    p_.stats.push_back(std::move(stat));
+    p_.stats.push_back({t.name, tensor_encoding::literal, t.size, 0});
   }
 
   bytes old_, new_;
   const model_layout& ol_;
   const model_layout& nl_;
   const diff_options& opts_;
+  const page_releaser& release_;
+  std::vector<tensor_job> jobs_;
   std::unordered_map<std::string, std::size_t> by_name_;
   std::unordered_multimap<std::uint64_t, std::size_t> by_content_;
   std::vector<const tensor_info*> match_;
@@ -268,8 +277,48 @@ class tensor_planner {
 }  // namespace
 
 plan build_tensor_plan(bytes old_file, const model_layout& old_layout, bytes new_file, const model_layout& new_layout,
-                       const diff_options& opts) {
-  return tensor_planner(old_file, old_layout, new_file, new_layout, opts).run();
+                       const diff_options& opts, const page_releaser& release) {
+  return tensor_planner(old_file, old_layout, new_file, new_layout, opts, release).run();
+}
+
+void encode_tensor_job(plan& p, std::size_t job, bytes old_file, const model_layout& new_layout, bytes new_file,
+                       const diff_options& opts, const page_releaser& release) {
+  const auto& j = p.jobs[job];
+  const auto& t = new_layout.tensors[j.tensor];
+  const tensor_info* s = j.source;
+  bytes piece = new_file.subspan(t.offset + j.offset, j.length);
+  auto cands = candidates_for(t, s, opts.neural);
+  encoded_frame best;
+  std::optional<candidate> best_c;
+  int trial_level = std::min(opts.level, 3);
+  auto ref_of = [&](const candidate& c) { return s ? reference_for(c.tf, *s, j.offset, j.length) : body::segment{}; };
+  for (const auto& c : cands) {
+    auto f = encode_frame(c, piece, ref_of(c), old_file, trial_level, j.offset);
+    if (f.payload.empty()) continue;
+    if (!best_c || f.payload.size() < best.payload.size()) {
+      best = std::move(f);
+      best_c = c;
+    }
+  }
+  if (opts.level > trial_level) best = encode_frame(*best_c, piece, ref_of(*best_c), old_file, opts.level, j.offset);
+  best.payload.shrink_to_fit();  // kept until the body is written: the patch's size, not the compressor's bound
+  auto& slot = p.tensor_frames[j.frame];
+  slot = std::move(best);
+  slot.meta.payload = slot.payload;
+  p.jobs[job].encoding = best_c->encoding;
+  release(piece);
+  for (const auto& c : cands)
+    if (auto r = ref_of(c); r.length) release(old_file.subspan(r.offset, r.length));
+}
+
+void finish_tensor_plan(plan& p) {
+  // In job order (= file order), whatever order the threads finished in: the same bytes every time.
+  for (const auto& j : p.jobs) {
+    auto& stat = p.stats[j.stat];
+    stat.encoding = j.encoding;  // the last chunk's, as a tensor-level summary
+    stat.patch_bytes += p.tensor_frames[j.frame].payload.size();
+  }
+  p.jobs.clear();
 }
 
 plan build_generic_plan(bytes new_file) {

@@ -76,7 +76,8 @@ def create_patch(
     compression_level is the zstd level (1..22; 9 and up also try bsdiff-style matching of
     metadata). neural also tries byte-planed encodings of weights. private_key (64 bytes, seed +
     public key, or a 32-byte seed) signs the patch. target_version is recorded for downgrade
-    protection; tensor_aware=False makes a plain binary delta; created_at 0 means now.
+    protection; tensor_aware=False makes a plain binary delta; created_at (unix seconds) is
+    recorded in the header only when not 0.
     """
     stats = _mallorn.create_patch(
         _input(source, "source"),

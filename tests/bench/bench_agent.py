@@ -194,7 +194,7 @@ def report(rows, fl):
               "The peers' times are ratios *ours / theirs* (below 1: we are faster)."]
     if fl:
         lines += ["", f"**Fleet:** {fl['n']} agents updating {FLEET_PAIR} at once against one mallornd on loopback "
-                  f"(2 cores shared by server and agents): all done in {fl['agents_s']:.2f} s ({fl['ok']}/{fl['n']} "
+                  f"({len(os.sched_getaffinity(0))} cores shared by server and agents): all done in {fl['agents_s']:.2f} s ({fl['ok']}/{fl['n']} "
                   f"updated, {fl['patch'] * fl['n'] / 1e6:.1f} MB transferred). The same fleet downloading the whole new "
                   f"model with curl (no apply, no slot swap): {fl['curl_s']:.2f} s ({fl['curl_ok']}/{fl['n']}, "
                   f"{fl['model'] * fl['n'] / 1e6:.1f} MB) — agents/curl = {fl['agents_s'] / fl['curl_s']:.2f}x time, "

@@ -5,8 +5,9 @@
 using namespace mallorn::core;
 
 namespace {
-patch_header sample() {
+patch_header sample(std::uint8_t version = container_version) {
   patch_header h;
+  h.version = version;
   h.format = model_format::tflite;
   h.flags = header_flag::neural;
   h.level = 19;
@@ -25,10 +26,19 @@ patch_header sample() {
 }
 }  // namespace
 
-TEST(PatchHeader, RoundTripsEveryField) {
+// Every test runs on both container versions: 1 (fixed-width, still written for the mcu profile
+// and read everywhere) and 2 (compact, written by the standard-profile differ).
+class PatchHeader : public ::testing::TestWithParam<std::uint8_t> {
+ protected:
+  patch_header sample() const { return ::sample(GetParam()); }
+};
+INSTANTIATE_TEST_SUITE_P(Versions, PatchHeader, ::testing::Values(container_version, compact_container_version),
+                         [](const auto& info) { return "v" + std::to_string(info.param); });
+
+TEST_P(PatchHeader, RoundTripsEveryField) {
   auto h = sample();
   auto enc = encode_header(h);
-  ASSERT_EQ(enc.size() >= header_fixed_size, true);
+  if (GetParam() == container_version) EXPECT_GE(enc.size(), header_fixed_size);
   auto probe = parse_header(enc);
   ASSERT_TRUE(probe.ok()) << probe.err().what();
   ASSERT_TRUE(probe->header.has_value());
@@ -41,13 +51,21 @@ TEST(PatchHeader, RoundTripsEveryField) {
   EXPECT_EQ(p.source_size, 1234u);
   EXPECT_EQ(p.target_size, 5678u);
   EXPECT_EQ(p.target_version, 42u);
+  EXPECT_EQ(p.version, GetParam());
+  EXPECT_EQ(p.created_at, 1700000000u);
+  EXPECT_EQ(p.body_size, 99u);
+  EXPECT_EQ(p.source_sha256, h.source_sha256);
+  EXPECT_EQ(p.target_sha256, h.target_sha256);
+  EXPECT_EQ(p.tensors_modified, 2u);
+  EXPECT_EQ(p.tensors_unchanged, 7u);
   EXPECT_EQ(p.body_sha256, h.body_sha256);
+  EXPECT_EQ(encode_header(p), enc) << "re-encoding a parsed header must give the same bytes";
   ASSERT_EQ(p.tensor_stats.size(), 2u);
   EXPECT_EQ(p.tensor_stats[0].name, "conv/weights");
   EXPECT_EQ(p.tensor_stats[1].patch_bytes, 12u);
 }
 
-TEST(PatchHeader, PrefixesAskForMoreAndNeverFail) {
+TEST_P(PatchHeader, PrefixesAskForMoreAndNeverFail) {
   auto enc = encode_header(sample());
   for (std::size_t n = 0; n < enc.size(); ++n) {
     auto probe = parse_header(std::span(enc).first(n));
@@ -56,7 +74,7 @@ TEST(PatchHeader, PrefixesAskForMoreAndNeverFail) {
   }
 }
 
-TEST(PatchHeader, EveryFlippedByteIsRejected) {
+TEST_P(PatchHeader, EveryFlippedByteIsRejected) {
   auto enc = encode_header(sample());
   for (std::size_t i = 0; i < enc.size(); ++i) {
     auto bad = enc;
@@ -67,15 +85,15 @@ TEST(PatchHeader, EveryFlippedByteIsRejected) {
   }
 }
 
-TEST(PatchHeader, UnknownVersionIsReportedAsSuch) {
+TEST_P(PatchHeader, UnknownVersionIsReportedAsSuch) {
   auto enc = encode_header(sample());
-  enc[4] = 2;
+  enc[4] = 3;
   auto probe = parse_header(enc);
   ASSERT_FALSE(probe.ok());
   EXPECT_EQ(probe.err().code, errc::unsupported_version);
 }
 
-TEST(PatchHeader, SignatureCoversHeaderAndBodyHash) {
+TEST_P(PatchHeader, SignatureCoversHeaderAndBodyHash) {
   auto keys = ed25519_generate();
   ASSERT_TRUE(keys.ok());
   auto h = sample();
@@ -94,4 +112,54 @@ TEST(PatchHeader, SignatureCoversHeaderAndBodyHash) {
 
   patch_header unsigned_h = sample();
   EXPECT_EQ(verify_header_signature(unsigned_h, keys->public_key).err().code, errc::signature_error);
+}
+
+TEST(CompactHeader, IsSmallAndStoresNoTimestampUnlessAsked) {
+  patch_header h = sample(compact_container_version);
+  h.created_at = 0;
+  h.tensor_stats.clear();
+  h.source_size = 700000;
+  h.target_size = 700044;
+  auto enc = encode_header(h);
+  // magic 4 + version 1 + size 1 + 2 small-field bytes + varints (3 + 1 + 1 + 1 + 4 counts + 1)
+  // + three SHA-256 (96) + check 4.
+  EXPECT_EQ(enc.size(), 119u);
+  EXPECT_EQ(parse_header(enc)->header->created_at, 0u);
+  h.created_at = 1700000000;
+  EXPECT_EQ(encode_header(h).size(), enc.size() + 5) << "a creation time costs its varint only";
+  // No tensors at all (raw file, vocab-only GGUF): the tensor section is left out.
+  h.created_at = 0;
+  h.tensors_modified = h.tensors_unchanged = 0;
+  auto bare = encode_header(h);
+  EXPECT_EQ(bare.size(), 114u);
+  auto probe = parse_header(bare);
+  ASSERT_TRUE(probe.ok() && probe->header);
+  EXPECT_EQ(probe->header->tensors_modified + probe->header->tensors_unchanged, 0u);
+  EXPECT_EQ(encode_header(*probe->header), bare);
+}
+
+TEST(CompactHeader, ShrinkingTargetRoundTrips) {
+  patch_header h = sample(compact_container_version);
+  h.source_size = 1u << 30;
+  h.target_size = 3;
+  auto probe = parse_header(encode_header(h));
+  ASSERT_TRUE(probe.ok() && probe->header);
+  EXPECT_EQ(probe->header->target_size, 3u);
+  EXPECT_EQ(probe->header->source_size, 1u << 30);
+}
+
+TEST(CompactHeader, HeaderSizeWidthIsChosenForItsOwnValue) {
+  // Stats that push the header across 127 and 16383 bytes: the size varint grows by one byte.
+  for (std::size_t names : {1u, 5u, 400u}) {
+    patch_header h = sample(compact_container_version);
+    h.tensor_stats.clear();
+    for (std::size_t i = 0; i < names; ++i)
+      h.tensor_stats.push_back({"t" + std::to_string(i * 7919), tensor_encoding::literal, i, i});
+    auto enc = encode_header(h);
+    auto probe = parse_header(enc);
+    ASSERT_TRUE(probe.ok()) << probe.err().what();
+    ASSERT_TRUE(probe->header);
+    EXPECT_EQ(probe->header_size, enc.size());
+    EXPECT_EQ(probe->header->tensor_stats.size(), names);
+  }
 }

@@ -57,11 +57,24 @@ def link(src: Path, dst: Path) -> Path:
     return dst
 
 
+def patch_header_size(data: bytes) -> int:
+    """Header size of a version 1 (u32 at offset 8) or version 2 (varint at offset 5) patch."""
+    if data[4] == 1:
+        return struct.unpack_from("<I", data, 8)[0]
+    size, shift, at = 0, 0, 5
+    while True:
+        size |= (data[at] & 0x7F) << shift
+        shift += 7
+        at += 1
+        if not data[at - 1] & 0x80:
+            return size
+
+
 def reseal(header_and_body: bytes, edit) -> bytes:
     """Applies edit(bytearray header) to an unsigned patch's header and recomputes its check
     bytes, so the header stays well-formed and only the edited field is wrong."""
     data = bytearray(header_and_body)
-    (header_size,) = struct.unpack_from("<I", data, 8)
+    header_size = patch_header_size(data)
     header = bytearray(data[:header_size])
     edit(header)
     header[-4:] = hashlib.sha256(bytes(header[:-4])).digest()[:4]

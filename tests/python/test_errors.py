@@ -8,7 +8,7 @@ import struct
 import pytest
 
 import mallorn
-from conftest import reseal
+from conftest import reseal, sha256
 
 
 @pytest.fixture
@@ -57,7 +57,9 @@ def test_source_hash_mismatch(made, tmp_path):
 def test_target_hash_mismatch(made, tmp_path):
     old, new, patch = made
     # a well-formed header promising another target: the body decodes, the result does not match
-    lying = reseal(patch.read_bytes(), lambda h: h.__setitem__(64, h[64] ^ 1))
+    data = patch.read_bytes()
+    at = data.index(sha256(new))  # the target hash, wherever the header version puts it
+    lying = reseal(data, lambda h: h.__setitem__(at, h[at] ^ 1))
     before = sorted(os.listdir(tmp_path))
     with pytest.raises(mallorn.TargetHashMismatch) as e:
         mallorn.apply_patch(old, lying, tmp_path / "out")
@@ -131,7 +133,7 @@ def test_io_error(made, tmp_path):
 
 def test_unsupported_version(made, tmp_path):
     old, new, patch = made
-    future = reseal(patch.read_bytes(), lambda h: h.__setitem__(4, 2))
+    future = reseal(patch.read_bytes(), lambda h: h.__setitem__(4, 3))
     with pytest.raises(mallorn.UnsupportedVersion):
         mallorn.patch_info(future)
     with pytest.raises(mallorn.UnsupportedVersion):

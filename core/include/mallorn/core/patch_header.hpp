@@ -16,7 +16,14 @@
 namespace mallorn::core {
 
 inline constexpr std::array<std::uint8_t, 4> patch_magic{'M', 'L', 'R', 'N'};
+// Version 1: fixed-width fields (176 bytes before the stats). Still written for the mcu profile,
+// whose C99 applier (mallorn_lite) reads only this form.
 inline constexpr std::uint8_t container_version = 1;
+// Version 2: the compact form (varints, no timestamp) written by the standard-profile differ, so
+// that tiny patches are not dominated by their header. Same hashes, check and signature.
+inline constexpr std::uint8_t compact_container_version = 2;
+// v1's fixed part; reading this many bytes (or the whole patch if shorter) always reveals the
+// header size, in either version.
 inline constexpr std::size_t header_fixed_size = 176;
 inline constexpr std::size_t header_check_size = 4;  // truncated SHA-256 of the header before it
 inline constexpr std::size_t max_header_size = 1u << 20;
@@ -65,7 +72,7 @@ struct patch_header {
   sha256_digest source_sha256{};
   sha256_digest target_sha256{};
   std::uint64_t target_version = 0;  // monotonically increasing; agents refuse to go backwards
-  std::uint64_t created_at = 0;      // unix seconds; 0 = unknown
+  std::uint64_t created_at = 0;      // unix seconds; 0 = unknown (version 2 stores it only when set)
   std::uint64_t body_size = 0;
   sha256_digest body_sha256{};
   std::uint32_t tensors_modified = 0;
@@ -92,7 +99,7 @@ struct header_probe {
 };
 // Parses the header at the start of `bytes`. With too few bytes it returns a probe without a
 // header (header_size tells how many are needed once known). Malformed -> invalid_patch;
-// unknown container version -> unsupported_version.
+// unknown container version -> unsupported_version. Reads versions 1 and 2.
 result<header_probe> parse_header(std::span<const std::uint8_t> bytes);
 
 // Adds/replaces the signature.

@@ -17,8 +17,9 @@ struct diff_options {
   int level = 3;          // zstd level 1..22
   bool neural = false;    // also try byte-planed (ZipNN-style) encodings of weights
   bool tensor_aware = true;  // false: generic binary delta of the whole file only
+  unsigned threads = 0;   // worker threads for independent tensor chunks (0 = every core); output is the same for any value
   std::uint64_t target_version = 0;
-  std::uint64_t created_at = 0;  // 0 = now
+  std::uint64_t created_at = 0;  // unix seconds written to the header; 0 = none (compact header)
   std::optional<core::ed25519_private_key> signing_key;
   core::progress_fn progress;    // (target bytes planned, target size)
 };
