@@ -29,6 +29,7 @@ struct candidate {
   std::uint8_t elem_width;
   tensor_encoding encoding;
   std::uint64_t quant_row = 0;  // re-quantization: elements per parameter group (0 = whole chunk)
+  bool with_ref = true;         // false: context_ref coding the new bytes alone
 };
 
 std::uint8_t elem_width_of(const tensor_info& t) {
@@ -58,6 +59,7 @@ std::vector<candidate> candidates_for(const tensor_info& t, const tensor_info* s
   };
   if (s && s->size == t.size) {
     both(body::transform::xor_ref, tensor_encoding::xor_delta, 1);
+    if (neural) out.push_back({body::transform::context_ref, 1, ew, tensor_encoding::xor_delta});
     if (ew > 1 || t.type == dtype::i8 || t.type == dtype::u8) both(body::transform::sub_ref, tensor_encoding::sub_delta, ew);
     out.push_back({body::transform::prefix, 1, 1, tensor_encoding::ref_delta});
   } else if (s) {
@@ -72,6 +74,7 @@ std::vector<candidate> candidates_for(const tensor_info& t, const tensor_info* s
     if (s->size <= body::max_reference) out.push_back({body::transform::prefix, 1, 1, tensor_encoding::ref_delta});
   }
   both(body::transform::raw, tensor_encoding::literal, 1);
+  if (neural) out.push_back({body::transform::context_ref, 1, ew, tensor_encoding::literal, 0, false});
   return out;
 }
 
@@ -81,6 +84,7 @@ body::segment reference_for(body::transform tf, const tensor_info& s, std::uint6
     case body::transform::raw:
     case body::transform::approx: return {0, 0};  // approx is used for the gap stream only
     case body::transform::xor_ref:
+    case body::transform::context_ref:
     case body::transform::sub_ref: return {s.offset + chunk_off, chunk_len};
     case body::transform::cast_f32_f16:
     case body::transform::cast_f32_bf16: return {s.offset + chunk_off * 2, chunk_len * 2};
@@ -233,19 +237,28 @@ class tensor_planner {
     for (std::uint64_t off = 0; off < t.size; off += chunk) {
       std::uint64_t len = std::min(chunk, t.size - off);
       bytes piece = tb.subspan(off, len);
-      encoded_frame best;
-      std::optional<candidate> best_c;
+      // zstd candidates are compared at a fast level and only the winner is redone at the asked
+      // level; context-coded candidates have no level, so the best of them competes as it is.
+      encoded_frame best, best_ctx;
+      std::optional<candidate> best_c, best_ctx_c;
       int trial_level = std::min(opts_.level, 3);
       for (const auto& c : cands) {
-        auto f = encode_frame(c, piece, s ? reference_for(c.tf, *s, off, len) : body::segment{}, old_, trial_level, off);
+        auto f = encode_frame(c, piece, s && c.with_ref ? reference_for(c.tf, *s, off, len) : body::segment{}, old_, trial_level, off);
         if (f.payload.empty()) continue;
-        if (!best_c || f.payload.size() < best.payload.size()) {
-          best = std::move(f);
-          best_c = c;
+        bool ctx = c.tf == body::transform::context_ref;
+        auto& slot = ctx ? best_ctx : best;
+        auto& slot_c = ctx ? best_ctx_c : best_c;
+        if (!slot_c || f.payload.size() < slot.payload.size()) {
+          slot = std::move(f);
+          slot_c = c;
         }
       }
-      if (opts_.level > trial_level)
-        best = encode_frame(*best_c, piece, s ? reference_for(best_c->tf, *s, off, len) : body::segment{}, old_, opts_.level, off);
+      if (best_c && opts_.level > trial_level)
+        best = encode_frame(*best_c, piece, s && best_c->with_ref ? reference_for(best_c->tf, *s, off, len) : body::segment{}, old_, opts_.level, off);
+      if (best_ctx_c && (!best_c || best_ctx.payload.size() < best.payload.size())) {
+        best = std::move(best_ctx);
+        best_c = best_ctx_c;
+      }
       stat.encoding = best_c->encoding;
       stat.patch_bytes += best.payload.size();
       p_.ops.push_back({body::op_kind::tensor, t.offset + off, len, 0, p_.tensor_frames.size()});
