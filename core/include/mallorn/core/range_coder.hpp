@@ -21,12 +21,14 @@ class range_encoder {
       low_ += bound;
       range_ -= bound;
     }
-    while (range_ < (1u << 24)) {
-      range_ <<= 8;
-      shift_low();
-    }
+    normalize();
   }
-  void direct(unsigned b) { encode(range_ >> 1, b); }
+  // An equiprobable bit, as LZMA codes them: the range halves whatever the bit.
+  void direct(unsigned b) {
+    range_ >>= 1;
+    if (b) low_ += range_;
+    normalize();
+  }
   // The coded bytes, minus the leading byte every LZMA-style stream starts with (always 0). After
   // the last byte a decoder has read exactly these bytes and its `code` is 0.
   std::vector<std::uint8_t> finish() {
@@ -36,6 +38,12 @@ class range_encoder {
   }
 
  private:
+  void normalize() {
+    while (range_ < (1u << 24)) {
+      range_ <<= 8;
+      shift_low();
+    }
+  }
   void shift_low() {
     if (static_cast<std::uint32_t>(low_) < 0xFF000000u || (low_ >> 32) != 0) {
       auto carry = static_cast<std::uint8_t>(low_ >> 32);
@@ -75,18 +83,27 @@ class range_decoder {
       range_ -= bound;
       b = 1;
     }
-    while (range_ < (1u << 24)) {
-      range_ <<= 8;
-      code_ = code_ << 8 | next();
-    }
+    normalize();
     return b;
   }
-  unsigned direct() { return decode(range_ >> 1); }
+  unsigned direct() {
+    range_ >>= 1;
+    unsigned b = code_ >= range_;
+    if (b) code_ -= range_;
+    normalize();
+    return b;
+  }
   // True when every input byte was read, none was invented, and the final code is 0 (what the
   // encoder's flush guarantees): any other ending means the stream was damaged.
   bool finished_cleanly() const { return !overrun_ && p_ == end_ && code_ == 0; }
 
  private:
+  void normalize() {
+    while (range_ < (1u << 24)) {
+      range_ <<= 8;
+      code_ = code_ << 8 | next();
+    }
+  }
   std::uint8_t next() {
     if (p_ == end_) {
       overrun_ = true;
