@@ -50,7 +50,7 @@ std::optional<body::transform> cast_between(const tensor_info& from, const tenso
 }
 
 // Candidate encodings for a target tensor given its matched source tensor (if any).
-std::vector<candidate> candidates_for(const tensor_info& t, const tensor_info* s, bool neural) {
+std::vector<candidate> candidates_for(const tensor_info& t, const tensor_info* s, bool neural, int level) {
   std::vector<candidate> out;
   std::uint8_t pw = plane_width_of(t), ew = elem_width_of(t);
   auto both = [&](body::transform tf, tensor_encoding e, std::uint8_t w) {
@@ -75,6 +75,9 @@ std::vector<candidate> candidates_for(const tensor_info& t, const tensor_info* s
   }
   both(body::transform::raw, tensor_encoding::literal, 1);
   if (neural) out.push_back({body::transform::context_ref, 1, ew, tensor_encoding::literal, 0, false});
+  // LZMA2 with the old tensor as dictionary: slow to encode, so only at the server's high levels.
+  if (level >= 19) out.push_back({body::transform::lzma, 1, 1, s ? tensor_encoding::ref_delta : tensor_encoding::literal,
+                                  0, s && s->size <= body::max_reference});
   return out;
 }
 
@@ -92,6 +95,7 @@ body::segment reference_for(body::transform tf, const tensor_info& s, std::uint6
     case body::transform::cast_bf16_f32: return {s.offset + chunk_off / 2, chunk_len / 2};
     case body::transform::quant_f32_i8:
     case body::transform::quant_f32_u8: return {s.offset + chunk_off * 4, chunk_len * 4};
+    case body::transform::lzma:
     case body::transform::prefix: {
       // Whole old tensor when it fits, else the window around the same relative position.
       std::uint64_t len = std::min<std::uint64_t>(s.size, body::max_reference);
@@ -230,7 +234,7 @@ class tensor_planner {
       add_gap(t.offset, t.offset + t.size);
       return;
     }
-    auto cands = candidates_for(t, s, opts_.neural);
+    auto cands = candidates_for(t, s, opts_.neural, opts_.level);
     std::uint64_t align = 8ull * plane_width_of(t);
     std::uint64_t chunk = body::max_chunk / align * align;
     core::tensor_stat stat{t.name, tensor_encoding::literal, t.size, 0};
@@ -238,14 +242,14 @@ class tensor_planner {
       std::uint64_t len = std::min(chunk, t.size - off);
       bytes piece = tb.subspan(off, len);
       // zstd candidates are compared at a fast level and only the winner is redone at the asked
-      // level; context-coded candidates have no level, so the best of them competes as it is.
+      // level; context-coded and LZMA candidates have no level, so the best of them competes as it is.
       encoded_frame best, best_ctx;
       std::optional<candidate> best_c, best_ctx_c;
       int trial_level = std::min(opts_.level, 3);
       for (const auto& c : cands) {
         auto f = encode_frame(c, piece, s && c.with_ref ? reference_for(c.tf, *s, off, len) : body::segment{}, old_, trial_level, off);
         if (f.payload.empty()) continue;
-        bool ctx = c.tf == body::transform::context_ref;
+        bool ctx = c.tf == body::transform::context_ref || c.tf == body::transform::lzma;
         auto& slot = ctx ? best_ctx : best;
         auto& slot_c = ctx ? best_ctx_c : best_c;
         if (!slot_c || f.payload.size() < slot.payload.size()) {
