@@ -66,6 +66,7 @@ def main():
                     help="decode-speed probe (tests/bench/codec_bench.cpp)")
     ap.add_argument("--quick", action="store_true", help="only ../shared/models (no npm pairs)")
     ap.add_argument("--only", default="", help="substring filter on pair names")
+    ap.add_argument("--skip", default="", help="skip pairs whose name contains this")
     ap.add_argument("--bsdiff-max-mb", type=float, default=30)
     ap.add_argument("--json", type=Path, help="write the rows here")
     a = ap.parse_args()
@@ -75,7 +76,7 @@ def main():
     with tempfile.TemporaryDirectory() as td:
         tmp = Path(td)
         for name, old, new in pairs([SHARED] + ([] if a.quick else [CACHE])):
-            if a.only and a.only not in name:
+            if (a.only and a.only not in name) or (a.skip and a.skip in name):
                 continue
             peers = peer_sizes(old, new, tmp, cache, a.bsdiff_max_mb * 1e6)
             cache_file.write_text(json.dumps(cache, indent=1))
