@@ -2,6 +2,8 @@
 # Installs the Debian 12 packages Mallorn needs to build, test and benchmark, if any is missing.
 # Shared by run.sh, test.sh and bench.sh; does nothing (and needs no root) when all are present.
 set -euo pipefail
+# liblzma-dev: the patch body's `lzma` transform (LZMA2 with the old model as preset dictionary),
+# which packs novel metadata (flatbuffer tables) tighter than zstd.
 # libdivsufsort-dev: suffix arrays for the differ's bsdiff-style matcher (formats/CMakeLists.txt).
 # libboost-dev (Beast/Asio), libsqlite3-dev, libsystemd-dev (sd_notify): mallornd. curl, openssl:
 # the server's integration tests drive it with real curl over HTTP and HTTPS. systemd: only for
@@ -15,7 +17,7 @@ set -euo pipefail
 # scripts/test-packages.sh: dpkg-buildpackage with debhelper's cmake and python3 support, man pages
 # from --help, lintian, and bash-completion's loader to test the installed completion). clang-14,
 # libclang-rt-14-dev: the libFuzzer targets (scripts/fuzz.sh) need clang and its fuzzer/ASan runtime.
-packages=(build-essential cmake pkg-config git ca-certificates libzstd-dev zstd libssl-dev
+packages=(build-essential cmake pkg-config git ca-certificates libzstd-dev zstd libssl-dev liblzma-dev
           nlohmann-json3-dev libspdlog-dev libdivsufsort-dev libgtest-dev googletest python3
           xdelta3 bsdiff time libboost-dev libsqlite3-dev libsystemd-dev curl openssl systemd
           pybind11-dev python3-dev python3-pytest python3-venv mypy

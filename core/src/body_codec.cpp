@@ -5,6 +5,8 @@
 #include "float_cast.hpp"
 #include "mallorn/core/body_format.hpp"
 #include "mallorn/core/bytes.hpp"
+#include "lzma_codec.hpp"
+#include "plane_coder.hpp"
 #include "zstd_codec.hpp"
 
 namespace mallorn::core::body {
@@ -193,6 +195,8 @@ result<void> check_data_frame(const data_frame& f, std::uint64_t source_size) {
     case transform::quant_f32_i8: case transform::quant_f32_u8:
       ok = ref_len == 4 * f.out_len && f.plane_width == 1; break;
     case transform::approx: ok = f.plane_width == 1; break;
+    case transform::lzma: ok = f.plane_width == 1; break;
+    case transform::context_ref: ok = (ref_len == f.out_len || ref_len == 0) && f.plane_width == 1; break;
   }
   if (!ok) return bad("reference length does not fit the transform");
   return {};
@@ -201,6 +205,8 @@ result<void> check_data_frame(const data_frame& f, std::uint64_t source_size) {
 std::vector<std::uint8_t> encode_payload(const data_frame& f, std::span<const std::uint8_t> target,
                                          std::span<const std::uint8_t> ref, int level, std::span<const quant_group> quant) {
   if (f.tf == transform::prefix) return detail::zstd_compress(target, ref, level);
+  if (f.tf == transform::context_ref) return detail::context_encode_best(target, ref, f.elem_width);
+  if (f.tf == transform::lzma) return detail::lzma_compress(target, ref);
   if (is_quant(f.tf)) {
     if (quant.empty() || target.size() % quant.size()) return {};  // no parameters: not encodable
     std::vector<std::uint8_t> pred, residual, out;
@@ -235,6 +241,8 @@ result<void> decode_payload(const data_frame& f, std::span<const std::uint8_t> r
   out.resize(f.out_len);
   if (f.tf == transform::prefix) return detail::zstd_decompress(f.payload, ref, out);
   if (f.tf == transform::approx) return decode_approx(f, ref, out);
+  if (f.tf == transform::context_ref) return detail::context_decode(f.payload, ref, f.elem_width, out);
+  if (f.tf == transform::lzma) return detail::lzma_decompress(f.payload, ref, out);
   if (is_quant(f.tf)) {
     byte_cursor c(f.payload);
     auto count = c.varint();

@@ -78,6 +78,7 @@ std::vector<gap_chunk> cut_gap_stream(const plan& p, bytes new_file) {
 // The approximate matcher costs a suffix array of the reference and a scan: worth it when asking for
 // a smaller patch (level >= 9), not at the fast default.
 constexpr int approx_min_level = 9;
+constexpr int lzma_min_level = 19;
 
 // Gap bytes are metadata: either zstd against the reference (exact matches) or bsdiff-style
 // approximate matches (numbers that shifted slightly), whichever is smaller.
@@ -98,6 +99,17 @@ void compress_gap_chunk(gap_chunk& c, bytes old_file, const model_layout& ol, st
     if (!approx.empty() && approx.size() < c.frame.payload.size()) {
       m.tf = body::transform::approx;
       c.frame.payload = std::move(approx);
+    }
+  }
+  // LZMA2 (literal contexts, rep-matches, optimal parsing) beats zstd on novel structured metadata
+  // but costs seconds per chunk with a 16 MiB dictionary: only at the server's high levels.
+  if (level >= lzma_min_level) {
+    body::data_frame lz = m;
+    lz.tf = body::transform::lzma;
+    auto packed = body::encode_payload(lz, c.bytes, ref.bytes_view, level);
+    if (!packed.empty() && packed.size() < c.frame.payload.size()) {
+      m.tf = body::transform::lzma;
+      c.frame.payload = std::move(packed);
     }
   }
   m.payload = c.frame.payload;

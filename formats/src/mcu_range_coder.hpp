@@ -1,9 +1,12 @@
 // Internal: the encoder half of the mcu body's adaptive binary range coder. The exact mirror of
 // firmware/src/ml_rc.h (same probability width, shift and normalisation), so the constants
-// below must change together with it.
+// below must change together with it. The range arithmetic itself is core::range_encoder, shared
+// with the standard profile's context coder.
 #pragma once
 #include <cstdint>
 #include <vector>
+
+#include "mallorn/core/range_coder.hpp"
 
 namespace mallorn::formats::detail {
 
@@ -14,55 +17,16 @@ inline constexpr unsigned mcu_prob_shift = 4;
 class mcu_range_encoder {
  public:
   void bit(std::uint16_t& p, unsigned b) {
-    std::uint32_t bound = (range_ >> mcu_prob_bits) * p;
-    if (b == 0) {
-      range_ = bound;
-      p = static_cast<std::uint16_t>(p + (((1u << mcu_prob_bits) - p) >> mcu_prob_shift));
-    } else {
-      low_ += bound;
-      range_ -= bound;
-      p = static_cast<std::uint16_t>(p - (p >> mcu_prob_shift));
-    }
-    normalize();
+    rc_.encode((rc_.range() >> mcu_prob_bits) * p, b);
+    if (b == 0) p = static_cast<std::uint16_t>(p + (((1u << mcu_prob_bits) - p) >> mcu_prob_shift));
+    else p = static_cast<std::uint16_t>(p - (p >> mcu_prob_shift));
   }
-  void direct(unsigned b) {
-    range_ >>= 1;
-    if (b) low_ += range_;
-    normalize();
-  }
+  void direct(unsigned b) { rc_.direct(b); }
   // The coded bytes, minus the leading byte every LZMA-style stream starts with (always 0).
-  std::vector<std::uint8_t> finish() {
-    for (int i = 0; i < 5; ++i) shift_low();
-    out_.erase(out_.begin());
-    return std::move(out_);
-  }
+  std::vector<std::uint8_t> finish() { return rc_.finish(); }
 
  private:
-  void normalize() {
-    if (range_ < (1u << 24)) {
-      range_ <<= 8;
-      shift_low();
-    }
-  }
-  void shift_low() {
-    if (static_cast<std::uint32_t>(low_) < 0xFF000000u || (low_ >> 32) != 0) {
-      auto carry = static_cast<std::uint8_t>(low_ >> 32);
-      std::uint8_t temp = cache_;
-      do {
-        out_.push_back(static_cast<std::uint8_t>(temp + carry));
-        temp = 0xFF;
-      } while (--cache_size_ != 0);
-      cache_ = static_cast<std::uint8_t>(low_ >> 24);
-    }
-    ++cache_size_;
-    low_ = (low_ & 0x00FFFFFFu) << 8;
-  }
-
-  std::uint64_t low_ = 0;
-  std::uint32_t range_ = 0xFFFFFFFFu;
-  std::uint8_t cache_ = 0;
-  std::uint64_t cache_size_ = 1;
-  std::vector<std::uint8_t> out_;
+  core::range_encoder rc_;
 };
 
 }  // namespace mallorn::formats::detail

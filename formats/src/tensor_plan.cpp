@@ -51,6 +51,7 @@ struct candidate {
   std::uint8_t elem_width;
   tensor_encoding encoding;
   std::uint64_t quant_row = 0;  // re-quantization: elements per parameter group (0 = whole chunk)
+  bool with_ref = true;         // false: context_ref coding the new bytes alone
 };
 
 std::uint8_t elem_width_of(const tensor_info& t) {
@@ -71,7 +72,7 @@ std::optional<body::transform> cast_between(const tensor_info& from, const tenso
 }
 
 // Candidate encodings for a target tensor given its matched source tensor (if any).
-std::vector<candidate> candidates_for(const tensor_info& t, const tensor_info* s, bool neural) {
+std::vector<candidate> candidates_for(const tensor_info& t, const tensor_info* s, bool neural, int level) {
   std::vector<candidate> out;
   std::uint8_t pw = plane_width_of(t), ew = elem_width_of(t);
   auto both = [&](body::transform tf, tensor_encoding e, std::uint8_t w) {
@@ -80,6 +81,7 @@ std::vector<candidate> candidates_for(const tensor_info& t, const tensor_info* s
   };
   if (s && s->size == t.size) {
     both(body::transform::xor_ref, tensor_encoding::xor_delta, 1);
+    if (neural) out.push_back({body::transform::context_ref, 1, ew, tensor_encoding::xor_delta});
     if (ew > 1 || t.type == dtype::i8 || t.type == dtype::u8) both(body::transform::sub_ref, tensor_encoding::sub_delta, ew);
     out.push_back({body::transform::prefix, 1, 1, tensor_encoding::ref_delta});
   } else if (s) {
@@ -94,6 +96,10 @@ std::vector<candidate> candidates_for(const tensor_info& t, const tensor_info* s
     if (s->size <= body::max_reference) out.push_back({body::transform::prefix, 1, 1, tensor_encoding::ref_delta});
   }
   both(body::transform::raw, tensor_encoding::literal, 1);
+  if (neural) out.push_back({body::transform::context_ref, 1, ew, tensor_encoding::literal, 0, false});
+  // LZMA2 with the old tensor as dictionary: slow to encode, so only at the server's high levels.
+  if (level >= 19) out.push_back({body::transform::lzma, 1, 1, s ? tensor_encoding::ref_delta : tensor_encoding::literal,
+                                  0, s && s->size <= body::max_reference});
   return out;
 }
 
@@ -103,6 +109,7 @@ body::segment reference_for(body::transform tf, const tensor_info& s, std::uint6
     case body::transform::raw:
     case body::transform::approx: return {0, 0};  // approx is used for the gap stream only
     case body::transform::xor_ref:
+    case body::transform::context_ref:
     case body::transform::sub_ref: return {s.offset + chunk_off, chunk_len};
     case body::transform::cast_f32_f16:
     case body::transform::cast_f32_bf16: return {s.offset + chunk_off * 2, chunk_len * 2};
@@ -110,6 +117,7 @@ body::segment reference_for(body::transform tf, const tensor_info& s, std::uint6
     case body::transform::cast_bf16_f32: return {s.offset + chunk_off / 2, chunk_len / 2};
     case body::transform::quant_f32_i8:
     case body::transform::quant_f32_u8: return {s.offset + chunk_off * 4, chunk_len * 4};
+    case body::transform::lzma:
     case body::transform::prefix: {
       // Whole old tensor when it fits, else the window around the same relative position.
       std::uint64_t len = std::min<std::uint64_t>(s.size, body::max_reference);
@@ -287,20 +295,32 @@ void encode_tensor_job(plan& p, std::size_t job, bytes old_file, const model_lay
   const auto& t = new_layout.tensors[j.tensor];
   const tensor_info* s = j.source;
   bytes piece = new_file.subspan(t.offset + j.offset, j.length);
-  auto cands = candidates_for(t, s, opts.neural);
-  encoded_frame best;
-  std::optional<candidate> best_c;
+  auto cands = candidates_for(t, s, opts.neural, opts.level);
+  // zstd candidates are compared at a fast level and only the winner is redone at the asked level;
+  // context-coded and LZMA candidates have no level, so the best of them competes as it is.
+  encoded_frame best, best_ctx;
+  std::optional<candidate> best_c, best_ctx_c;
   int trial_level = std::min(opts.level, 3);
-  auto ref_of = [&](const candidate& c) { return s ? reference_for(c.tf, *s, j.offset, j.length) : body::segment{}; };
+  auto ref_of = [&](const candidate& c) {
+    return s && c.with_ref ? reference_for(c.tf, *s, j.offset, j.length) : body::segment{};
+  };
   for (const auto& c : cands) {
     auto f = encode_frame(c, piece, ref_of(c), old_file, trial_level, j.offset);
     if (f.payload.empty()) continue;
-    if (!best_c || f.payload.size() < best.payload.size()) {
-      best = std::move(f);
-      best_c = c;
+    const bool ctx = c.tf == body::transform::context_ref || c.tf == body::transform::lzma;
+    auto& slot = ctx ? best_ctx : best;
+    auto& slot_c = ctx ? best_ctx_c : best_c;
+    if (!slot_c || f.payload.size() < slot.payload.size()) {
+      slot = std::move(f);
+      slot_c = c;
     }
   }
-  if (opts.level > trial_level) best = encode_frame(*best_c, piece, ref_of(*best_c), old_file, opts.level, j.offset);
+  if (best_c && opts.level > trial_level)
+    best = encode_frame(*best_c, piece, ref_of(*best_c), old_file, opts.level, j.offset);
+  if (best_ctx_c && (!best_c || best_ctx.payload.size() < best.payload.size())) {
+    best = std::move(best_ctx);
+    best_c = best_ctx_c;
+  }
   best.payload.shrink_to_fit();  // kept until the body is written: the patch's size, not the compressor's bound
   auto& slot = p.tensor_frames[j.frame];
   slot = std::move(best);

@@ -56,6 +56,8 @@ TEST(DataFrame, EveryTransformRoundTrips) {
       {body::transform::sub_ref, 4096, 4096, 1, 8}, {body::transform::cast_f32_f16, 2048, 4096, 2, 1},
       {body::transform::cast_f32_bf16, 2048, 4096, 1, 1}, {body::transform::cast_f16_f32, 4096, 2048, 4, 1},
       {body::transform::cast_bf16_f32, 4096, 2048, 1, 1},
+      {body::transform::context_ref, 4096, 4096, 1, 4}, {body::transform::context_ref, 4097, 0, 1, 2},
+      {body::transform::lzma, 4096, 8192, 1, 1}, {body::transform::lzma, 4096, 0, 1, 1},
   };
   for (const auto& c : cases) {
     auto target = random_bytes(c.out, 1);
@@ -73,6 +75,45 @@ TEST(DataFrame, EveryTransformRoundTrips) {
     ASSERT_TRUE(body::decode_payload(f, ref, out).ok()) << int(c.tf);
     EXPECT_EQ(out, target) << int(c.tf);
   }
+}
+
+// LZMA frames: the reference works as a dictionary (a target made of reference pieces costs little),
+// and damaged or truncated payloads are refused, never overrun.
+TEST(DataFrame, LzmaUsesTheReferenceAndRefusesDamage) {
+  auto ref = random_bytes(64 << 10, 8);
+  bytes_t target(ref.begin() + 1000, ref.begin() + 41000);
+  auto extra = random_bytes(500, 9);
+  target.insert(target.begin() + 20000, extra.begin(), extra.end());
+  body::data_frame f;
+  f.tf = body::transform::lzma;
+  f.out_len = target.size();
+  f.reference.push_back({0, ref.size()});
+  ASSERT_TRUE(body::check_data_frame(f, ref.size()).ok());
+  auto payload = body::encode_payload(f, target, ref, 19);
+  EXPECT_LT(payload.size(), 1000u) << "40 KB found in the dictionary plus 500 new bytes";
+  f.payload = payload;
+  bytes_t out;
+  ASSERT_TRUE(body::decode_payload(f, ref, out).ok());
+  EXPECT_EQ(out, target);
+  std::mt19937 rng(3);
+  int refused = 0;
+  for (int k = 0; k < 200; ++k) {
+    auto damaged = payload;
+    damaged[rng() % damaged.size()] ^= static_cast<std::uint8_t>(1 + rng() % 255);
+    f.payload = damaged;
+    auto r = body::decode_payload(f, ref, out);
+    EXPECT_EQ(out.size(), target.size());
+    refused += !r.ok();
+  }
+  EXPECT_GT(refused, 150) << "most damage shows as a broken LZMA2 stream";
+  for (std::size_t cut : {std::size_t{0}, std::size_t{1}, payload.size() / 2, payload.size() - 1}) {
+    f.payload = std::span<const std::uint8_t>(payload).first(cut);
+    EXPECT_FALSE(body::decode_payload(f, ref, out).ok()) << cut;
+  }
+  bytes_t longer = payload;
+  longer.push_back(0);
+  f.payload = longer;
+  EXPECT_FALSE(body::decode_payload(f, ref, out).ok()) << "trailing bytes";
 }
 
 TEST(DataFrame, ExactCastLeavesAlmostNothing) {

@@ -43,8 +43,10 @@ enum class transform : std::uint8_t {
   quant_f32_i8 = 8,  // output = clamp(round(fma(ref, a_g, b_g))) + residual, int8  (ref_len == 4*out_len)
   quant_f32_u8 = 9,  // the same for uint8; a_g, b_g per group of out_len/G elements (re-quantization)
   approx = 10,       // bsdiff-style: approximate matches in the reference + byte differences + extra bytes
+  context_ref = 11,  // each byte plane range-coded with contexts from the reference (ref_len == out_len or 0)
+  lzma = 12,         // raw LZMA2 with the reference as preset dictionary (any ref_len)
 };
-inline constexpr std::uint8_t max_transform = 10;
+inline constexpr std::uint8_t max_transform = 12;
 
 // One bsdiff control triple: `add` bytes of reference+difference, `extra` literal bytes, then the
 // reference position moves by `seek`.
