@@ -85,7 +85,7 @@ core::result<std::uint64_t> keyring_trust::accept(std::span<const std::uint8_t> 
 core::result<std::uint64_t> keyring_trust::refresh(http_client& client, std::uint64_t now) const {
   std::vector<std::uint8_t> body;
   bool too_big = false;
-  auto reply = client.get("/keyring?format=binary", {}, [&](unsigned, std::span<const std::uint8_t> bytes) -> core::result<void> {
+  auto reply = client.get("/keyring?format=binary", {}, [&](const http_reply&, std::span<const std::uint8_t> bytes) -> core::result<void> {
     if (body.size() + bytes.size() > core::max_keyring_size) {
       too_big = true;
       return core::make_error(core::errc::invalid_argument, "GET /keyring: larger than the keyring limit");
