@@ -142,7 +142,8 @@ cycle_result updater::check(journal& j) {
     next.from_version = doc["current_version"].is_string() ? doc["current_version"].get<std::string>() : "unknown";
     next.to_version = doc.at("target_version").get<std::string>();
     next.target_sha256 = doc.at("target_sha256").get<std::string>();
-    next.target_rank = doc.value("target_rank", std::uint64_t{0});
+    // The stable release number (servers before it only send target_rank, which now equals it).
+    next.target_rank = doc.value("target_number", doc.value("target_rank", std::uint64_t{0}));
     next.full_url = doc.at("full_url").get<std::string>();
     next.full_size = doc.value("full_size", std::uint64_t{0});
     if (doc["patch_url"].is_string()) {

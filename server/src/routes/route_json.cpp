@@ -1,5 +1,8 @@
 #include "route_json.hpp"
 
+#include <spdlog/spdlog.h>
+#include <sys/statvfs.h>
+
 #include "mallorn/core/model_format.hpp"
 
 namespace mallorn::server {
@@ -17,6 +20,19 @@ http_response error_response(unsigned status, const std::string& code, const std
   return json_response(status, {{"error", {{"code", code}, {"message", message}}}});
 }
 
+std::optional<std::uint64_t> free_bytes(const std::filesystem::path& path) {
+  struct statvfs st {};
+  if (::statvfs(path.c_str(), &st) != 0) return std::nullopt;
+  return static_cast<std::uint64_t>(st.f_bavail) * st.f_frsize;
+}
+
+http_response storage_unavailable(const core::error& e) {
+  spdlog::error("index database unavailable: {}", e.what());
+  auto r = error_response(503, "storage_unavailable", "the index database is unavailable; retry later");
+  r.set("Retry-After", "5");
+  return r;
+}
+
 nlohmann::json fingerprint_json(const model_version& v) {
   const auto& fp = v.fingerprint;
   return {{"model", v.model},
@@ -29,6 +45,7 @@ nlohmann::json fingerprint_json(const model_version& v) {
           {"short_id", fp.short_id()},
           {"sha256", v.sha256},
           {"rank", v.rank},
+          {"number", v.number},
           {"url", model_url(v)}};
 }
 
@@ -46,7 +63,8 @@ nlohmann::json patch_json(const patch_row& p) {
           {"signed", p.is_signed},
           {"created", p.created},
           {"hits", p.hits},
-          {"bytes_served", p.bytes_served}};
+          {"bytes_served", p.bytes_served},
+          {"target_number", p.target_number}};
 }
 
 std::string patch_url(const std::string& id) { return "/patch/" + id; }

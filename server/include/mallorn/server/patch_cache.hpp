@@ -48,6 +48,9 @@ struct cache_options {
   bool neural = true;
   std::optional<core::ed25519_private_key> signing_key;
   std::chrono::seconds failure_backoff{60};  // a failed pair is not retried before this
+  // A build needs this much free space beyond the two models' size on the patch directory's disk
+  // (a patch is at most about as large as its target); 0: no check.
+  std::uint64_t min_free = 0;
 };
 
 enum class build_state { ready, queued, running, queue_full, failed };

@@ -75,6 +75,7 @@ struct router_config {
   std::optional<std::string> admin_token;  // nullopt: admin routes answer 403
   std::uint64_t max_body = 1 << 20;        // JSON requests
   std::uint64_t max_upload = 4ull << 30;   // PUT /admin/models
+  std::uint64_t min_free = 64ull << 20;    // uploads leaving less free space on the store's disk: 507
   std::chrono::milliseconds create_patch_wait{10 * 60 * 1000};
   std::function<std::chrono::steady_clock::time_point()> clock = [] { return std::chrono::steady_clock::now(); };
 };
@@ -106,7 +107,7 @@ class router {
   http_response healthz();
   http_response upload_model(const http_request& req, const std::string& model, const std::string& version);
   http_response rescan();
-  http_response devices(const std::string& device_id);
+  http_response devices(const http_request& req, const std::string& device_id);
   static bool is_admin_route(const std::vector<std::string>& segments);
   std::optional<http_response> check_admin(const http_request& req) const;
 
@@ -132,5 +133,10 @@ class router {
 
 // A JSON error body: {"error": {"code": ..., "message": ...}}.
 http_response error_response(unsigned status, const std::string& code, const std::string& message);
+// The index database failed (PostgreSQL down, disk full): 503 + Retry-After, so devices come back
+// later instead of treating it as a hard error; the cause is logged, not sent.
+http_response storage_unavailable(const core::error& e);
+// Bytes available to unprivileged writers on the filesystem holding `path` (nullopt: unknown).
+std::optional<std::uint64_t> free_bytes(const std::filesystem::path& path);
 
 }  // namespace mallorn::server
