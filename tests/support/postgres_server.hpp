@@ -67,10 +67,16 @@ class postgres_server {
   std::string url(const std::string& db = "postgres") const {
     return "postgresql://mallorn@/" + db + "?host=" + socket_.string() + "&port=" + std::to_string(port());
   }
-  // Creates a fresh empty database and returns its URL ("" and error() set on failure).
-  std::string create_database() {
+  // URL of `db` with a password (trust authentication accepts any; for tests that check it is never shown).
+  std::string url_with_password(const std::string& db, const std::string& password) const {
+    return "postgresql://mallorn:" + password + "@/" + db + "?host=" + socket_.string() + "&port=" + std::to_string(port());
+  }
+  // Creates a fresh empty database and returns its URL ("" and error() set on failure); its name
+  // goes to *name_out when given (for psql()).
+  std::string create_database(std::string* name_out = nullptr) {
     static std::atomic<int> counter{0};
     const std::string name = "t" + std::to_string(::getpid()) + "_" + std::to_string(counter++);
+    if (name_out) *name_out = name;
     auto r = psql("postgres", "CREATE DATABASE " + name);
     if (r.exit_code != 0) {
       error_ = "CREATE DATABASE failed: " + r.out;
