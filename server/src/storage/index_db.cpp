@@ -229,6 +229,14 @@ core::result<void> index_db::insert_report(const device_report& r) {
         "VALUES(?,?,?,?,?,?,?,?,?)",
         {r.device_id, r.model, r.from_version, r.to_version, r.state, r.error, i64(r.bytes_downloaded), r.client,
          r.received_at}));
+    // A report without a model continues the device's most recent state (the update it is in).
+    std::string model = r.model;
+    if (model.empty()) {
+      auto last = s.query("SELECT model FROM device_state WHERE device_id=? ORDER BY last_seen DESC, model LIMIT 1",
+                          {r.device_id});
+      if (!last) return last.err();
+      if (!last->empty()) model = last->front().text(0);
+    }
     MALLORN_TRY(s.exec(
         "INSERT INTO device_state(device_id,model,from_version,to_version,state,error,bytes_downloaded,client,"
         "tags_json,last_seen) VALUES(?,?,?,?,?,?,?,?,?,?) ON CONFLICT(device_id, model) DO UPDATE SET "
@@ -236,7 +244,7 @@ core::result<void> index_db::insert_report(const device_report& r) {
         "error=excluded.error, bytes_downloaded=excluded.bytes_downloaded, client=excluded.client, "
         "tags_json=CASE WHEN ?='' THEN device_state.tags_json ELSE excluded.tags_json END, "
         "last_seen=excluded.last_seen",
-        {r.device_id, r.model, r.from_version, r.to_version, r.state, r.error, i64(r.bytes_downloaded), r.client,
+        {r.device_id, model, r.from_version, r.to_version, r.state, r.error, i64(r.bytes_downloaded), r.client,
          r.tags_json.empty() ? std::string("{}") : r.tags_json, r.received_at, r.tags_json}));
     // The device's history beyond its cap (the newest `keep` rows stay).
     return s.exec(
