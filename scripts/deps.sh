@@ -9,7 +9,8 @@ set -euo pipefail
 # (python/); python3-pytest runs its tests, python3-venv the pip-install test, mypy checks its types.
 # gcc-arm-none-eabi, libnewlib-arm-none-eabi, qemu-system-arm: firmware/ cross-built for Cortex-M4
 # and run under qemu in ctest. libpaho-mqttpp-dev, libpaho-mqtt-dev: mallornd's MQTT bridge, the
-# device simulator and the LoRa gateway; mosquitto: the broker their tests spawn.
+# device simulator and the LoRa gateway; mosquitto: the broker their tests spawn. chromium,
+# chromium-driver, python3-selenium: the dashboard's browser test (tests/ui/dashboard_test.py).
 # libpq-dev: mallornd's PostgreSQL index back-end (--database postgresql://...); postgresql: the
 # private server (initdb + pg_ctl) the storage tests run the shared suite against.
 packages=(build-essential cmake pkg-config git ca-certificates libzstd-dev zstd libssl-dev
@@ -17,7 +18,8 @@ packages=(build-essential cmake pkg-config git ca-certificates libzstd-dev zstd 
           xdelta3 bsdiff time libboost-dev libsqlite3-dev libsystemd-dev curl openssl systemd
           pybind11-dev python3-dev python3-pytest python3-venv mypy
           gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
-          libpaho-mqttpp-dev libpaho-mqtt-dev mosquitto libpq-dev postgresql)
+          libpaho-mqttpp-dev libpaho-mqtt-dev mosquitto libpq-dev postgresql
+          chromium chromium-driver python3-selenium)
 if ! command -v dpkg >/dev/null 2>&1; then
   echo "deps.sh: not a Debian-like system; make sure these are installed: ${packages[*]}" >&2
   exit 0

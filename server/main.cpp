@@ -23,6 +23,7 @@
 #include "mallorn/server/mqtt_bridge.hpp"
 #include "mallorn/server/patch_cache.hpp"
 #include "mallorn/server/router.hpp"
+#include "mallorn/server/ui_files.hpp"
 
 #ifdef MALLORN_HAVE_SYSTEMD
 #include <systemd/sd-daemon.h>
@@ -141,6 +142,13 @@ int main(int argc, char** argv) {
   rcfg.max_body = cfg.max_body;
   rcfg.max_upload = cfg.max_upload;
   rcfg.min_free = cfg.min_free;
+  if (cfg.ui) {
+    auto ui = server::ui_files::load(cfg.ui_dir.empty() ? server::ui_files::default_dir() : cfg.ui_dir);
+    if (!ui) return fail(ui.err().what() + " (start with --ui-dir DIR, or --no-ui)");
+    rcfg.ui = *ui;
+    rcfg.ui_demo = cfg.ui_demo;
+    if (cfg.ui_demo) spdlog::warn("dashboard demo mode: device and build views are readable without a token");
+  }
   server::router routes(rcfg, store, cache, **db, stats, limiter);
 
   server::http_options hopts;

@@ -477,8 +477,8 @@ TYPED_TEST(StorageSuite, DeviceStatePagesAndPrunes) {
   }
   // Per-device history cap (3) applied on insert.
   for (int i = 0; i < 10; ++i) ASSERT_TRUE(db->insert_report(report("busy", "downloading", 2000 + i)));
-  EXPECT_EQ(db->report_history("busy", 100)->size(), 3u);
-  EXPECT_EQ(db->report_history("busy", 100)->front().received_at, 2009);
+  EXPECT_EQ(db->device_history("busy", 100)->size(), 3u);
+  EXPECT_EQ(db->device_history("busy", 100)->front().received_at, 2009);
   // Retention (100 s) drops everything older than now - 100.
   auto pruned = db->prune_reports(2105);
   ASSERT_TRUE(pruned) << pruned.err().what();

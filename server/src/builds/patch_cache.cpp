@@ -171,6 +171,7 @@ void patch_cache::worker() {
       job = std::move(queue_.front());
       queue_.pop_front();
       in_flight_[job.key] = build_state::running;
+      running_[job.key] = job;
     }
     spdlog::info("build {}: {} -> {} started", job.source.model, job.source.version, job.target.version);
     const auto started = std::chrono::steady_clock::now();
@@ -196,7 +197,8 @@ void patch_cache::worker() {
       } else {
         spdlog::error("build {}: {} -> {} failed after {:.2f} s: {}", job.source.model, job.source.version,
                       job.target.version, seconds, row.err().what());
-        failures_[job.key] = {row.err().what(), std::chrono::steady_clock::now()};
+        failures_[job.key] = {row.err().what(), std::chrono::steady_clock::now(), job.source.model,
+                              job.source.version, job.target.version};
       }
     }
     // The rebuilt pair's old file has no row any more (insert_patch replaced it); a download
@@ -210,12 +212,14 @@ void patch_cache::worker() {
     {
       std::lock_guard lock(mutex_);
       in_flight_.erase(job.key);
+      running_.erase(job.key);
     }
     done_cv_.notify_all();
   }
 }
 
 core::result<patch_row> patch_cache::build(const build_job& job) {
+  const auto started = std::chrono::steady_clock::now();
   const fs::path staging = opts_.dir / (".build-" + job.key.source_sha256.substr(0, 16) + "-" +
                                         job.key.target_sha256.substr(0, 16) + "-" + job.key.profile + ".mlrn");
   struct remove_on_exit {
@@ -289,6 +293,7 @@ core::result<patch_row> patch_cache::build(const build_job& job) {
   row.target_number = job.target.number;
   row.is_signed = opts_.signing_key.has_value();
   row.created = row.last_used = unix_now();
+  row.build_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   std::error_code ec;
   fs::rename(staging, file_of(row.id), ec);
   if (ec) return core::make_error(core::errc::io_error, "publishing patch " + row.id + ": " + ec.message());
@@ -319,6 +324,8 @@ void patch_cache::evict_over_budget(const std::string& keep_id) {
       by_id_.erase(victim.id);
       usage_.erase(victim.id);
       total_bytes_ -= victim.size;
+      evictions_.push_front({victim, static_cast<std::int64_t>(std::time(nullptr))});
+      if (evictions_.size() > cache_activity::max_evictions_kept) evictions_.pop_back();
     }
     // Row first, then file: a crash in between leaves an unindexed file, which open() removes.
     if (auto r = db_.delete_patch(victim.id); !r) spdlog::error("patch cache: {}", r.err().what());
@@ -327,6 +334,21 @@ void patch_cache::evict_over_budget(const std::string& keep_id) {
     spdlog::info("patch cache: evicted {} ({} -> {} of {}, {} bytes) to stay under {} bytes", victim.id,
                  victim.source_version, victim.target_version, victim.model, victim.size, opts_.budget_bytes);
   }
+}
+
+cache_activity patch_cache::activity() const {
+  std::lock_guard lock(mutex_);
+  cache_activity a;
+  for (const auto& job : queue_)
+    a.builds.push_back({job.source.model, job.source.version, job.target.version, job.key.profile, "queued"});
+  for (const auto& [key, job] : running_)
+    a.builds.push_back({job.source.model, job.source.version, job.target.version, key.profile, "running"});
+  const auto now = std::chrono::steady_clock::now();
+  for (const auto& [key, f] : failures_)
+    a.failures.push_back({f.model, f.source_version, f.target_version, key.profile, f.error,
+                          std::chrono::duration_cast<std::chrono::seconds>(now - f.when).count()});
+  a.evictions.assign(evictions_.begin(), evictions_.end());
+  return a;
 }
 
 std::shared_ptr<void> patch_cache::pin(const std::string& id) {

@@ -51,12 +51,20 @@ const option_spec options[] = {
     {"idle-timeout", "MALLORN_IDLE_TIMEOUT", "S  seconds a keep-alive connection may stay idle (default 75)"},
     {"write-timeout", "MALLORN_WRITE_TIMEOUT", "S seconds for each chunk of a response to be accepted (default 60)"},
     {"drain-timeout", "MALLORN_DRAIN_TIMEOUT", "S seconds SIGTERM waits for downloads in flight (default 30)"},
+    {"no-ui", nullptr, "              do not serve the dashboard at /ui/"},
+    {"ui-dir", "MALLORN_UI_DIR", "DIR        the dashboard's files (default: share/mallorn/ui of the install, or the source tree's)"},
+    {"ui-demo", nullptr, "            read-only demo: the dashboard's views (GET /admin/devices, builds, rollouts, groups) need no token"},
     {"log-level", "MALLORN_LOG_LEVEL", "L      trace, debug, info, warn, error (default info)"},
     {"mqtt-broker", "MALLORN_MQTT_BROKER", "URI  serve devices over MQTT too (docs/protocol.md), e.g. tcp://127.0.0.1:1883 (default off)"},
     {"mqtt-client-id", "MALLORN_MQTT_CLIENT_ID", "ID MQTT client id (default mallornd)"},
     {"mqtt-prefix", "MALLORN_MQTT_PREFIX", "P     MQTT topic prefix (default mallorn/v1)"},
     {"mqtt-max-block", "MALLORN_MQTT_MAX_BLOCK", "N  largest block sent over MQTT, 64..65535 bytes (default 4096)"},
 };
+
+// Options that take no value ("--no-ui"); in the environment or a config file they take a boolean.
+bool is_switch(const std::string& key) { return key == "no-neural" || key == "no-ui" || key == "ui-demo"; }
+
+bool truthy(const std::string& value) { return value == "1" || value == "true" || value.empty(); }
 
 const option_spec* find_option(const std::string& name) {
   for (const auto& o : options)
@@ -130,7 +138,10 @@ core::result<void> apply(server_config& c, const std::string& key, const std::st
       return bad("--mqtt-prefix: expected a topic prefix without wildcards or a trailing '/', got '" + value + "'");
     c.mqtt_prefix = value;
   } else if (key == "mqtt-max-block") return uint(c.mqtt_max_block, 64, 65535);
-  else if (key == "no-neural") c.neural = !(value == "1" || value == "true" || value.empty());
+  else if (key == "no-neural") c.neural = !truthy(value);
+  else if (key == "no-ui") c.ui = !truthy(value);
+  else if (key == "ui-demo") c.ui_demo = truthy(value);
+  else if (key == "ui-dir") c.ui_dir = value;
   else if (key == "listen") {
     auto colon = value.rfind(':');
     if (colon == std::string::npos) return bad("--listen: expected ADDR:PORT, got '" + value + "'");
@@ -236,7 +247,7 @@ core::result<config_outcome> load_config(const std::vector<std::string>& args, c
       key = key.substr(0, eq);
     } else if (!find_option(key)) {
       return bad("unknown option --" + key + " (see --help)");
-    } else if (key != "no-neural") {
+    } else if (!is_switch(key)) {
       if (i + 1 >= args.size()) return bad("--" + key + " needs a value");
       value = args[++i];
     } else {

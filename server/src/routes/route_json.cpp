@@ -64,7 +64,8 @@ nlohmann::json patch_json(const patch_row& p) {
           {"created", p.created},
           {"hits", p.hits},
           {"bytes_served", p.bytes_served},
-          {"target_number", p.target_number}};
+          {"target_number", p.target_number},
+          {"build_seconds", p.build_seconds}};
 }
 
 std::string patch_url(const std::string& id) { return "/patch/" + id; }

@@ -28,12 +28,13 @@ namespace {
 std::string route_name(const std::vector<std::string>& seg) {
   if (seg.empty()) return "root";
   static const std::vector<std::string> known = {"check-update", "patch",  "model",   "manifest",
-                                                 "fingerprint",  "create-patch", "report", "healthz", "metrics"};
+                                                 "fingerprint",  "create-patch", "report", "healthz", "metrics",
+                                                 "ui"};
   for (const auto& k : known)
     if (seg[0] == k) return k;
   // Labels come from a fixed set: a request path must never create a metric series.
   if (seg[0] == "admin" && seg.size() >= 2)
-    for (const char* k : {"models", "rescan", "devices"})
+    for (const char* k : {"models", "rescan", "devices", "builds"})
       if (seg[1] == k) return std::string("admin_") + k;
   return seg[0] == "admin" ? "admin_other" : "other";
 }
@@ -63,6 +64,13 @@ std::optional<http_response> router::check_admin(const http_request& req) const 
   return r;
 }
 
+bool router::demo_read_allowed(const http_request& req, const std::vector<std::string>& seg) const {
+  // Demo mode opens the read-only views the dashboard shows, nothing that changes state.
+  if (!cfg_.ui_demo || (req.method != "GET" && req.method != "HEAD") || seg.size() < 2 || seg[0] != "admin")
+    return false;
+  return seg[1] == "devices" || seg[1] == "builds" || seg[1] == "rollouts" || seg[1] == "groups";
+}
+
 router::body_plan router::plan(const http_request& head) {
   body_plan p;
   p.limit = cfg_.max_body;
@@ -78,7 +86,7 @@ router::body_plan router::plan(const http_request& head) {
     return p;
   }
   if (!target) return p;  // handle() answers 400 (the body is small and read first)
-  if (is_admin_route(target->segments)) {
+  if (is_admin_route(target->segments) && !demo_read_allowed(head, target->segments)) {
     if (auto denied = check_admin(head)) {
       denied->route = route;
       denied->close = true;  // we did not read the body: the connection cannot be reused
@@ -150,8 +158,12 @@ http_response router::handle(const http_request& req) {
       r.body = metrics_.render();
       r.set("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
     }
+  } else if (route == "ui") {
+    r = get ? ui(req, seg) : method_not_allowed("GET, HEAD");
   } else if (seg.size() >= 2 && seg[0] == "admin") {
-    if (auto denied = check_admin(req)) {
+    std::optional<http_response> denied;
+    if (!demo_read_allowed(req, seg)) denied = check_admin(req);
+    if (denied) {
       r = std::move(*denied);
     } else if (seg[1] == "models" && seg.size() == 4) {
       if (m != "PUT") r = method_not_allowed("PUT");
@@ -161,6 +173,10 @@ http_response router::handle(const http_request& req) {
       r = m == "POST" ? rescan() : method_not_allowed("POST");
     } else if (seg[1] == "devices" && seg.size() <= 3) {
       r = get ? devices(req, seg.size() == 3 ? seg[2] : std::string()) : method_not_allowed("GET, HEAD");
+    } else if (seg[1] == "devices" && seg.size() == 4 && seg[3] == "reports") {
+      r = get ? device_reports(seg[2]) : method_not_allowed("GET, HEAD");
+    } else if (seg[1] == "builds" && seg.size() == 2) {
+      r = get ? builds() : method_not_allowed("GET, HEAD");
     } else {
       r = error_response(404, "not_found", "no such admin route");
     }

@@ -158,7 +158,7 @@ http_response router::devices(const http_request& req, const std::string& device
     auto reports = db_.latest_reports(device_id, 1000);
     if (!reports) return storage_unavailable(reports.err());
     if (reports->empty()) return error_response(404, "unknown_device", "no reports from " + device_id);
-    auto history = db_.report_history(device_id, db_.limits().per_device);
+    auto history = db_.device_history(device_id, db_.limits().per_device);
     if (!history) return storage_unavailable(history.err());
     nlohmann::json out = nlohmann::json::array(), past = nlohmann::json::array();
     for (const auto& r : *reports) out.push_back(device_json(r));

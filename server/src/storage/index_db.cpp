@@ -291,17 +291,6 @@ core::result<std::uint64_t> index_db::prune_reports(std::int64_t now) {
   return deleted;
 }
 
-core::result<std::vector<device_report>> index_db::report_history(const std::string& device_id, std::size_t limit) {
-  auto rows = db_->query(
-      "SELECT device_id,model,from_version,to_version,state,error,bytes_downloaded,client,received_at "
-      "FROM reports WHERE device_id=? ORDER BY seq DESC LIMIT ?",
-      {device_id, static_cast<std::int64_t>(limit)});
-  if (!rows) return rows.err();
-  std::vector<device_report> out;
-  for (const auto& r : *rows) out.push_back(report_from(r));
-  return out;
-}
-
 core::result<device_page> index_db::list_devices(const device_query& q) {
   // Filters shared by the page and the count; the prefix is compared with substr, not LIKE, so
   // '%' and '_' in ids mean themselves and case matters on both back-ends.
@@ -448,6 +437,18 @@ core::result<void> index_db::retain_numbered_models(const std::set<std::string>&
       if (!models.count(row.text(0))) MALLORN_TRY(s.exec("DELETE FROM version_numbers WHERE model=?", {row.text(0)}));
     return {};
   });
+}
+
+core::result<std::vector<device_report>> index_db::device_history(const std::string& device_id, std::size_t limit) {
+  auto rows = db_->query(
+      "SELECT device_id,model,from_version,to_version,state,error,bytes_downloaded,client,received_at "
+      "FROM reports WHERE device_id=? ORDER BY seq DESC LIMIT ?",
+      {device_id, static_cast<std::int64_t>(limit)});
+  if (!rows) return rows.err();
+  std::vector<device_report> out;
+  out.reserve(rows->size());
+  for (const auto& r : *rows) out.push_back(report_from(r));
+  return out;
 }
 
 }  // namespace mallorn::server

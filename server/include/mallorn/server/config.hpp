@@ -41,6 +41,8 @@ struct server_config {
   double rate_burst = 200;
   std::chrono::seconds read_timeout{15}, idle_timeout{75}, write_timeout{60}, drain_timeout{30};
   std::string log_level = "info";
+  bool ui = true, ui_demo = false;  // the dashboard at /ui/ (--no-ui, --ui-demo)
+  std::filesystem::path ui_dir;     // empty: ui_files::default_dir()
   // The MQTT bridge (docs/protocol.md); off while mqtt_broker is empty.
   std::string mqtt_broker, mqtt_client_id = "mallornd", mqtt_prefix = "mallorn/v1";
   std::uint32_t mqtt_max_block = 4096;

@@ -114,13 +114,14 @@ class index_db {
   core::result<void> insert_report(const device_report& r);
   // The newest report of each device (optionally of one device), newest first.
   core::result<std::vector<device_report>> latest_reports(const std::string& device_id = {}, std::size_t limit = 1000);
-  // A device's history, newest first.
-  core::result<std::vector<device_report>> report_history(const std::string& device_id, std::size_t limit);
   core::result<device_page> list_devices(const device_query& q);
   // Applies the global cap and the retention to the history and to device_state; returns rows deleted.
   core::result<std::uint64_t> prune_reports(std::int64_t now);
   void set_report_limits(const report_limits& l) { limits_ = l; }
   const report_limits& limits() const { return limits_; }
+
+  // One device's reports, newest first.
+  core::result<std::vector<device_report>> device_history(const std::string& device_id, std::size_t limit);
 
   // The database itself, for features that keep their own tables (rollouts, identities, builds).
   storage::sql_database& database() { return *db_; }

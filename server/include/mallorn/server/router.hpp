@@ -23,6 +23,7 @@
 #include "mallorn/server/model_store.hpp"
 #include "mallorn/server/patch_cache.hpp"
 #include "mallorn/server/rate_limiter.hpp"
+#include "mallorn/server/ui_files.hpp"
 
 namespace mallorn::server {
 
@@ -77,6 +78,10 @@ struct router_config {
   std::uint64_t max_upload = 4ull << 30;   // PUT /admin/models
   std::uint64_t min_free = 64ull << 20;    // uploads leaving less free space on the store's disk: 507
   std::chrono::milliseconds create_patch_wait{10 * 60 * 1000};
+  // The dashboard at /ui/ (nullptr: --no-ui, /ui answers 404). ui_demo: read-only admin views
+  // (GET of /admin/devices, /admin/builds, /admin/rollouts) answer without a token.
+  std::shared_ptr<const ui_files> ui;
+  bool ui_demo = false;
   std::function<std::chrono::steady_clock::time_point()> clock = [] { return std::chrono::steady_clock::now(); };
 };
 
@@ -108,8 +113,12 @@ class router {
   http_response upload_model(const http_request& req, const std::string& model, const std::string& version);
   http_response rescan();
   http_response devices(const http_request& req, const std::string& device_id);
+  http_response device_reports(const std::string& device_id);
+  http_response builds();
+  http_response ui(const http_request& req, const std::vector<std::string>& segments);
   static bool is_admin_route(const std::vector<std::string>& segments);
   std::optional<http_response> check_admin(const http_request& req) const;
+  bool demo_read_allowed(const http_request& req, const std::vector<std::string>& segments) const;
 
   // Fleets of identical devices ask the same question: the answer to a check-update that is
   // "ready" or "up to date" is kept per (sha256/short id, model, channel, profile) until the
