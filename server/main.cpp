@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <condition_variable>
+#include <ctime>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -17,6 +18,7 @@
 #include "mallorn/server/config.hpp"
 #include "mallorn/server/http_server.hpp"
 #include "mallorn/server/index_db.hpp"
+#include "mallorn/server/storage/sql_database.hpp"
 #include "mallorn/core/logging.hpp"
 #include "mallorn/server/model_store.hpp"
 #include "mallorn/server/keyring_source.hpp"
@@ -93,11 +95,15 @@ int main(int argc, char** argv) {
   std::error_code ec;
   std::filesystem::create_directories(cfg.data_dir, ec);
   if (ec) return fail("cannot create data directory " + cfg.data_dir.string() + ": " + ec.message());
-  auto sql = server::storage::open_sqlite(cfg.data_dir / "index.sqlite");
+  auto sql = server::storage::open_database(cfg.database, cfg.data_dir);
   if (!sql) return fail(sql.err().what());
+  const std::string database_name = (*sql)->describe();  // never holds the password
   auto db = server::index_db::open(std::move(*sql), server::audit_log::migrations());
-  if (!db) return fail(db.err().what());
+  if (!db) return fail(database_name + ": " + db.err().what());
   server::audit_log audit((*db)->database());
+  spdlog::info("index database: {}", database_name);
+  (*db)->set_report_limits({cfg.report_history, cfg.report_cap,
+                            static_cast<std::int64_t>(cfg.report_retention_days) * 86400});
   auto token = load_admin_token(cfg.admin_token_file);
   if (!token) return fail(token.err().what());
   std::vector<server::admin_credential> named_tokens;
@@ -116,6 +122,7 @@ int main(int argc, char** argv) {
   cache_opts.queue_limit = cfg.build_queue;
   cache_opts.level = cfg.level;
   cache_opts.neural = cfg.neural;
+  cache_opts.min_free = cfg.min_free;
   if (!cfg.signing_key_file.empty()) {
     auto key = core::load_private_key_file(cfg.signing_key_file);
     if (!key) return fail(key.err().what());
@@ -148,6 +155,7 @@ int main(int argc, char** argv) {
   rcfg.audit = &audit;
   rcfg.max_body = cfg.max_body;
   rcfg.max_upload = cfg.max_upload;
+  rcfg.min_free = cfg.min_free;
   if (cfg.ui) {
     auto ui = server::ui_files::load(cfg.ui_dir.empty() ? server::ui_files::default_dir() : cfg.ui_dir);
     if (!ui) return fail(ui.err().what() + " (start with --ui-dir DIR, or --no-ui)");
@@ -205,8 +213,16 @@ int main(int argc, char** argv) {
   bool stopping = false;
   std::thread flusher([&] {
     std::unique_lock lock(flush_mutex);
+    unsigned ticks = 0;
     while (!flush_cv.wait_for(lock, std::chrono::seconds(5), [&] { return stopping; })) {
       if (auto r = cache.flush_usage(); !r) spdlog::error("{}", r.err().what());
+      // Report history: the global cap and the retention (the per-device cap applies on insert).
+      if (ticks++ % 12 == 0) {
+        auto pruned = (*db)->prune_reports(static_cast<std::int64_t>(std::time(nullptr)));
+        if (!pruned) spdlog::error("pruning reports: {}", pruned.err().what());
+        else if (*pruned) spdlog::info("pruned {} report rows (cap {}, retention {} days)", *pruned, cfg.report_cap,
+                                       cfg.report_retention_days);
+      }
       // After a burst of downloads (a 256 KiB send buffer each) glibc keeps the freed heap;
       // hand it back so a quiet server's RSS reflects what it holds now.
       ::malloc_trim(0);

@@ -97,8 +97,10 @@ core::result<check_answer> parse_check_update(std::string_view body, std::uint64
   MALLORN_FIELD(target_sha, optional_string(doc, "target_sha256", 64));
   if (!*target_sha || !is_sha256_hex(**target_sha)) return bad("target_sha256 is not 64 lower-case hex digits");
   o.target_sha256 = **target_sha;
+  // The stable release number; servers before it send only target_rank (which now equals it).
+  MALLORN_FIELD(number, optional_count(doc, "target_number"));
   MALLORN_FIELD(rank, optional_count(doc, "target_rank"));
-  o.target_rank = rank->value_or(0);
+  o.target_rank = number->value_or(rank->value_or(0));
 
   MALLORN_FIELD(full_url, optional_string(doc, "full_url", max_url_chars));
   if (!*full_url || !is_server_path(**full_url)) return bad("full_url is not a path on this server");

@@ -1,6 +1,7 @@
 #include "mallorn/server/patch_cache.hpp"
 
 #include <fcntl.h>
+#include <sys/statvfs.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -137,7 +138,10 @@ build_status patch_cache::status_locked(const build_key& key) const {
 
 build_status patch_cache::request(const build_job& job) {
   std::lock_guard lock(mutex_);
-  if (auto it = ready_.find(job.key); it != ready_.end()) return {build_state::ready, it->second, {}};
+  // A patch whose header carries another target number (the target was deleted and added again,
+  // so it got a new number) is stale: it is rebuilt, and replaced when the new build is ready.
+  if (auto it = ready_.find(job.key); it != ready_.end() && it->second.target_number == job.target.number)
+    return {build_state::ready, it->second, {}};
   if (auto it = in_flight_.find(job.key); it != in_flight_.end()) return {it->second, std::nullopt, {}};
   if (auto it = failures_.find(job.key); it != failures_.end()) {
     const auto backoff = it->second.transient ? opts_.transient_backoff : opts_.failure_backoff;
@@ -176,7 +180,7 @@ void patch_cache::worker() {
     auto row = build(job);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     metrics_.build_finished(row.ok(), seconds);
-    std::string keep;
+    std::string keep, replaced;
     {
       std::lock_guard lock(mutex_);
       if (row) {
@@ -186,6 +190,7 @@ void patch_cache::worker() {
         if (auto old = ready_.find(job.key); old != ready_.end()) {  // replaced by a rebuild
           by_id_.erase(old->second.id);
           total_bytes_ -= old->second.size;
+          if (old->second.id != row->id) replaced = old->second.id;
         }
         total_bytes_ += row->size;
         by_id_[row->id] = job.key;
@@ -197,6 +202,12 @@ void patch_cache::worker() {
         failures_[job.key] = {row.err().what(), std::chrono::steady_clock::now(), row.err().is_transient(),
                               job.source.model, job.source.version, job.target.version};
       }
+    }
+    // The rebuilt pair's old file has no row any more (insert_patch replaced it); a download
+    // still reading it keeps its open descriptor.
+    if (!replaced.empty()) {
+      std::error_code ec;
+      fs::remove(file_of(replaced), ec);
     }
     // Evict before announcing the build, so whoever waits sees the cache within its budget.
     if (!keep.empty()) evict_over_budget(keep);
@@ -221,6 +232,18 @@ core::result<patch_row> patch_cache::build(const build_job& job) {
     }
   } cleanup{staging};
 
+  if (opts_.min_free) {
+    // A build on a full disk fails late with ENOSPC after minutes of work, and starves the index.
+    struct statvfs st {};
+    if (::statvfs(opts_.dir.c_str(), &st) == 0) {
+      const std::uint64_t room = static_cast<std::uint64_t>(st.f_bavail) * st.f_frsize;
+      const std::uint64_t need = opts_.min_free + job.target.fingerprint.file_size;
+      if (room < need)
+        return core::make_error(core::errc::io_error, "not enough free space for a build in " + opts_.dir.string() +
+                                                          ": " + std::to_string(room) + " bytes free, " +
+                                                          std::to_string(need) + " needed");
+    }
+  }
   std::optional<core::ed25519_public_key> public_key;
   if (opts_.signing_key) {
     core::ed25519_public_key pub;
@@ -234,7 +257,7 @@ core::result<patch_row> patch_cache::build(const build_job& job) {
   if (job.key.profile == "mcu") {
     formats::mcu_options mcu;
     mcu.level = opts_.level;
-    mcu.target_version = job.target.rank;
+    mcu.target_version = job.target.number;
     mcu.signing_key = opts_.signing_key;
     stats = formats::create_mcu_patch_file(job.source.path, job.target.path, staging, mcu);
     if (!stats) return stats.err().with("mcu diff");
@@ -243,7 +266,7 @@ core::result<patch_row> patch_cache::build(const build_job& job) {
     formats::diff_options diff;
     diff.level = opts_.level;
     diff.neural = opts_.neural;
-    diff.target_version = job.target.rank;
+    diff.target_version = job.target.number;
     diff.signing_key = opts_.signing_key;
     stats = formats::create_patch_file(job.source.path, job.target.path, staging, diff);
     if (!stats) return stats.err().with("diff");
@@ -269,6 +292,7 @@ core::result<patch_row> patch_cache::build(const build_job& job) {
   row.source_version = job.source.version;
   row.target_version = job.target.version;
   row.size = stats->patch_size;
+  row.target_number = job.target.number;
   row.is_signed = opts_.signing_key.has_value();
   row.created = row.last_used = unix_now();
   row.build_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();

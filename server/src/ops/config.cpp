@@ -21,6 +21,11 @@ const option_spec options[] = {
     {"models", "MODELS_DIR", "DIR      model store: DIR/<model>/<version>.<ext> (default ./models)"},
     {"data", "MALLORN_DATA_DIR", "DIR        index database and patch cache (default ./mallorn-data; $STATE_DIRECTORY under systemd)"},
     {"patches", "PATCHES_DIR", "DIR     patch files (default DATA/patches)"},
+    {"database", "MALLORN_DATABASE", "URL    index database: sqlite:[FILE] (default DATA/index.sqlite) or postgresql://user[:password]@host[:port]/db (replicas share it)"},
+    {"report-history", "MALLORN_REPORT_HISTORY", "N  reports kept per device besides its latest state (default 20)"},
+    {"report-cap", "MALLORN_REPORT_CAP", "N  reports kept in total; the oldest go first (default 100000)"},
+    {"report-retention", "MALLORN_REPORT_RETENTION", "DAYS  reports older than this are deleted (default 30; 0 = keep)"},
+    {"min-free", "MALLORN_MIN_FREE", "SIZE   free space the data and store disks must keep: builds and uploads are refused below it (default 64M)"},
     {"listen", "MALLORN_LISTEN", "ADDR:PORT  where to listen (default 127.0.0.1:8080; [::]:8080 for IPv6; port 0 = any)"},
     {"port-file", "MALLORN_PORT_FILE", "FILE  write the bound port here once listening"},
     {"config", "MALLORN_CONFIG", "FILE      JSON file with any of these options (keys with '_' for '-')"},
@@ -121,6 +126,15 @@ core::result<void> apply(server_config& c, const std::string& key, const std::st
   if (key == "models") c.models_dir = value;
   else if (key == "data") c.data_dir = value;
   else if (key == "patches") c.patches_dir = value;
+  else if (key == "database") {
+    if (!value.empty() && value.rfind("sqlite:", 0) != 0 && value.rfind("postgresql://", 0) != 0 &&
+        value.rfind("postgres://", 0) != 0)
+      return bad("--database: expected sqlite:[FILE] or postgresql://...");  // the URL is not echoed: it may hold a password
+    c.database = value;
+  } else if (key == "report-history") return uint(c.report_history, 1, 10000);
+  else if (key == "report-cap") return uint(c.report_cap, 100, 100000000);
+  else if (key == "report-retention") return uint(c.report_retention_days, 0, 36500);
+  else if (key == "min-free") return size(c.min_free);
   else if (key == "port-file") c.port_file = value;
   else if (key == "admin-token-file") c.admin_token_file = value;
   else if (key == "admin-tokens") c.admin_tokens_file = value;

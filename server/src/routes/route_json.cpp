@@ -1,6 +1,8 @@
 #include "route_json.hpp"
 
 #include <cstring>
+#include <spdlog/spdlog.h>
+#include <sys/statvfs.h>
 
 #include "mallorn/core/model_format.hpp"
 
@@ -28,6 +30,19 @@ http_response unavailable_response(int sys_errno) {
   return r;
 }
 
+std::optional<std::uint64_t> free_bytes(const std::filesystem::path& path) {
+  struct statvfs st {};
+  if (::statvfs(path.c_str(), &st) != 0) return std::nullopt;
+  return static_cast<std::uint64_t>(st.f_bavail) * st.f_frsize;
+}
+
+http_response storage_unavailable(const core::error& e) {
+  spdlog::error("index database unavailable: {}", e.what());
+  auto r = error_response(503, "storage_unavailable", "the index database is unavailable; retry later");
+  r.set("Retry-After", "5");
+  return r;
+}
+
 nlohmann::json fingerprint_json(const model_version& v) {
   const auto& fp = v.fingerprint;
   return {{"model", v.model},
@@ -40,6 +55,7 @@ nlohmann::json fingerprint_json(const model_version& v) {
           {"short_id", fp.short_id()},
           {"sha256", v.sha256},
           {"rank", v.rank},
+          {"number", v.number},
           {"url", model_url(v)}};
 }
 
@@ -58,6 +74,7 @@ nlohmann::json patch_json(const patch_row& p) {
           {"created", p.created},
           {"hits", p.hits},
           {"bytes_served", p.bytes_served},
+          {"target_number", p.target_number},
           {"build_seconds", p.build_seconds}};
 }
 

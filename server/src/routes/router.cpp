@@ -159,6 +159,19 @@ router::body_plan router::plan(const http_request& head) {
     return p;
   }
   if (head.method == "PUT" && seg.size() == 4 && seg[0] == "admin" && seg[1] == "models") {
+    // Refuse before reading the body when it cannot fit with --min-free to spare (a full store
+    // disk also stops the index and the patch cache).
+    std::uint64_t declared = 0;
+    if (const auto* cl = head.header("content-length")) declared = std::strtoull(cl->c_str(), nullptr, 10);
+    if (auto room = free_bytes(store_.root()); room && *room < cfg_.min_free + declared) {
+      auto r = error_response(507, "insufficient_storage",
+                              "the model store's disk has " + std::to_string(*room) + " bytes free; the upload needs " +
+                                  std::to_string(declared) + " plus " + std::to_string(cfg_.min_free) + " to spare");
+      r.route = route;
+      r.close = true;
+      p.reject = std::move(r);
+      return p;
+    }
     p.limit = cfg_.max_upload;
     p.to_file = true;
     p.blocking = true;
@@ -224,7 +237,7 @@ http_response router::handle(const http_request& req) {
     } else if (seg[1] == "rescan" && seg.size() == 2) {
       r = m == "POST" ? rescan() : method_not_allowed("POST");
     } else if (seg[1] == "devices" && seg.size() <= 3) {
-      r = get ? devices(seg.size() == 3 ? seg[2] : std::string()) : method_not_allowed("GET, HEAD");
+      r = get ? devices(req, seg.size() == 3 ? seg[2] : std::string()) : method_not_allowed("GET, HEAD");
     } else if (seg[1] == "devices" && seg.size() == 4 && seg[3] == "reports") {
       r = get ? device_reports(seg[2]) : method_not_allowed("GET, HEAD");
     } else if (seg[1] == "audit" && seg.size() == 2) {

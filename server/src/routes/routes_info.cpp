@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <charconv>
 #include <ctime>
 #include <set>
 
@@ -10,6 +11,7 @@
 #include "mallorn/core/log_safe.hpp"
 #include "mallorn/server/request_path.hpp"
 #include "mallorn/server/router.hpp"
+#include "mallorn/server/storage/sql_database.hpp"
 #include "route_json.hpp"
 
 namespace mallorn::server {
@@ -68,9 +70,20 @@ http_response router::report(const http_request& req) {
       return error_response(400, "bad_field", "'bytes_downloaded' must be a non-negative integer");
     r.bytes_downloaded = b.get<std::uint64_t>();
   }
+  if (doc->contains("tags") && !(*doc)["tags"].is_null()) {
+    // Tags select devices for rollouts: a small object of short strings.
+    const auto& t = (*doc)["tags"];
+    bool ok = t.is_object() && t.size() <= 16;
+    if (ok)
+      for (const auto& [k, v] : t.items())
+        ok = ok && !k.empty() && k.size() <= 64 && v.is_string() && v.get_ref<const std::string&>().size() <= 128;
+    if (!ok)
+      return error_response(400, "bad_field", "'tags' must be an object of at most 16 string values (keys <= 64, values <= 128 characters)");
+    r.tags_json = t.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
+  }
   r.client = req.client;
   r.received_at = static_cast<std::int64_t>(std::time(nullptr));
-  if (auto ok = db_.insert_report(r); !ok) return error_response(500, "io_error", ok.err().what());
+  if (auto ok = db_.insert_report(r); !ok) return storage_unavailable(ok.err());
   if (!r.error.empty() || r.state == "rolled_back" || r.state == "failed")
     spdlog::warn("device {} ({}): {} {} -> {}: {}", r.device_id, core::log_safe(r.model), r.state,
                  core::log_safe(r.from_version), core::log_safe(r.to_version), core::log_safe(r.error));
@@ -79,13 +92,22 @@ http_response router::report(const http_request& req) {
 
 http_response router::healthz() {
   auto cat = store_.snapshot();
-  nlohmann::json body = {{"status", draining() ? "draining" : "ok"},
+  // A replica that cannot reach its database cannot take reports or publish builds: the load
+  // balancer should send devices elsewhere.
+  const auto reachable = db_.database().ping();
+  const bool healthy = !draining() && reachable.ok();
+  nlohmann::json body = {{"status", draining() ? "draining" : reachable ? "ok" : "database_unreachable"},
+                         {"database", {{"backend", db_.database().dialect() == storage::sql_dialect::postgres ? "postgresql" : "sqlite"},
+                                       {"reachable", reachable.ok()}}},
                          {"models", cat->models.size()},
                          {"versions", cat->version_count()},
                          {"patches", cache_.count()},
                          {"builds_queued", cache_.queued()},
                          {"builds_running", cache_.running()}};
-  return json_response(draining() ? 503 : 200, body);
+  if (!reachable) spdlog::warn("healthz: {}", reachable.err().what());
+  auto r = json_response(healthy ? 200 : 503, body);
+  if (!healthy) r.set("Retry-After", "5");
+  return r;
 }
 
 http_response router::upload_model(const http_request& req, const std::string& model, const std::string& version) {
@@ -126,16 +148,64 @@ http_response router::rescan() {
                              {"warnings", report->warnings}});
 }
 
-http_response router::devices(const std::string& device_id) {
-  auto reports = db_.latest_reports(device_id);
-  if (!reports) return error_response(500, "io_error", reports.err().what());
-  if (!device_id.empty() && reports->empty()) return error_response(404, "unknown_device", "no reports from " + device_id);
+namespace {
+nlohmann::json device_json(const device_report& r) {
+  nlohmann::json d = {{"device_id", r.device_id}, {"model", r.model}, {"from_version", r.from_version},
+                      {"to_version", r.to_version}, {"state", r.state}, {"error", r.error},
+                      {"bytes_downloaded", r.bytes_downloaded}, {"client", r.client}, {"received_at", r.received_at}};
+  if (!r.tags_json.empty()) {
+    auto tags = nlohmann::json::parse(r.tags_json, nullptr, false);
+    if (!tags.is_discarded() && tags.is_object() && !tags.empty()) d["tags"] = tags;
+  }
+  return d;
+}
+}  // namespace
+
+http_response router::devices(const http_request& req, const std::string& device_id) {
+  if (!device_id.empty()) {
+    auto reports = db_.latest_reports(device_id, 1000);
+    if (!reports) return storage_unavailable(reports.err());
+    if (reports->empty()) return error_response(404, "unknown_device", "no reports from " + device_id);
+    auto history = db_.device_history(device_id, db_.limits().per_device);
+    if (!history) return storage_unavailable(history.err());
+    nlohmann::json out = nlohmann::json::array(), past = nlohmann::json::array();
+    for (const auto& r : *reports) out.push_back(device_json(r));
+    for (const auto& r : *history) past.push_back(device_json(r));
+    return json_response(200, {{"devices", out}, {"history", past}});
+  }
+  // Paged: ?limit=N (1..1000, default 100) &after=<device_id>&after_model=<model> (the previous
+  // page's "next"), filters ?model= &state= &prefix=.
+  auto target = parse_target(req.target);
+  device_query q;
+  if (target) {
+    const auto& p = target->query;
+    auto get = [&](const char* k) { return p.count(k) ? p.at(k) : std::string(); };
+    q.after_device = get("after");
+    q.after_model = get("after_model");
+    q.model = get("model");
+    q.state = get("state");
+    q.prefix = get("prefix");
+    if (p.count("limit")) {
+      const auto& l = p.at("limit");
+      std::size_t n = 0;
+      auto [ptr, ec] = std::from_chars(l.data(), l.data() + l.size(), n);
+      if (ec != std::errc{} || ptr != l.data() + l.size() || n < 1 || n > 1000)
+        return error_response(400, "bad_field", "'limit' must be a whole number in 1..1000");
+      q.limit = n;
+    }
+    for (const auto* v : {&q.after_device, &q.prefix})
+      if (v->size() > 256) return error_response(400, "bad_field", "'after' and 'prefix' are at most 256 characters");
+    for (const auto* v : {&q.after_model, &q.model, &q.state})
+      if (v->size() > 128) return error_response(400, "bad_field", "'after_model', 'model' and 'state' are at most 128 characters");
+  }
+  auto page = db_.list_devices(q);
+  if (!page) return storage_unavailable(page.err());
   nlohmann::json out = nlohmann::json::array();
-  for (const auto& r : *reports)
-    out.push_back({{"device_id", r.device_id}, {"model", r.model}, {"from_version", r.from_version},
-                   {"to_version", r.to_version}, {"state", r.state}, {"error", r.error},
-                   {"bytes_downloaded", r.bytes_downloaded}, {"client", r.client}, {"received_at", r.received_at}});
-  return json_response(200, {{"devices", out}});
+  for (const auto& r : page->devices) out.push_back(device_json(r));
+  nlohmann::json body = {{"devices", out}, {"total", page->total}, {"next", nullptr}};
+  if (page->more && !page->devices.empty())
+    body["next"] = {{"after", page->devices.back().device_id}, {"after_model", page->devices.back().model}};
+  return json_response(200, body);
 }
 
 }  // namespace mallorn::server

@@ -104,7 +104,12 @@ http_response router::check_update(const http_request& req) {
                         {"target_version", target->version},
                         {"target_sha256", target->sha256},
                         {"target_size", target->fingerprint.file_size},
-                        {"target_rank", target->rank},
+                        // target_number: the stable release number the patch header carries.
+                        // target_rank is kept for older agents and equals it (they compare it
+                        // with the number of the version they installed).
+                        {"target_number", target->number},
+                        {"target_rank", target->number},
+                        {"current_number", current ? nlohmann::json(current->number) : nlohmann::json(nullptr)},
                         {"full_url", model_url(*target)},
                         {"full_size", target->fingerprint.file_size},
                         {"patch_id", nullptr},
@@ -117,7 +122,7 @@ http_response router::check_update(const http_request& req) {
     return remember(json_response(200, out), false);
   }
   out["update_available"] = true;
-  if (current && current->rank > target->rank) out["downgrade"] = true;
+  if (current && current->number > target->number) out["downgrade"] = true;
   if (!current) {
     // An unknown build of a known model: no patch can start from it, the full model can.
     out["status"] = "full_only";

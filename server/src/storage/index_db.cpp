@@ -2,6 +2,9 @@
 // SQL over storage::sql_database (SQLite or PostgreSQL).
 #include "mallorn/server/index_db.hpp"
 
+#include <algorithm>
+#include <ctime>
+
 #include "mallorn/server/storage/sql_database.hpp"
 
 namespace mallorn::server {
@@ -35,6 +38,7 @@ patch_row patch_from(const sql_row& r) {
   p.hits = static_cast<std::uint64_t>(r.integer(11));
   p.bytes_served = static_cast<std::uint64_t>(r.integer(12));
   p.build_seconds = r.real(13);
+  p.target_number = static_cast<std::uint64_t>(r.integer(14));
   return p;
 }
 
@@ -51,6 +55,27 @@ device_report report_from(const sql_row& r) {
   d.received_at = r.integer(8);
   return d;
 }
+
+const char* const device_state_sql = R"sql(
+CREATE TABLE device_state(
+  device_id TEXT NOT NULL, model TEXT NOT NULL, from_version TEXT NOT NULL, to_version TEXT NOT NULL,
+  state TEXT NOT NULL, error TEXT NOT NULL, bytes_downloaded BIGINT NOT NULL, client TEXT NOT NULL,
+  tags_json TEXT NOT NULL DEFAULT '{}', last_seen BIGINT NOT NULL, PRIMARY KEY(device_id, model));
+CREATE INDEX device_state_by_seen ON device_state(last_seen);
+CREATE INDEX device_state_by_model_state ON device_state(model, state);
+CREATE INDEX reports_by_time ON reports(received_at);
+INSERT INTO device_state(device_id, model, from_version, to_version, state, error, bytes_downloaded, client, last_seen)
+  SELECT device_id, model, from_version, to_version, state, error, bytes_downloaded, client, received_at FROM reports
+  WHERE seq IN (SELECT MAX(seq) FROM reports GROUP BY device_id, model);
+)sql";
+
+const char* const version_numbers_sql = R"sql(
+CREATE TABLE version_numbers(
+  model TEXT NOT NULL, version TEXT NOT NULL, sha256 TEXT NOT NULL, number BIGINT NOT NULL,
+  first_seen BIGINT NOT NULL, PRIMARY KEY(model, version));
+CREATE TABLE version_counters(model TEXT PRIMARY KEY, last_number BIGINT NOT NULL);
+ALTER TABLE patches ADD COLUMN target_number BIGINT NOT NULL DEFAULT 0;
+)sql";
 
 }  // namespace
 
@@ -84,6 +109,19 @@ CREATE TABLE IF NOT EXISTS reports(
   client TEXT NOT NULL, received_at BIGINT NOT NULL);
 CREATE INDEX IF NOT EXISTS reports_by_device ON reports(device_id, seq);
 )sql"},
+      // Stable version numbers (issue 11): a version keeps the number it got when first seen; a
+      // model's counter only grows, so a deleted number is never handed out again. Patches
+      // remember the number written into their header, so a stale one is rebuilt.
+      {2, "stable version numbers", version_numbers_sql, version_numbers_sql},
+      // Bounded report storage (issue 11): the latest state per device and model in its own
+      // table, so the history can be capped without losing any device.
+      {3, "device_state", device_state_sql, device_state_sql},
+      // Build jobs shared by replicas (issue 13): one row per pair, claimed with a lease.
+      {100, "build_jobs",
+       "CREATE TABLE build_jobs(job_key TEXT PRIMARY KEY, owner TEXT, lease_until BIGINT NOT NULL DEFAULT 0, "
+       "state TEXT NOT NULL, updated BIGINT NOT NULL)",
+       "CREATE TABLE build_jobs(job_key TEXT PRIMARY KEY, owner TEXT, lease_until BIGINT NOT NULL DEFAULT 0, "
+       "state TEXT NOT NULL, updated BIGINT NOT NULL)"},
   };
 }
 
@@ -147,7 +185,7 @@ core::result<void> index_db::retain_models(const std::vector<std::string>& paths
 core::result<std::vector<patch_row>> index_db::all_patches() {
   auto rows = db_->query(
       "SELECT id,source_sha256,target_sha256,profile,model,source_version,target_version,size,is_signed,"
-      "created,last_used,hits,bytes_served,build_seconds FROM patches",
+      "created,last_used,hits,bytes_served,build_seconds,target_number FROM patches",
       {});
   if (!rows) return rows.err();
   std::vector<patch_row> out;
@@ -163,10 +201,10 @@ core::result<void> index_db::insert_patch(const patch_row& p) {
                        {p.source_sha256, p.target_sha256, p.profile, p.id}));
     return s.exec(
         "INSERT INTO patches(id,source_sha256,target_sha256,profile,model,source_version,target_version,size,"
-        "is_signed,created,last_used,hits,bytes_served,build_seconds) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        "is_signed,created,last_used,hits,bytes_served,build_seconds,target_number) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         {p.id, p.source_sha256, p.target_sha256, p.profile, p.model, p.source_version, p.target_version, i64(p.size),
          static_cast<std::int64_t>(p.is_signed), p.created, p.last_used, i64(p.hits), i64(p.bytes_served),
-         p.build_seconds});
+         p.build_seconds, i64(p.target_number)});
   });
 }
 
@@ -184,24 +222,221 @@ core::result<void> index_db::add_patch_usage(const std::string& id, std::uint64_
 }
 
 core::result<void> index_db::insert_report(const device_report& r) {
-  return db_->exec(
-      "INSERT INTO reports(device_id,model,from_version,to_version,state,error,bytes_downloaded,client,received_at) "
-      "VALUES(?,?,?,?,?,?,?,?,?)",
-      {r.device_id, r.model, r.from_version, r.to_version, r.state, r.error, i64(r.bytes_downloaded), r.client,
-       r.received_at});
+  const std::int64_t keep = static_cast<std::int64_t>(std::max<std::size_t>(1, limits_.per_device));
+  return db_->transaction([&](storage::sql_session& s) -> core::result<void> {
+    MALLORN_TRY(s.exec(
+        "INSERT INTO reports(device_id,model,from_version,to_version,state,error,bytes_downloaded,client,received_at) "
+        "VALUES(?,?,?,?,?,?,?,?,?)",
+        {r.device_id, r.model, r.from_version, r.to_version, r.state, r.error, i64(r.bytes_downloaded), r.client,
+         r.received_at}));
+    // A report without a model continues the device's most recent state (the update it is in).
+    std::string model = r.model;
+    if (model.empty()) {
+      auto last = s.query("SELECT model FROM device_state WHERE device_id=? ORDER BY last_seen DESC, model LIMIT 1",
+                          {r.device_id});
+      if (!last) return last.err();
+      if (!last->empty()) model = last->front().text(0);
+    }
+    MALLORN_TRY(s.exec(
+        "INSERT INTO device_state(device_id,model,from_version,to_version,state,error,bytes_downloaded,client,"
+        "tags_json,last_seen) VALUES(?,?,?,?,?,?,?,?,?,?) ON CONFLICT(device_id, model) DO UPDATE SET "
+        "from_version=excluded.from_version, to_version=excluded.to_version, state=excluded.state, "
+        "error=excluded.error, bytes_downloaded=excluded.bytes_downloaded, client=excluded.client, "
+        "tags_json=CASE WHEN ?='' THEN device_state.tags_json ELSE excluded.tags_json END, "
+        "last_seen=excluded.last_seen",
+        {r.device_id, model, r.from_version, r.to_version, r.state, r.error, i64(r.bytes_downloaded), r.client,
+         r.tags_json.empty() ? std::string("{}") : r.tags_json, r.received_at, r.tags_json}));
+    // The device's history beyond its cap (the newest `keep` rows stay).
+    return s.exec(
+        "DELETE FROM reports WHERE device_id=? AND seq <= "
+        "(SELECT seq FROM reports WHERE device_id=? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+        {r.device_id, r.device_id, keep});
+  });
+}
+
+core::result<std::uint64_t> index_db::prune_reports(std::int64_t now) {
+  std::uint64_t deleted = 0;
+  auto count = [&](storage::sql_session& s, const char* table) -> core::result<std::int64_t> {
+    auto rows = s.query(std::string("SELECT COUNT(*) FROM ") + table, {});
+    if (!rows) return rows.err();
+    return rows->front().integer(0);
+  };
+  auto r = db_->transaction([&](storage::sql_session& s) -> core::result<void> {
+    auto before_reports = count(s, "reports");
+    auto before_devices = count(s, "device_state");
+    if (!before_reports) return before_reports.err();
+    if (!before_devices) return before_devices.err();
+    if (limits_.retention_s > 0) {
+      MALLORN_TRY(s.exec("DELETE FROM reports WHERE received_at < ?", {now - limits_.retention_s}));
+      MALLORN_TRY(s.exec("DELETE FROM device_state WHERE last_seen < ?", {now - limits_.retention_s}));
+    }
+    const auto cap = static_cast<std::int64_t>(std::max<std::size_t>(1, limits_.total));
+    MALLORN_TRY(s.exec("DELETE FROM reports WHERE seq <= (SELECT seq FROM reports ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+                       {cap}));
+    // Devices seen least recently go first (spoofed ids cannot grow the table without bound).
+    auto devices = count(s, "device_state");
+    if (!devices) return devices.err();
+    if (*devices > cap)
+      MALLORN_TRY(s.exec("DELETE FROM device_state WHERE (device_id, model) IN (SELECT device_id, model FROM "
+                         "device_state ORDER BY last_seen ASC, device_id ASC LIMIT ?)",
+                         {*devices - cap}));
+    auto after_reports = count(s, "reports");
+    auto after_devices = count(s, "device_state");
+    if (!after_reports) return after_reports.err();
+    if (!after_devices) return after_devices.err();
+    deleted = static_cast<std::uint64_t>(*before_reports - *after_reports + *before_devices - *after_devices);
+    return {};
+  });
+  if (!r) return r.err();
+  return deleted;
+}
+
+core::result<device_page> index_db::list_devices(const device_query& q) {
+  // Filters shared by the page and the count; the prefix is compared with substr, not LIKE, so
+  // '%' and '_' in ids mean themselves and case matters on both back-ends.
+  std::string where = " WHERE 1=1";
+  sql_params params;
+  if (!q.model.empty()) {
+    where += " AND model=?";
+    params.emplace_back(q.model);
+  }
+  if (!q.state.empty()) {
+    where += " AND state=?";
+    params.emplace_back(q.state);
+  }
+  if (!q.prefix.empty()) {
+    std::int64_t chars = 0;  // code points, as substr counts them
+    for (unsigned char c : q.prefix) chars += (c & 0xC0) != 0x80;
+    where += " AND substr(device_id, 1, ?)=?";
+    params.emplace_back(chars);
+    params.emplace_back(q.prefix);
+  }
+  device_page page;
+  auto total = db_->query("SELECT COUNT(*) FROM device_state" + where, params);
+  if (!total) return total.err();
+  page.total = static_cast<std::uint64_t>(total->front().integer(0));
+  auto page_params = params;
+  std::string sql =
+      "SELECT device_id,model,from_version,to_version,state,error,bytes_downloaded,client,last_seen,tags_json "
+      "FROM device_state" + where;
+  if (!q.after_device.empty() || !q.after_model.empty()) {
+    sql += " AND (device_id > ? OR (device_id = ? AND model > ?))";
+    page_params.emplace_back(q.after_device);
+    page_params.emplace_back(q.after_device);
+    page_params.emplace_back(q.after_model);
+  }
+  sql += " ORDER BY device_id, model LIMIT ?";
+  page_params.emplace_back(static_cast<std::int64_t>(q.limit + 1));
+  auto rows = db_->query(sql, page_params);
+  if (!rows) return rows.err();
+  for (const auto& r : *rows) {
+    if (page.devices.size() == q.limit) {
+      page.more = true;
+      break;
+    }
+    auto d = report_from(r);
+    d.tags_json = r.text(9);
+    page.devices.push_back(std::move(d));
+  }
+  return page;
 }
 
 core::result<std::vector<device_report>> index_db::latest_reports(const std::string& device_id, std::size_t limit) {
   auto rows = db_->query(
-      "SELECT device_id,model,from_version,to_version,state,error,bytes_downloaded,client,received_at "
-      "FROM reports WHERE seq IN (SELECT MAX(seq) FROM reports WHERE (?='' OR device_id=?) "
-      "GROUP BY device_id) ORDER BY seq DESC LIMIT ?",
+      "SELECT device_id,model,from_version,to_version,state,error,bytes_downloaded,client,last_seen,tags_json "
+      "FROM device_state WHERE (?='' OR device_id=?) ORDER BY last_seen DESC, device_id, model LIMIT ?",
       {device_id, device_id, static_cast<std::int64_t>(limit)});
   if (!rows) return rows.err();
   std::vector<device_report> out;
   out.reserve(rows->size());
-  for (const auto& r : *rows) out.push_back(report_from(r));
+  for (const auto& r : *rows) {
+    out.push_back(report_from(r));
+    out.back().tags_json = r.text(9);
+  }
   return out;
+}
+
+core::result<std::map<std::string, std::uint64_t>> index_db::assign_version_numbers(
+    const std::string& model, const std::vector<std::pair<std::string, std::string>>& versions) {
+  std::map<std::string, std::uint64_t> out;
+  auto r = db_->transaction([&](storage::sql_session& s) -> core::result<void> {
+    out.clear();
+    auto rows = s.query("SELECT version, sha256, number FROM version_numbers WHERE model=?", {model});
+    if (!rows) return rows.err();
+    std::map<std::string, std::pair<std::string, std::uint64_t>> known;
+    for (const auto& row : *rows) known[row.text(0)] = {row.text(1), static_cast<std::uint64_t>(row.integer(2))};
+    std::map<std::string, std::string> present(versions.begin(), versions.end());
+    // Gone, or replaced by other content: forgotten, so a later re-add is a new release.
+    for (const auto& [version, sha_number] : known) {
+      auto it = present.find(version);
+      if (it == present.end() || it->second != sha_number.first)
+        MALLORN_TRY(s.exec("DELETE FROM version_numbers WHERE model=? AND version=?", {model, version}));
+    }
+    const auto now = static_cast<std::int64_t>(std::time(nullptr));
+    for (const auto& [version, sha] : versions) {  // in store order: a new store numbers 1, 2, 3...
+      auto it = known.find(version);
+      if (it != known.end() && it->second.first == sha) continue;
+      auto n = s.query(
+          "INSERT INTO version_counters(model, last_number) VALUES(?, 1) "
+          "ON CONFLICT(model) DO UPDATE SET last_number=version_counters.last_number+1 RETURNING last_number",
+          {model});
+      if (!n) return n.err();
+      // DO NOTHING: another replica numbering the same scan at the same moment won; its number stands.
+      MALLORN_TRY(s.exec("INSERT INTO version_numbers(model, version, sha256, number, first_seen) VALUES(?,?,?,?,?) "
+                         "ON CONFLICT(model, version) DO NOTHING",
+                         {model, version, sha, n->front().integer(0), now}));
+    }
+    auto final_rows = s.query("SELECT version, number FROM version_numbers WHERE model=?", {model});
+    if (!final_rows) return final_rows.err();
+    for (const auto& row : *final_rows) out[row.text(0)] = static_cast<std::uint64_t>(row.integer(1));
+    return {};
+  });
+  if (!r) return r.err();
+  return out;
+}
+
+core::result<bool> index_db::claim_build(const std::string& key, const std::string& owner, std::int64_t now,
+                                         std::int64_t lease_s) {
+  MALLORN_TRY(db_->exec("INSERT INTO build_jobs(job_key, owner, lease_until, state, updated) VALUES(?, NULL, 0, 'queued', ?) "
+                        "ON CONFLICT(job_key) DO NOTHING",
+                        {key, now}));
+  // One statement decides: free, expired (the builder died), or already ours.
+  auto rows = db_->query(
+      "UPDATE build_jobs SET owner=?, lease_until=?, state='building', updated=? "
+      "WHERE job_key=? AND (owner IS NULL OR lease_until < ? OR owner=?) RETURNING owner",
+      {owner, now + lease_s, now, key, now, owner});
+  if (!rows) return rows.err();
+  return !rows->empty();
+}
+
+core::result<bool> index_db::renew_build(const std::string& key, const std::string& owner, std::int64_t now,
+                                         std::int64_t lease_s) {
+  auto rows = db_->query("UPDATE build_jobs SET lease_until=?, updated=? WHERE job_key=? AND owner=? RETURNING owner",
+                         {now + lease_s, now, key, owner});
+  if (!rows) return rows.err();
+  return !rows->empty();
+}
+
+core::result<void> index_db::finish_build(const std::string& key, const std::string& owner) {
+  return db_->exec("DELETE FROM build_jobs WHERE job_key=? AND owner=?", {key, owner});
+}
+
+core::result<std::optional<std::string>> index_db::build_owner(const std::string& key, std::int64_t now) {
+  auto rows = db_->query("SELECT owner FROM build_jobs WHERE job_key=? AND owner IS NOT NULL AND lease_until >= ?",
+                         {key, now});
+  if (!rows) return rows.err();
+  if (rows->empty()) return std::optional<std::string>{};
+  return std::optional<std::string>{rows->front().text(0)};
+}
+
+core::result<void> index_db::retain_numbered_models(const std::set<std::string>& models) {
+  return db_->transaction([&](storage::sql_session& s) -> core::result<void> {
+    auto rows = s.query("SELECT DISTINCT model FROM version_numbers", {});
+    if (!rows) return rows.err();
+    for (const auto& row : *rows)
+      if (!models.count(row.text(0))) MALLORN_TRY(s.exec("DELETE FROM version_numbers WHERE model=?", {row.text(0)}));
+    return {};
+  });
 }
 
 core::result<std::vector<device_report>> index_db::device_history(const std::string& device_id, std::size_t limit) {

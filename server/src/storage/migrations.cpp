@@ -9,7 +9,7 @@ namespace mallorn::server::storage {
 namespace {
 
 // The advisory lock key replicas take while migrating ("mallorn" in ASCII).
-constexpr const char* pg_lock_key = "0x6d616c6c6f726e";
+constexpr const char* pg_lock_key = "30787890765066862";  // 0x6d616c6c6f726e; hex literals need PostgreSQL 16
 
 core::result<std::set<int>> applied_versions(sql_session& s) {
   auto rows = s.query("SELECT version FROM schema_migrations", {});
@@ -63,7 +63,7 @@ core::result<std::unique_ptr<sql_database>> open_database(const std::string& url
     return open_sqlite(path);
   }
   if (url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0)
-    return core::make_error(core::errc::invalid_argument, "this mallornd was built without PostgreSQL support");
+    return open_postgres(url);
   return core::make_error(core::errc::invalid_argument,
                           "--database: expected sqlite:[PATH] or postgresql://..., got a URL of another kind");
 }

@@ -162,8 +162,13 @@ core::result<std::unique_ptr<sql_database>> open_sqlite(const std::filesystem::p
   std::unique_ptr<sql_database> db(new sqlite_database(raw, file));
   // WAL: readers never block the writer; synchronous=NORMAL is durable across process crashes and
   // keeps the index consistent across power loss (a patch row lost then is rebuilt on demand).
+  // A small WAL (checkpoint every 128 pages, truncated back to 1 MiB): the default lets it grow to
+  // 4 MB, which alone filled a small data disk.
   char* msg = nullptr;
-  if (sqlite3_exec(raw, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;", nullptr,
+  if (sqlite3_exec(raw,
+                   "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; "
+                   "PRAGMA wal_autocheckpoint=128; PRAGMA journal_size_limit=1048576;",
+                   nullptr,
                    nullptr, &msg) != SQLITE_OK) {
     std::string text = msg ? msg : "unknown error";
     sqlite3_free(msg);

@@ -178,12 +178,20 @@ core::result<scan_report> model_store::rescan() {
     if (entry.versions.empty()) continue;
     order_versions(entry, model_dir.path(), report);
     for (std::size_t i = 0; i < entry.versions.size(); ++i) entry.versions[i].rank = i + 1;
+    std::vector<std::pair<std::string, std::string>> content;
+    for (const auto& v : entry.versions) content.emplace_back(v.version, v.sha256);
+    auto numbers = db_.assign_version_numbers(model, content);
+    if (!numbers) return numbers.err().with("numbering the versions of " + model);
+    for (auto& v : entry.versions) v.number = (*numbers)[v.version];
     report.versions += entry.versions.size();
     next->models.emplace(model, std::move(entry));
   }
   if (ec) return core::make_error(core::errc::io_error, "scanning " + root_.string() + ": " + ec.message());
   report.models = next->models.size();
   MALLORN_TRY(db_.retain_models(seen_paths));
+  std::set<std::string> model_names;
+  for (const auto& [name, entry] : next->models) model_names.insert(name);
+  MALLORN_TRY(db_.retain_numbered_models(model_names));
   {
     std::lock_guard lock(snapshot_mutex_);
     snapshot_ = std::move(next);

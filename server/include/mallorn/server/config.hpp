@@ -15,6 +15,11 @@ struct server_config {
   std::filesystem::path models_dir = "models";
   std::filesystem::path data_dir = "mallorn-data";
   std::filesystem::path patches_dir;  // empty: <data>/patches
+  std::string database;  // storage::open_database URL; empty: sqlite in data_dir (may hold a password: never log it)
+  unsigned report_history = 20;          // per device, besides device_state
+  std::uint64_t report_cap = 100000;     // in total
+  unsigned report_retention_days = 30;   // 0: no age limit
+  std::uint64_t min_free = 64ull << 20;  // builds and uploads need this much free space
   std::string listen_host = "127.0.0.1";
   std::uint16_t listen_port = 8080;
   std::filesystem::path port_file;  // written once listening (tests use --listen 127.0.0.1:0)

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <set>
 #include <optional>
@@ -37,12 +38,33 @@ struct patch_row {
   std::int64_t created = 0, last_used = 0;  // unix seconds
   std::uint64_t hits = 0, bytes_served = 0;
   double build_seconds = 0;
+  std::uint64_t target_number = 0;  // the target's version number written into the header (0: unknown, old row)
 };
 
 struct device_report {
   std::string device_id, model, from_version, to_version, state, error, client;
   std::uint64_t bytes_downloaded = 0;
   std::int64_t received_at = 0;
+  std::string tags_json;  // a JSON object of the device's tags (for rollouts); "" = unchanged
+};
+
+// Bounds on report storage (every report comes from an unauthenticated device).
+struct report_limits {
+  std::size_t per_device = 20;     // history rows per device (device_state keeps the latest anyway)
+  std::size_t total = 100000;      // history rows in total, and device_state rows in total
+  std::int64_t retention_s = 30 * 86400;  // 0: no age limit
+};
+
+// One page of /admin/devices: device_state rows ordered by (device_id, model).
+struct device_query {
+  std::string after_device, after_model;  // cursor: rows strictly after this pair
+  std::string model, state, prefix;       // filters ("" = any)
+  std::size_t limit = 100;
+};
+struct device_page {
+  std::vector<device_report> devices;  // received_at = last_seen
+  std::uint64_t total = 0;             // rows matching the filters (all pages)
+  bool more = false;
 };
 
 class index_db {
@@ -68,9 +90,35 @@ class index_db {
   core::result<void> add_patch_usage(const std::string& id, std::uint64_t hits, std::uint64_t bytes,
                                      std::int64_t last_used);
 
+  // Stable version numbers (docs/api.md "Version numbers"). `versions`: (version, sha256) of one
+  // model, in store order. A version keeps its number while its content is unchanged; a new
+  // version (or one whose content changed, or one deleted and added again) gets the model's next
+  // number, in the order given. Versions absent from the list are forgotten; numbers are never
+  // reused. Returns version -> number.
+  core::result<std::map<std::string, std::uint64_t>> assign_version_numbers(
+      const std::string& model, const std::vector<std::pair<std::string, std::string>>& versions);
+  // Build jobs shared by replicas (table build_jobs; not yet used by patch_cache): `claim_build`
+  // atomically makes `owner` the builder of `key` for `lease_s` seconds unless another owner
+  // holds an unexpired lease (a builder that died loses its claim when its lease runs out);
+  // `renew_build` extends the lease (false: the claim was taken over); `finish_build` releases it.
+  core::result<bool> claim_build(const std::string& key, const std::string& owner, std::int64_t now, std::int64_t lease_s);
+  core::result<bool> renew_build(const std::string& key, const std::string& owner, std::int64_t now, std::int64_t lease_s);
+  core::result<void> finish_build(const std::string& key, const std::string& owner);
+  // Who holds an unexpired lease on `key` (nullopt: nobody is building it).
+  core::result<std::optional<std::string>> build_owner(const std::string& key, std::int64_t now);
+  // Forgets the numbers of models no longer in the store (their counters stay).
+  core::result<void> retain_numbered_models(const std::set<std::string>& models);
+
+  // Records a report: device_state (latest per device and model) is upserted and the device's
+  // history trimmed to limits().per_device, in one transaction.
   core::result<void> insert_report(const device_report& r);
   // The newest report of each device (optionally of one device), newest first.
   core::result<std::vector<device_report>> latest_reports(const std::string& device_id = {}, std::size_t limit = 1000);
+  core::result<device_page> list_devices(const device_query& q);
+  // Applies the global cap and the retention to the history and to device_state; returns rows deleted.
+  core::result<std::uint64_t> prune_reports(std::int64_t now);
+  void set_report_limits(const report_limits& l) { limits_ = l; }
+  const report_limits& limits() const { return limits_; }
 
   // One device's reports, newest first.
   core::result<std::vector<device_report>> device_history(const std::string& device_id, std::size_t limit);
@@ -81,6 +129,7 @@ class index_db {
  private:
   explicit index_db(std::unique_ptr<storage::sql_database> db);
   std::unique_ptr<storage::sql_database> db_;
+  report_limits limits_;
 };
 
 }  // namespace mallorn::server

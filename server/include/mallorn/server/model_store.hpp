@@ -27,9 +27,12 @@ struct model_version {
   std::string sha256;  // hex
   core::fingerprint fingerprint;
   std::int64_t mtime_ns = 0;
-  // 1-based position in the model's order: the target_version number written into patch headers,
-  // which agents compare for downgrade protection.
+  // 1-based position in the model's order (changes when versions are inserted or deleted).
   std::uint64_t rank = 0;
+  // The stable release number (index_db::assign_version_numbers): given when the version was
+  // first seen, never changed or reused. Written into patch headers as target_version and compared
+  // by agents for downgrade protection.
+  std::uint64_t number = 0;
   std::string extension;  // without the dot
 };
 

@@ -52,6 +52,9 @@ struct cache_options {
   // is_transient) says nothing about the pair: it is retried after this much shorter pause, and
   // callers answer "busy, retry" rather than "cannot be patched".
   std::chrono::seconds transient_backoff{5};
+  // A build needs this much free space beyond the two models' size on the patch directory's disk
+  // (a patch is at most about as large as its target); 0: no check.
+  std::uint64_t min_free = 0;
 };
 
 enum class build_state { ready, queued, running, queue_full, failed };

@@ -91,6 +91,7 @@ struct router_config {
   // False when the store is read-only to the daemon (the shipped systemd unit): uploads are then
   // refused with 403 before their body is read, instead of failing to stage.
   bool uploads_enabled = true;
+  std::uint64_t min_free = 64ull << 20;    // uploads leaving less free space on the store's disk: 507
   std::chrono::milliseconds create_patch_wait{10 * 60 * 1000};
   // The dashboard at /ui/ (nullptr: --no-ui, /ui answers 404). ui_demo: read-only admin views
   // (GET of /admin/devices, /admin/builds, /admin/rollouts) answer without a token.
@@ -126,7 +127,7 @@ class router {
   http_response healthz();
   http_response upload_model(const http_request& req, const std::string& model, const std::string& version);
   http_response rescan();
-  http_response devices(const std::string& device_id);
+  http_response devices(const http_request& req, const std::string& device_id);
   http_response device_reports(const std::string& device_id);
   http_response builds();
   http_response ui(const http_request& req, const std::vector<std::string>& segments);
@@ -162,5 +163,10 @@ class router {
 
 // A JSON error body: {"error": {"code": ..., "message": ...}}.
 http_response error_response(unsigned status, const std::string& code, const std::string& message);
+// The index database failed (PostgreSQL down, disk full): 503 + Retry-After, so devices come back
+// later instead of treating it as a hard error; the cause is logged, not sent.
+http_response storage_unavailable(const core::error& e);
+// Bytes available to unprivileged writers on the filesystem holding `path` (nullopt: unknown).
+std::optional<std::uint64_t> free_bytes(const std::filesystem::path& path);
 
 }  // namespace mallorn::server

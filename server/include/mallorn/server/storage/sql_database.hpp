@@ -82,11 +82,13 @@ class sql_database {
 };
 
 // `url`: "" or "sqlite:" -> <data_dir>/index.sqlite; "sqlite:/path/file" -> that file;
-// "postgresql://..." or "postgres://..." -> PostgreSQL (when built with libpq).
+// "postgresql://..." or "postgres://..." -> PostgreSQL.
 core::result<std::unique_ptr<sql_database>> open_database(const std::string& url, const std::filesystem::path& data_dir);
 
 // Back-ends (open_database picks one).
 core::result<std::unique_ptr<sql_database>> open_sqlite(const std::filesystem::path& file);
+// A pool of up to `max_connections` libpq connections; connects once to check the URL.
+core::result<std::unique_ptr<sql_database>> open_postgres(const std::string& url, std::size_t max_connections = 8);
 
 // ---- schema migrations ----------------------------------------------------------------------
 // Each feature (index, builds, fleet, identity...) contributes its own numbered migrations; the
