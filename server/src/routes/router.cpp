@@ -33,7 +33,7 @@ std::string route_name(const std::vector<std::string>& seg) {
     if (seg[0] == k) return k;
   // Labels come from a fixed set: a request path must never create a metric series.
   if (seg[0] == "admin" && seg.size() >= 2)
-    for (const char* k : {"models", "rescan", "devices"})
+    for (const char* k : {"models", "rescan", "devices", "rollouts", "groups"})
       if (seg[1] == k) return std::string("admin_") + k;
   return seg[0] == "admin" ? "admin_other" : "other";
 }
@@ -148,6 +148,8 @@ http_response router::handle(const http_request& req) {
       r = m == "POST" ? rescan() : method_not_allowed("POST");
     } else if (seg[1] == "devices" && seg.size() <= 3) {
       r = get ? devices(seg.size() == 3 ? seg[2] : std::string()) : method_not_allowed("GET, HEAD");
+    } else if (seg[1] == "rollouts" || seg[1] == "groups") {
+      r = fleet_route(req, seg);
     } else {
       r = error_response(404, "not_found", "no such admin route");
     }

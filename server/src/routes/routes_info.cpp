@@ -7,6 +7,7 @@
 #include <set>
 
 #include "mallorn/core/hash.hpp"
+#include "mallorn/server/fleet/rollout_engine.hpp"
 #include "mallorn/server/request_path.hpp"
 #include "mallorn/server/router.hpp"
 #include "route_json.hpp"
@@ -68,6 +69,7 @@ http_response router::report(const http_request& req) {
   r.client = req.client;
   r.received_at = static_cast<std::int64_t>(std::time(nullptr));
   if (auto ok = db_.insert_report(r); !ok) return error_response(500, "io_error", ok.err().what());
+  if (cfg_.rollouts) cfg_.rollouts->on_report(r);  // per-rollout counts and the health gate
   if (!r.error.empty() || r.state == "rolled_back" || r.state == "failed")
     spdlog::warn("device {} ({}): {} {} -> {}: {}", r.device_id, r.model, r.state, r.from_version, r.to_version, r.error);
   return json_response(200, {{"ok", true}});

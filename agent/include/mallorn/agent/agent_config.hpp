@@ -3,6 +3,8 @@
 //   "server": "https://updates.example:8443", "device_id": "cam-17",
 //   "public_key": "/etc/mallorn/release.pub",     // with a key, unsigned patches are refused
 //   "ca_file": "...", "client_cert": "...", "client_key": "...",   // TLS / mTLS (optional)
+//   "tags": {"site": "berlin", "hw": "rpi4"},        // sent with check-update (rollout groups)
+//   "tags_command": ["/usr/bin/device-facts"],      // optional: prints a JSON object of more tags
 //   "poll_interval": 300, "jitter": 0.2, "http_timeout": 30, "allow_downgrade": false,
 //   "models": [ {"name": "detector", "dir": "/var/lib/mallorn/detector", "file": "model.tflite",
 //                "health_check": ["/usr/bin/check-model", "--quick"], "health_timeout": 60} ]
@@ -10,6 +12,7 @@
 #pragma once
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -37,6 +40,8 @@ struct agent_config {
   double jitter = 0.2;
   std::chrono::seconds http_timeout{30};
   bool allow_downgrade = false;
+  std::map<std::string, std::string> tags;
+  std::vector<std::string> tags_command;  // argv; empty: none
   std::vector<model_config> models;
 };
 

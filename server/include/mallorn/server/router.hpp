@@ -25,6 +25,9 @@
 #include "mallorn/server/rate_limiter.hpp"
 
 namespace mallorn::server {
+namespace fleet {
+class rollout_engine;
+}
 
 struct http_request {
   std::string method;  // upper case, as sent
@@ -76,6 +79,9 @@ struct router_config {
   std::uint64_t max_body = 1 << 20;        // JSON requests
   std::uint64_t max_upload = 4ull << 30;   // PUT /admin/models
   std::chrono::milliseconds create_patch_wait{10 * 60 * 1000};
+  // Staged rollouts (docs/rollouts.md); nullptr: /admin/rollouts and /admin/groups answer 404 and
+  // every device is offered the latest version.
+  fleet::rollout_engine* rollouts = nullptr;
   std::function<std::chrono::steady_clock::time_point()> clock = [] { return std::chrono::steady_clock::now(); };
 };
 
@@ -107,6 +113,7 @@ class router {
   http_response upload_model(const http_request& req, const std::string& model, const std::string& version);
   http_response rescan();
   http_response devices(const std::string& device_id);
+  http_response fleet_route(const http_request& req, const std::vector<std::string>& segments);
   static bool is_admin_route(const std::vector<std::string>& segments);
   std::optional<http_response> check_admin(const http_request& req) const;
 
