@@ -20,6 +20,9 @@ struct rollout_rig {
     for (const auto& p : rig.pairs)
       if (p.model == "tfm-hello-world-int8") pair = p;
     reopen();
+    rig.stats.add_section([this](std::string& out) {
+      if (engine) engine->render_metrics(out);
+    });
   }
   static server::router_config config() {
     server::router_config c;
