@@ -458,7 +458,9 @@ core::result<void> rollout_engine::flush_offers() {
 void rollout_engine::tick() {
   if (auto r = flush_offers(); !r) spdlog::error("fleet: recording offers: {}", r.err().what());
   std::unique_lock lock(mutex_);
-  for (auto& [id, r] : rollouts_) {
+  for (auto& entry : rollouts_) {
+    const std::int64_t id = entry.first;
+    rollout& r = entry.second;
     if (is_terminal(r.state)) continue;
     auto f = facts_of(r);
     auto attempt = [&](rollout_event ev, const std::string& why) {

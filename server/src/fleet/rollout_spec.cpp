@@ -13,8 +13,8 @@ core::error bad(const std::string& message) { return core::make_error(core::errc
 std::string shown(const std::string& key) { return is_fleet_name(key) ? "'" + key + "'" : "(a field with an odd name)"; }
 
 core::result<void> only_fields(const nlohmann::json& doc, std::initializer_list<const char*> allowed, const char* what) {
-  for (const auto& [k, v] : doc.items()) {
-    (void)v;
+  for (auto it = doc.begin(); it != doc.end(); ++it) {
+    const std::string& k = it.key();
     if (std::none_of(allowed.begin(), allowed.end(), [&](const char* a) { return k == a; }))
       return bad(std::string(what) + ": unknown field " + shown(k));
   }
@@ -275,6 +275,7 @@ core::result<rollout_spec> parse_rollout(const nlohmann::json& doc) {
     if (!p.is_number() || !std::isfinite(p.get<double>()) || p.get<double>() <= 0 || p.get<double>() > 100)
       return bad("'stages' must hold percentages in (0, 100]");
     const double v = std::round(p.get<double>() * 100) / 100;  // buckets are 0.01 %
+    if (v <= 0) return bad("'stages' must hold percentages in (0, 100], at least 0.01");
     if (!s.stages.empty() && v <= s.stages.back()) return bad("'stages' must be strictly increasing");
     s.stages.push_back(v);
   }
