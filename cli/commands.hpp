@@ -24,5 +24,6 @@ int cmd_fingerprint(const arg_list& args);
 int cmd_keygen(const arg_list& args);
 int cmd_sign(const arg_list& args);
 int cmd_fleet(const arg_list& args);
+int cmd_keyring(const arg_list& args);
 
 }  // namespace mallorn::cli

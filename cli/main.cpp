@@ -58,6 +58,19 @@ const std::vector<command>& commands() {
        "  common: --server URL (env MALLORN_SERVER, default http://127.0.0.1:8080; plain HTTP)\n"
        "          --token-file FILE (or env MALLORN_TOKEN), --actor NAME (default $USER), --json\n",
        cmd_fleet},
+      {"keyring", "manage the root-signed list of release keys (docs/security.md)",
+       "usage: mallorn keyring init -o FILE --root ROOT.pub[,ROOT2.pub] [--threshold N] [--expires DAYS] [--json]\n"
+       "       mallorn keyring add-key FILE --key RELEASE.pub [--models a,b] [--not-before T] [--not-after T]\n"
+       "       mallorn keyring revoke FILE (--key RELEASE.pub | --keyid HEX)\n"
+       "       mallorn keyring rotate-root FILE --root NEW.pub[,NEW2.pub] [--threshold N]\n"
+       "       mallorn keyring renew FILE [--expires DAYS | --expires-at UNIX]\n"
+       "       mallorn keyring sign FILE --key ROOT.key [-o OUT]\n"
+       "       mallorn keyring show FILE [--json]\n"
+       "       mallorn keyring export FILE --binary -o OUT     (the compact form mallorn_lite verifies)\n"
+       "  Editing a signed keyring starts its next version (signatures dropped, same lifetime); sign it\n"
+       "  with the root key, and for rotate-root with the old and the new root. Edits write FILE (or -o OUT)\n"
+       "  atomically. Default expiry: 365 days. T and UNIX are unix seconds.\n",
+       cmd_keyring},
   };
   return all;
 }

@@ -9,13 +9,19 @@ set -euo pipefail
 # (python/); python3-pytest runs its tests, python3-venv the pip-install test, mypy checks its types.
 # gcc-arm-none-eabi, libnewlib-arm-none-eabi, qemu-system-arm: firmware/ cross-built for Cortex-M4
 # and run under qemu in ctest. libpaho-mqttpp-dev, libpaho-mqtt-dev: mallornd's MQTT bridge, the
-# device simulator and the LoRa gateway; mosquitto: the broker their tests spawn.
+# device simulator and the LoRa gateway; mosquitto: the broker their tests spawn. chromium,
+# chromium-driver, python3-selenium: the dashboard's browser test (tests/ui/dashboard_test.py).
+# debhelper, dpkg-dev, dh-python, help2man, lintian, bash-completion: the Debian packages (debian/,
+# scripts/test-packages.sh: dpkg-buildpackage with debhelper's cmake and python3 support, man pages
+# from --help, lintian, and bash-completion's loader to test the installed completion).
 packages=(build-essential cmake pkg-config git ca-certificates libzstd-dev zstd libssl-dev
           nlohmann-json3-dev libspdlog-dev libdivsufsort-dev libgtest-dev googletest python3
           xdelta3 bsdiff time libboost-dev libsqlite3-dev libsystemd-dev curl openssl systemd
           pybind11-dev python3-dev python3-pytest python3-venv mypy
           gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
-          libpaho-mqttpp-dev libpaho-mqtt-dev mosquitto)
+          libpaho-mqttpp-dev libpaho-mqtt-dev mosquitto
+          chromium chromium-driver python3-selenium
+          debhelper dpkg-dev dh-python help2man lintian bash-completion)
 if ! command -v dpkg >/dev/null 2>&1; then
   echo "deps.sh: not a Debian-like system; make sure these are installed: ${packages[*]}" >&2
   exit 0

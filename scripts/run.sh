@@ -97,6 +97,8 @@ echo "   $device/$model/current -> $(readlink "$device/$model/current")"
 cmp "$device/$model/current/model.tflite" "$new" && echo "   the active slot is release 2, byte for byte"
 show curl -s -H "Authorization: Bearer $(cat "$run/admin-token")" "$S/admin/devices/demo-2"
 
+echo; echo "== the fleet dashboard: open $S/ui/ in a browser and sign in with the admin token"
+echo "   token: $(cat "$run/admin-token")"
 if [ "$once" = 1 ]; then exit 0; fi
 echo
 echo "mallornd is serving $(ls "$run/models" | wc -l) models at $S (admin token in $run/admin-token); Ctrl-C stops it."

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <condition_variable>
 #include <cstdio>
@@ -19,9 +20,13 @@
 #include "mallorn/server/index_db.hpp"
 #include "mallorn/core/logging.hpp"
 #include "mallorn/server/model_store.hpp"
+#include "mallorn/server/keyring_source.hpp"
 #include "mallorn/server/mqtt_bridge.hpp"
 #include "mallorn/server/patch_cache.hpp"
 #include "mallorn/server/router.hpp"
+#include "mallorn/server/audit_log.hpp"
+#include "mallorn/server/storage/sql_database.hpp"
+#include "mallorn/server/ui_files.hpp"
 
 #ifdef MALLORN_HAVE_SYSTEMD
 #include <systemd/sd-daemon.h>
@@ -89,11 +94,21 @@ int main(int argc, char** argv) {
   std::error_code ec;
   std::filesystem::create_directories(cfg.data_dir, ec);
   if (ec) return fail("cannot create data directory " + cfg.data_dir.string() + ": " + ec.message());
-  auto db = server::index_db::open(cfg.data_dir / "index.sqlite");
+  auto sql = server::storage::open_sqlite(cfg.data_dir / "index.sqlite");
+  if (!sql) return fail(sql.err().what());
+  auto db = server::index_db::open(std::move(*sql), server::audit_log::migrations());
   if (!db) return fail(db.err().what());
+  server::audit_log audit((*db)->database());
   auto token = load_admin_token(cfg.admin_token_file);
   if (!token) return fail(token.err().what());
-  if (!*token) spdlog::info("no admin token configured: admin routes answer 403");
+  std::vector<server::admin_credential> named_tokens;
+  if (!cfg.admin_tokens_file.empty()) {
+    auto loaded_tokens = server::load_admin_tokens(cfg.admin_tokens_file);
+    if (!loaded_tokens) return fail(loaded_tokens.err().what());
+    named_tokens = std::move(*loaded_tokens);
+    spdlog::info("{} named admin tokens from {}", named_tokens.size(), cfg.admin_tokens_file.string());
+  }
+  if (!*token && named_tokens.empty()) spdlog::info("no admin token configured: admin routes answer 403");
 
   server::cache_options cache_opts;
   cache_opts.dir = cfg.patches_dir;
@@ -135,15 +150,47 @@ int main(int argc, char** argv) {
   server::router_config rcfg;
   rcfg.rollouts = rollouts->get();
   rcfg.admin_token = *token;
+  rcfg.admin_tokens = std::move(named_tokens);
+  rcfg.audit = &audit;
   rcfg.max_body = cfg.max_body;
   rcfg.max_upload = cfg.max_upload;
+  if (cfg.ui) {
+    auto ui = server::ui_files::load(cfg.ui_dir.empty() ? server::ui_files::default_dir() : cfg.ui_dir);
+    if (!ui) return fail(ui.err().what() + " (start with --ui-dir DIR, or --no-ui)");
+    rcfg.ui = *ui;
+    rcfg.ui_demo = cfg.ui_demo;
+    if (cfg.ui_demo) spdlog::warn("dashboard demo mode: device and build views are readable without a token");
+  }
+  if (!cfg.keyring_file.empty()) {
+    auto kr = server::keyring_source::open(cfg.keyring_file);
+    if (!kr) return fail("--keyring: " + kr.err().what());
+    rcfg.keyring = *kr;
+    spdlog::info("keyring {}: serving v{} at GET /keyring", cfg.keyring_file.string(), (*kr)->current()->version);
+  }
+  // Under the shipped unit the store is read-only (ReadOnlyPaths=): say so once, answer 403.
+  rcfg.uploads_enabled = ::access(cfg.models_dir.c_str(), W_OK) == 0;
+  if (!rcfg.uploads_enabled)
+    spdlog::info("store {} is read-only to this process: PUT /admin/models answers 403", cfg.models_dir.string());
   server::router routes(rcfg, store, cache, **db, stats, limiter);
 
   server::http_options hopts;
   hopts.host = cfg.listen_host;
   hopts.port = cfg.listen_port;
   hopts.threads = cfg.threads ? cfg.threads : std::max(1u, std::thread::hardware_concurrency());
-  hopts.max_connections = cfg.max_connections;
+  {
+    rlimit lim{};
+    const std::uint64_t fd_limit = getrlimit(RLIMIT_NOFILE, &lim) == 0 ? lim.rlim_cur : 1024;
+    const auto derived = server::default_max_connections(fd_limit);
+    hopts.max_connections = cfg.max_connections ? cfg.max_connections : derived;
+    if (cfg.max_connections > derived)
+      spdlog::warn("--max-connections {} leaves fewer than a quarter of the {} descriptors for files: downloads "
+                   "may get 503 before the connection cap is reached",
+                   cfg.max_connections, fd_limit);
+    spdlog::info("connections: at most {} ({} per address); descriptor limit {}", hopts.max_connections,
+                 cfg.max_connections_per_address, fd_limit);
+  }
+  hopts.max_connections_per_address = cfg.max_connections_per_address;
+  hopts.header_timeout = cfg.header_timeout;
   hopts.header_limit = cfg.header_limit;
   hopts.read_timeout = cfg.read_timeout;
   hopts.idle_timeout = cfg.idle_timeout;
@@ -204,8 +251,13 @@ int main(int argc, char** argv) {
     mopts.client_id = cfg.mqtt_client_id;
     mopts.prefix = cfg.mqtt_prefix;
     mopts.max_block = cfg.mqtt_max_block;
+    mopts.keyring = rcfg.keyring;
+    mopts.max_sessions = mopts.max_waiting = cfg.mqtt_max_sessions;
     bridge = std::make_unique<server::mqtt_bridge>(mopts, store, cache, **db, stats);
     bridge->start();
+    auto* b = bridge.get();
+    stats.add_gauge("mallornd_mqtt_sessions", "MQTT devices with a download session open.", [b] { return double(b->sessions()); });
+    stats.add_gauge("mallornd_mqtt_waiting", "MQTT devices waiting for a patch build.", [b] { return double(b->waiting()); });
     spdlog::info("mqtt bridge: broker {}, topics {}/dev/<device>/...", cfg.mqtt_broker, cfg.mqtt_prefix);
   }
   http.run(on_ready, on_reload, [] { sd_notify(0, "STOPPING=1\nSTATUS=draining"); });

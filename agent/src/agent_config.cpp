@@ -22,6 +22,9 @@ core::result<agent_config> load_agent_config(const std::filesystem::path& file) 
       if (!key) return key.err();
       c.public_key = *key;
     }
+    auto keyring = load_keyring_options(doc);
+    if (!keyring) return bad(keyring.err().message);
+    c.keyring = *keyring;
     c.tls.ca_file = doc.value("ca_file", "");
     c.tls.client_cert = doc.value("client_cert", "");
     c.tls.client_key = doc.value("client_key", "");

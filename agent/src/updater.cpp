@@ -18,6 +18,7 @@
 
 #include "mallorn/core/hash.hpp"
 #include "download_checkpoint.hpp"
+#include "mallorn/agent/keyring_trust.hpp"
 #include "mallorn/agent/report_outbox.hpp"
 #include "mallorn/core/patch_applier.hpp"
 
@@ -111,6 +112,7 @@ cycle_result updater::run_once() {
   slots_.remove_stale_temp_files();
   if (j.state == update_state::idle) remove_download();  // one that could not be deleted at the time
   flush_pending_reports();
+  if (auto stop = keyring_gate(j)) return *stop;
   if (j.state != update_state::idle) {
     spdlog::info("{}: resuming the update {} -> {} in state {}", model_.name, j.from_version, j.to_version, state_name(j.state));
     return resume(j);
@@ -362,6 +364,11 @@ core::result<void> updater::apply(journal& j) {
   if (!cfg_.allow_downgrade && j.installed_rank) opts.min_target_version = j.installed_rank + 1;
   auto header = core::read_patch_header(download_path());
   if (!header) return header.err();
+  if (cfg_.keyring.enabled()) {  // the key comes from the keyring in force now, not at download time
+    auto key = keyring_trust(cfg_.keyring).key_for(*header, model_.name, keyring_clock_now());
+    if (!key) return key.err();
+    opts.public_key = *key;
+  }
   if (core::to_hex(header->target_sha256) != j.target_sha256)
     return core::make_error(core::errc::invalid_patch, "the patch produces " + core::to_hex(header->target_sha256) +
                                                            ", not the announced target " + j.target_sha256);

@@ -1,5 +1,7 @@
 #include "mallorn/core/error.hpp"
 
+#include <cerrno>
+
 namespace mallorn::core {
 namespace {
 class category final : public std::error_category {
@@ -30,4 +32,11 @@ const char* errc_name(errc e) noexcept {
   }
   return "UnknownError";
 }
+bool is_transient_errno(int e) noexcept {
+  return e == EMFILE || e == ENFILE || e == ENOSPC || e == EDQUOT || e == EIO || e == ENOMEM || e == EAGAIN ||
+         e == ENOBUFS;
+}
+
+bool error::is_transient() const { return is_transient_errno(sys_errno); }
+
 }  // namespace mallorn::core

@@ -16,7 +16,10 @@ namespace {
 constexpr std::size_t sink_buffer = 1u << 20;
 
 error sys_error(const std::string& what, const std::filesystem::path& path) {
-  return make_error(errc::io_error, what + " " + path.string() + ": " + std::strerror(errno));
+  const int e = errno;
+  auto err = make_error(errc::io_error, what + " " + path.string() + ": " + std::strerror(e));
+  err.sys_errno = e;
+  return err;
 }
 
 result<void> fsync_dir(const std::filesystem::path& dir) {

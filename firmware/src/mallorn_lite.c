@@ -25,7 +25,8 @@ int ml_fail(struct ml_ctx *x, int code) {
 const char *mallorn_lite_strerror(int code) {
   static const char *const names[] = {"ok",           "bad argument",     "flash error",      "corrupt patch",
                                       "unsupported",  "wrong source",     "hash mismatch",    "bad signature",
-                                      "no space",     "downgrade",        "bad state",        "no bootable image"};
+                                      "no space",     "downgrade",        "bad state",        "no bootable image",
+                                      "bad keyring",  "keyring rollback", "keyring expired"};
   if (code < 0) code = -code;
   return code < (int)(sizeof names / sizeof names[0]) ? names[code] : "unknown error";
 }

@@ -74,6 +74,11 @@ struct ml_ctx {
       uint8_t buf[HEADER_BUF];
       uint8_t public_key[32];
       uint32_t min_version[2]; /* low, high words: a uint64_t here would pad the union */
+      uint32_t now[2]; /* keyring mode: unix seconds (0 = unknown) the keys must be valid at */
+      /* Keyring mode: the store's address (memcpy'd: a pointer member would make the union
+       * 8-aligned on 64-bit hosts and push the context past 1 KiB) and the model name. */
+      uint8_t keyring[sizeof(void *)];
+      char model[65];
     } hdr;
     struct ml_models m;
   } u;

@@ -5,6 +5,7 @@
 #include "ml_ctx.h"
 #ifdef MALLORN_LITE_ED25519
 #include "ml_ed25519.h"
+#include "ml_keyring.h"
 #endif
 
 /* The fixed 176 bytes are in u.hdr.buf. */
@@ -39,8 +40,13 @@ static int header_complete(struct ml_ctx *x) {
   if (x->need_signature) {
     if (!(x->u.hdr.buf[7] & 1u)) return ml_fail(x, MALLORN_LITE_E_SIGNATURE);
 #ifdef MALLORN_LITE_ED25519
-    if (!ml_ed25519_verify(x->u.hdr.buf + x->header_size - 64, x->u.hdr.public_key, x->u.hdr.buf, x->header_size - 64))
+    if (x->u.hdr.model[0]) {
+      int k = ml_keyring_verify_patch(x->u.hdr.keyring, x->u.hdr.model, (uint64_t)x->u.hdr.now[1] << 32 | x->u.hdr.now[0],
+                                      x->u.hdr.buf + x->header_size - 64, x->u.hdr.buf, x->header_size - 64);
+      if (k) return ml_fail(x, -k);
+    } else if (!ml_ed25519_verify(x->u.hdr.buf + x->header_size - 64, x->u.hdr.public_key, x->u.hdr.buf, x->header_size - 64)) {
       return ml_fail(x, MALLORN_LITE_E_SIGNATURE);
+    }
 #endif
   }
   if (le64(x->u.hdr.buf + 96) < ((uint64_t)x->u.hdr.min_version[1] << 32 | x->u.hdr.min_version[0])) return ml_fail(x, MALLORN_LITE_E_DOWNGRADE);

@@ -99,6 +99,9 @@ def main():
     ap.add_argument("--ready-file", help="write the open summary (JSON) here once all are open")
     ap.add_argument("--release-file", help="hold until this file exists")
     ap.add_argument("--hold", type=float, default=120.0, help="hold at most this many seconds")
+    ap.add_argument("--sources", type=int, default=1,
+                    help="spread the connections over source addresses 127.0.0.1 .. 127.0.0.N (the server caps "
+                         "connections per client address; many idle clients are many addresses)")
     args = ap.parse_args()
 
     limit = raise_nofile(args.connections + 256)
@@ -110,9 +113,11 @@ def main():
     bad_status = 0
     for first in range(0, args.connections, args.batch):
         batch = []
-        for _ in range(min(args.batch, args.connections - first)):
+        for i in range(min(args.batch, args.connections - first)):
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if args.sources > 1:
+                s.bind((f"127.0.{(first + i) % args.sources // 250}.{(first + i) % args.sources % 250 + 1}", 0))
             s.settimeout(args.timeout)
             try:
                 s.connect((args.host, args.port))

@@ -36,16 +36,17 @@ struct proto_rig {
   std::uint16_t gateway_port = 0;
   const std::string token = "proto-test-admin-token-0123456789";
 
-  proto_rig() {
+  explicit proto_rig(const std::vector<std::string>& extra_args = {}) {
     std::filesystem::create_directories(dir / "models");
     pairs = make_store(dir / "models", mcu_pairs());
     broker = std::make_unique<mosquitto_broker>(dir.path());
     std::ofstream(dir / "admin-token") << token << "\n";
     ::chmod((dir / "admin-token").c_str(), 0600);
-    server = std::make_unique<daemon_process>(
-        dir.path(), std::vector<std::string>{"--models", (dir / "models").string(), "--data", (dir / "data").string(),
-                                             "--rate-limit", "0", "--level", "3", "--no-neural", "--admin-token-file",
-                                             (dir / "admin-token").string(), "--mqtt-broker", broker->url()});
+    std::vector<std::string> args{"--models", (dir / "models").string(), "--data", (dir / "data").string(),
+                                  "--rate-limit", "0", "--level", "3", "--no-neural", "--admin-token-file",
+                                  (dir / "admin-token").string(), "--mqtt-broker", broker->url()};
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
+    server = std::make_unique<daemon_process>(dir.path(), args);
     wait_for_log("mqtt: connected", 1);
   }
 

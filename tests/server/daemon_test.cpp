@@ -165,7 +165,7 @@ TEST(Daemon, ConcurrentDevicesTriggerExactlyOneBuild) {
 
 TEST(Daemon, BadInputGetsClearErrorsAndChangesNothing) {
   daemon_rig rig;
-  daemon_process d(rig.dir.path(), rig.args({"--max-body", "1K", "--read-timeout", "1"}));
+  daemon_process d(rig.dir.path(), rig.args({"--max-body", "1K", "--read-timeout", "1", "--header-timeout", "1"}));
   ASSERT_TRUE(d.listening()) << d.log();
   const std::string model = rig.pairs[0].model;
 
@@ -186,7 +186,7 @@ TEST(Daemon, BadInputGetsClearErrorsAndChangesNothing) {
   EXPECT_EQ(big.status, 413);
   auto huge_header = curl("-H 'X-Filler: " + std::string(20000, 'x') + "' " + d.url("/healthz"));
   EXPECT_EQ(huge_header.status, 431);
-  // Slowloris: half a request line, then silence; the server hangs up after the read timeout.
+  // Slowloris: half a request line, then silence; the server hangs up after the header timeout.
   const auto started = std::chrono::steady_clock::now();
   run_shell("timeout 10 bash -c 'exec 3<>/dev/tcp/127.0.0.1/" + std::to_string(d.port()) +
             "; printf \"GET /healthz HTTP/1.1\\r\\nHost: x\\r\\n\" >&3; cat <&3 >/dev/null'");

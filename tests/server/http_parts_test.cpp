@@ -1,7 +1,12 @@
 // The pure pieces under the router: version order, request targets, ranges, rate limits, config.
 #include <gtest/gtest.h>
 
+#include <chrono>
+
+#include "mallorn/core/log_safe.hpp"
 #include "mallorn/server/config.hpp"
+#include "mallorn/server/http_framing.hpp"
+#include "mallorn/server/http_server.hpp"
 #include "mallorn/server/http_range.hpp"
 #include "mallorn/server/rate_limiter.hpp"
 #include "mallorn/server/request_path.hpp"
@@ -59,7 +64,13 @@ TEST(HttpRange, SingleRangesAndEdgeCases) {
   EXPECT_EQ(decide_range("bytes=5-1", 100).kind, range_kind::full);      // invalid: ignored
   EXPECT_EQ(decide_range("items=0-1", 100).kind, range_kind::full);
   EXPECT_EQ(decide_range("bytes=abc-", 100).kind, range_kind::full);
-  EXPECT_EQ(decide_range("bytes=99999999999999999999-", 100).kind, range_kind::full);
+  // Numbers past 2^64 - 1 are a framing error (400 + close), wherever they are.
+  EXPECT_EQ(decide_range("bytes=99999999999999999999-", 100).kind, range_kind::invalid);
+  EXPECT_EQ(decide_range("bytes=0-99999999999999999999", 100).kind, range_kind::invalid);
+  EXPECT_EQ(decide_range("bytes=0-18446744073709551616", 100).kind, range_kind::invalid);
+  EXPECT_EQ(decide_range("bytes=-18446744073709551616", 100).kind, range_kind::invalid);
+  EXPECT_EQ(decide_range("bytes=0-18446744073709551615", 100).kind, range_kind::partial);
+  EXPECT_EQ(decide_range("bytes=00000000000000000000010-", 100).range.first, 10u);  // leading zeros are fine
   EXPECT_TRUE(if_range_matches("\"abc\"", "\"abc\""));
   EXPECT_FALSE(if_range_matches("W/\"abc\"", "\"abc\""));
   EXPECT_FALSE(if_range_matches("Wed, 21 Oct 2015 07:28:00 GMT", "\"abc\""));
@@ -104,4 +115,96 @@ TEST(Config, PrecedenceAndValidation) {
   EXPECT_TRUE(load_config({"--help"}, nullptr)->help);
   EXPECT_EQ(parse_size("64k"), 64u << 10);
   EXPECT_FALSE(parse_size("99999999999999999999G"));
+}
+
+TEST(RateLimiter, ManyAddressesStayBoundedAtConstantCostPerRequest) {
+  // A flood of IPv6 sources, all active at the same instant: the table stays within its bound,
+  // newcomers are refused while every bucket is in use, and known clients keep their buckets.
+  const auto t = rate_limiter::clock::now();
+  auto fill = [&](rate_limiter& l, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) l.allow("2001:db8::" + std::to_string(i), t);
+  };
+  rate_limiter big(1.0, 5.0, 100000);
+  fill(big, 200000);
+  EXPECT_LE(big.size(), 100000u + rate_limiter::shard_count);
+  EXPECT_GE(big.size(), 90000u);
+  // The cost of a refused newcomer does not grow with the table: compare a table of 100,000
+  // active clients with one of 1,000 (the old limiter walked every bucket: ~100x slower).
+  rate_limiter small(1.0, 5.0, 1000);
+  fill(small, 1000);
+  auto cost = [&](rate_limiter& l) {
+    double best = 1e9;
+    for (int rep = 0; rep < 3; ++rep) {
+      const auto start = std::chrono::steady_clock::now();
+      for (int i = 0; i < 2000; ++i) l.allow("2001:db8:1::" + std::to_string(i), t);
+      best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    }
+    return best;
+  };
+  const double big_cost = cost(big), small_cost = cost(small);
+  EXPECT_LT(big_cost, small_cost * 20) << big_cost << " s vs " << small_cost << " s";
+  // Once buckets have refilled (their clients went quiet), newcomers take their place.
+  EXPECT_TRUE(big.allow("2001:db8:2::1", t + std::chrono::seconds(10)));
+  EXPECT_LE(big.size(), 100000u + rate_limiter::shard_count);
+}
+
+TEST(HttpFraming, OnlyOneChunkedCodingIsAccepted) {
+  EXPECT_TRUE(check_framing({}, true, 11).ok);
+  EXPECT_TRUE(check_framing({"chunked"}, false, 11).ok);
+  EXPECT_TRUE(check_framing({"Chunked"}, false, 11).ok);
+  EXPECT_TRUE(check_framing({" chunked ,"}, false, 11).ok);
+  EXPECT_EQ(check_framing({"gzip"}, false, 11).status, 501u);
+  EXPECT_EQ(check_framing({"gzip, chunked"}, false, 11).status, 501u);
+  EXPECT_EQ(check_framing({"identity"}, false, 11).status, 501u);
+  EXPECT_EQ(check_framing({"chunked", "chunked"}, false, 11).status, 400u);
+  EXPECT_EQ(check_framing({"chunked, chunked"}, false, 11).status, 400u);
+  EXPECT_EQ(check_framing({"chunked"}, true, 11).status, 400u);
+  EXPECT_EQ(check_framing({"chunked"}, false, 10).status, 400u);
+  EXPECT_EQ(check_framing({""}, false, 11).status, 400u);
+  EXPECT_EQ(check_framing({" , "}, false, 11).status, 400u);
+}
+
+TEST(LogSafe, ControlCharactersAreEscaped) {
+  using mallorn::core::log_safe;
+  EXPECT_EQ(log_safe("dev-1"), "dev-1");
+  EXPECT_EQ(log_safe("a\nb\r\tc"), "a\\nb\\r\\tc");
+  EXPECT_EQ(log_safe("\x1b[31m"), "\\x1b[31m");
+  EXPECT_EQ(log_safe(std::string("a\0b", 3)), "a\\x00b");
+  EXPECT_EQ(log_safe("back\\slash"), "back\\\\slash");  // an escape cannot be faked
+  EXPECT_EQ(log_safe("\x7f"), "\\x7f");
+  EXPECT_EQ(log_safe("caf\xc3\xa9"), "caf\xc3\xa9");  // valid UTF-8 stays readable
+  EXPECT_EQ(log_safe("\xc2\x9b"), "\\xc2\\x9b");       // C1 CSI
+  EXPECT_EQ(log_safe("\xff\xfe"), "\\xff\\xfe");       // not UTF-8
+  EXPECT_EQ(log_safe("\xe2\x82"), "\\xe2\\x82");       // truncated sequence
+  EXPECT_EQ(log_safe(std::string(2000, 'a'), 10), std::string(10, 'a') + "...");
+}
+
+TEST(StoreNames, UploadsAndTheScannerShareOneRule) {
+  EXPECT_EQ(store_version_of("1.tflite"), "1");
+  EXPECT_EQ(store_version_of("2.0.1.onnx"), "2.0.1");
+  EXPECT_FALSE(store_version_of("x.tmp-1.bin"));
+  EXPECT_FALSE(store_version_of(".hidden.bin"));
+  EXPECT_FALSE(store_version_of("index.json"));
+  EXPECT_FALSE(store_version_of("noext"));
+  EXPECT_FALSE(store_version_of("trailing."));
+  EXPECT_FALSE(store_version_of("sp ace.bin"));
+  EXPECT_TRUE(is_valid_device_id("aa:bb:cc:dd:ee:ff"));
+  EXPECT_TRUE(is_valid_device_id("cam-7@site_3.b+x"));
+  EXPECT_FALSE(is_valid_device_id(""));
+  EXPECT_FALSE(is_valid_device_id("a b"));
+  EXPECT_FALSE(is_valid_device_id("a\nb"));
+  EXPECT_FALSE(is_valid_device_id(std::string(129, 'a')));
+}
+
+TEST(ConnectionLimits, DefaultCapAndAddressKeys) {
+  EXPECT_EQ(default_max_connections(65536), 49152u);
+  EXPECT_EQ(default_max_connections(20000), 15000u);
+  EXPECT_EQ(default_max_connections(1024), 768u);
+  EXPECT_LT(default_max_connections(300), 300u);
+  EXPECT_GE(default_max_connections(100), 16u);
+  EXPECT_EQ(address_key("10.1.2.3"), "10.1.2.3");
+  EXPECT_EQ(address_key("::ffff:10.1.2.3"), "10.1.2.3");
+  EXPECT_EQ(address_key("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
+  EXPECT_EQ(address_key("2001:db8:1:2:ffff::1"), address_key("2001:db8:1:2::9"));
+  EXPECT_NE(address_key("2001:db8:1:3::1"), address_key("2001:db8:1:2::1"));
 }

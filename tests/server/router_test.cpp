@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "mallorn/core/patch_applier.hpp"
+#include "mallorn/server/http_server.hpp"
 #include "server_rig.hpp"
 
 using namespace mallorn;
@@ -248,6 +249,24 @@ TEST(Router, RateLimitAnswers429WithRetryAfter) {
   ASSERT_NE(limited.header("Retry-After"), nullptr);
   now += std::chrono::seconds(2);
   EXPECT_EQ(rig.call("GET", "/healthz").status, 200u);
+}
+
+// Addresses of one IPv6 /64 share one bucket (the session sets client_key = address_key()):
+// rotating through the /64 does not buy a fresh burst.
+TEST(Router, RateLimitCountsAnIpv6Slash64AsOneClient) {
+  server::router_config cfg;
+  auto now = std::chrono::steady_clock::now();
+  cfg.clock = [&] { return now; };
+  server_rig rig(cfg, {}, /*rate=*/1.0);  // burst of 2
+  auto from = [&](const std::string& address) {
+    server::http_request req{"GET", "/healthz", {}, {}, {}, address, server::address_key(address)};
+    auto plan = rig.routes->plan(req);
+    return plan.reject ? plan.reject->status : rig.routes->handle(req).status;
+  };
+  EXPECT_EQ(from("2001:db8:1:2::1"), 200u);
+  EXPECT_EQ(from("2001:db8:1:2::2"), 200u);
+  EXPECT_EQ(from("2001:db8:1:2:ffff::3"), 429u);
+  EXPECT_EQ(from("2001:db8:1:3::1"), 200u);  // another /64 is another client
 }
 
 TEST(Router, MetricsAndHealth) {

@@ -130,7 +130,8 @@ std::vector<patch_row> patch_cache::list() const {
 build_status patch_cache::status_locked(const build_key& key) const {
   if (auto it = ready_.find(key); it != ready_.end()) return {build_state::ready, it->second, {}};
   if (auto it = in_flight_.find(key); it != in_flight_.end()) return {it->second, std::nullopt, {}};
-  if (auto it = failures_.find(key); it != failures_.end()) return {build_state::failed, std::nullopt, it->second.error};
+  if (auto it = failures_.find(key); it != failures_.end())
+    return {build_state::failed, std::nullopt, it->second.error, it->second.transient};
   return {build_state::queued, std::nullopt, {}};
 }
 
@@ -139,8 +140,9 @@ build_status patch_cache::request(const build_job& job) {
   if (auto it = ready_.find(job.key); it != ready_.end()) return {build_state::ready, it->second, {}};
   if (auto it = in_flight_.find(job.key); it != in_flight_.end()) return {it->second, std::nullopt, {}};
   if (auto it = failures_.find(job.key); it != failures_.end()) {
-    if (std::chrono::steady_clock::now() - it->second.when < opts_.failure_backoff)
-      return {build_state::failed, std::nullopt, it->second.error};
+    const auto backoff = it->second.transient ? opts_.transient_backoff : opts_.failure_backoff;
+    if (std::chrono::steady_clock::now() - it->second.when < backoff)
+      return {build_state::failed, std::nullopt, it->second.error, it->second.transient};
     failures_.erase(it);
   }
   if (stopping_) return {build_state::queue_full, std::nullopt, "server is shutting down"};
@@ -167,6 +169,7 @@ void patch_cache::worker() {
       job = std::move(queue_.front());
       queue_.pop_front();
       in_flight_[job.key] = build_state::running;
+      running_[job.key] = job;
     }
     spdlog::info("build {}: {} -> {} started", job.source.model, job.source.version, job.target.version);
     const auto started = std::chrono::steady_clock::now();
@@ -191,7 +194,8 @@ void patch_cache::worker() {
       } else {
         spdlog::error("build {}: {} -> {} failed after {:.2f} s: {}", job.source.model, job.source.version,
                       job.target.version, seconds, row.err().what());
-        failures_[job.key] = {row.err().what(), std::chrono::steady_clock::now()};
+        failures_[job.key] = {row.err().what(), std::chrono::steady_clock::now(), row.err().is_transient(),
+                              job.source.model, job.source.version, job.target.version};
       }
     }
     // Evict before announcing the build, so whoever waits sees the cache within its budget.
@@ -199,12 +203,14 @@ void patch_cache::worker() {
     {
       std::lock_guard lock(mutex_);
       in_flight_.erase(job.key);
+      running_.erase(job.key);
     }
     done_cv_.notify_all();
   }
 }
 
 core::result<patch_row> patch_cache::build(const build_job& job) {
+  const auto started = std::chrono::steady_clock::now();
   const fs::path staging = opts_.dir / (".build-" + job.key.source_sha256.substr(0, 16) + "-" +
                                         job.key.target_sha256.substr(0, 16) + "-" + job.key.profile + ".mlrn");
   struct remove_on_exit {
@@ -265,9 +271,14 @@ core::result<patch_row> patch_cache::build(const build_job& job) {
   row.size = stats->patch_size;
   row.is_signed = opts_.signing_key.has_value();
   row.created = row.last_used = unix_now();
+  row.build_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   std::error_code ec;
   fs::rename(staging, file_of(row.id), ec);
-  if (ec) return core::make_error(core::errc::io_error, "publishing patch " + row.id + ": " + ec.message());
+  if (ec) {
+    auto e = core::make_error(core::errc::io_error, "publishing patch " + row.id + ": " + ec.message());
+    e.sys_errno = ec.value();
+    return e;
+  }
   fsync_dir(opts_.dir);
   if (auto r = db_.insert_patch(row); !r) {
     fs::remove(file_of(row.id), ec);
@@ -295,6 +306,8 @@ void patch_cache::evict_over_budget(const std::string& keep_id) {
       by_id_.erase(victim.id);
       usage_.erase(victim.id);
       total_bytes_ -= victim.size;
+      evictions_.push_front({victim, static_cast<std::int64_t>(std::time(nullptr))});
+      if (evictions_.size() > cache_activity::max_evictions_kept) evictions_.pop_back();
     }
     // Row first, then file: a crash in between leaves an unindexed file, which open() removes.
     if (auto r = db_.delete_patch(victim.id); !r) spdlog::error("patch cache: {}", r.err().what());
@@ -303,6 +316,21 @@ void patch_cache::evict_over_budget(const std::string& keep_id) {
     spdlog::info("patch cache: evicted {} ({} -> {} of {}, {} bytes) to stay under {} bytes", victim.id,
                  victim.source_version, victim.target_version, victim.model, victim.size, opts_.budget_bytes);
   }
+}
+
+cache_activity patch_cache::activity() const {
+  std::lock_guard lock(mutex_);
+  cache_activity a;
+  for (const auto& job : queue_)
+    a.builds.push_back({job.source.model, job.source.version, job.target.version, job.key.profile, "queued"});
+  for (const auto& [key, job] : running_)
+    a.builds.push_back({job.source.model, job.source.version, job.target.version, key.profile, "running"});
+  const auto now = std::chrono::steady_clock::now();
+  for (const auto& [key, f] : failures_)
+    a.failures.push_back({f.model, f.source_version, f.target_version, key.profile, f.error,
+                          std::chrono::duration_cast<std::chrono::seconds>(now - f.when).count()});
+  a.evictions.assign(evictions_.begin(), evictions_.end());
+  return a;
 }
 
 std::shared_ptr<void> patch_cache::pin(const std::string& id) {

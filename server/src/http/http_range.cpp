@@ -12,12 +12,20 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-std::optional<std::uint64_t> parse_number(std::string_view s) {
-  if (s.empty() || s.size() > 19) return std::nullopt;
-  std::uint64_t v = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc{} || p != s.data() + s.size()) return std::nullopt;
-  return v;
+struct number {
+  bool ok = false;        // digits only
+  bool overflow = false;  // digits only, but more than 2^64 - 1
+  std::uint64_t value = 0;
+};
+
+number parse_number(std::string_view s) {
+  number n;
+  if (s.empty()) return n;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), n.value);
+  if (p != s.data() + s.size() || s.front() == '-' || s.front() == '+') return n;  // not a digit string
+  if (ec == std::errc::result_out_of_range) n.overflow = true;
+  else if (ec == std::errc{}) n.ok = true;
+  return n;
 }
 
 }  // namespace
@@ -37,21 +45,23 @@ range_decision decide_range(std::optional<std::string_view> header, std::uint64_
 
   if (first_text.empty()) {  // suffix range: the last N bytes
     auto n = parse_number(last_text);
-    if (!n) return {};
-    if (*n == 0 || size == 0) return {range_kind::unsatisfiable, {}};
-    const std::uint64_t len = *n < size ? *n : size;
+    if (n.overflow) return {range_kind::invalid, {}};
+    if (!n.ok) return {};
+    if (n.value == 0 || size == 0) return {range_kind::unsatisfiable, {}};
+    const std::uint64_t len = n.value < size ? n.value : size;
     return {range_kind::partial, {size - len, len}};
   }
   auto first = parse_number(first_text);
-  if (!first) return {};
+  auto l = last_text.empty() ? number{} : parse_number(last_text);
+  if (first.overflow || l.overflow) return {range_kind::invalid, {}};
+  if (!first.ok) return {};
   std::uint64_t last = size == 0 ? 0 : size - 1;
   if (!last_text.empty()) {
-    auto l = parse_number(last_text);
-    if (!l || *l < *first) return {};  // invalid syntax: ignore the header
-    if (*l < last) last = *l;
+    if (!l.ok || l.value < first.value) return {};  // invalid syntax: ignore the header
+    if (l.value < last) last = l.value;
   }
-  if (*first >= size) return {range_kind::unsatisfiable, {}};
-  return {range_kind::partial, {*first, last - *first + 1}};
+  if (first.value >= size) return {range_kind::unsatisfiable, {}};
+  return {range_kind::partial, {first.value, last - first.value + 1}};
 }
 
 bool if_range_matches(std::string_view if_range, std::string_view etag) {

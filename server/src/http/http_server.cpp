@@ -4,7 +4,9 @@
 
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/ssl.hpp>
+#include <algorithm>
 #include <map>
+#include <unordered_map>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -23,36 +25,130 @@ using strand_t = asio::strand<asio::io_context::executor_type>;
 using socket_t = asio::basic_stream_socket<tcp, strand_t>;
 using stream_t = beast::basic_stream<tcp, strand_t>;
 
-// Connections that a drain may need to close: each entry is touched only on its own strand.
+// Open connections, by id and by client address: what a drain closes, what the caps count, and
+// where the oldest idle keep-alive connection is found when a cap is reached. Each entry's close
+// runs on its own strand and re-checks that the connection is still idle.
 class connection_registry {
  public:
+  // Added by the acceptor the moment a connection is admitted (so it counts, and can be shed,
+  // before its coroutine starts on its I/O thread); the session attaches `close` when it starts.
   struct entry {
     strand_t executor;
-    std::atomic<bool>* idle;
-    std::function<void()> close;
+    std::shared_ptr<connection_state> state;
+    std::function<void()> close;  // empty until attach()
+    std::string key;
+    bool closing = false;
+    bool shed_before_start = false;  // closed before attach(): the session ends at once
   };
+
+  enum class verdict { admitted, admitted_after_shedding, refused };
+
+  // Counts a new connection from `key` against `per_key_cap`. At the cap, that key's oldest idle
+  // connection is shed; with none idle, the connection is refused (and not counted).
+  verdict admit_address(const std::string& key, std::size_t per_key_cap) {
+    std::lock_guard lock(mutex_);
+    auto& ids = by_key_[key];
+    std::size_t& count = pending_[key];
+    if (ids.size() + count < per_key_cap) {
+      ++count;
+      return verdict::admitted;
+    }
+    if (shed_oldest_idle_locked(ids)) {
+      ++count;
+      return verdict::admitted_after_shedding;
+    }
+    if (ids.empty() && count == 0) by_key_.erase(key), pending_.erase(key);
+    return verdict::refused;
+  }
+  // Undoes admit_address() for a connection that is not served after all.
+  void forget_address(const std::string& key) {
+    std::lock_guard lock(mutex_);
+    release_pending_locked(key);
+  }
+  // The global cap: sheds the oldest idle connection anywhere. False if none is idle.
+  bool shed_oldest_idle() {
+    std::lock_guard lock(mutex_);
+    std::vector<std::uint64_t> all;
+    all.reserve(entries_.size());
+    for (const auto& [id, e] : entries_) all.push_back(id);
+    return shed_oldest_idle_locked(all);
+  }
+
+  // The session starts: false if the connection was shed meanwhile (the session ends at once).
+  bool attach(std::uint64_t id, std::function<void()> close) {
+    std::lock_guard lock(mutex_);
+    auto it = entries_.find(id);
+    if (it == entries_.end() || it->second.shed_before_start) return false;
+    it->second.close = std::move(close);
+    return true;
+  }
+
+  // An admitted connection (admit_address) becomes an entry.
   std::uint64_t add(entry e) {
     std::lock_guard lock(mutex_);
-    entries_.emplace(++next_, std::move(e));
-    return next_;
+    const auto id = ++next_;
+    release_pending_locked(e.key);
+    by_key_[e.key].push_back(id);
+    entries_.emplace(id, std::move(e));
+    return id;
   }
   void remove(std::uint64_t id) {
     std::lock_guard lock(mutex_);
-    entries_.erase(id);
+    auto it = entries_.find(id);
+    if (it == entries_.end()) return;
+    auto k = by_key_.find(it->second.key);
+    if (k != by_key_.end()) {
+      std::erase(k->second, id);
+      if (k->second.empty() && !pending_.count(it->second.key)) by_key_.erase(k);
+    }
+    entries_.erase(it);
   }
   void close_idle() {
     std::lock_guard lock(mutex_);
-    for (auto& [id, e] : entries_)
-      asio::post(e.executor, [this, id = id] {
-        std::lock_guard inner(mutex_);
-        auto it = entries_.find(id);
-        if (it != entries_.end() && *it->second.idle) it->second.close();
-      });
+    for (auto& [id, e] : entries_) post_close_locked(id, e);
   }
 
  private:
+  void release_pending_locked(const std::string& key) {
+    auto p = pending_.find(key);
+    if (p == pending_.end()) return;
+    if (--p->second == 0) {
+      pending_.erase(p);
+      auto k = by_key_.find(key);
+      if (k != by_key_.end() && k->second.empty()) by_key_.erase(k);
+    }
+  }
+  // O(candidates): the per-address list is short (its cap); the global pass runs only at the cap.
+  bool shed_oldest_idle_locked(const std::vector<std::uint64_t>& candidates) {
+    std::uint64_t victim = 0;
+    std::int64_t oldest = 0;
+    for (auto id : candidates) {
+      auto it = entries_.find(id);
+      if (it == entries_.end() || it->second.closing || !it->second.state->idle) continue;
+      const auto since = it->second.state->idle_since_ns.load();
+      if (victim == 0 || since < oldest) victim = id, oldest = since;
+    }
+    if (victim == 0) return false;
+    auto& e = entries_.at(victim);
+    e.closing = true;
+    post_close_locked(victim, e);
+    return true;
+  }
+  void post_close_locked(std::uint64_t id, entry& e) {
+    asio::post(e.executor, [this, id] {
+      std::lock_guard inner(mutex_);
+      auto it = entries_.find(id);
+      if (it == entries_.end()) return;
+      if (!it->second.state->idle) it->second.closing = false;  // busy again: not shed after all
+      else if (it->second.close) it->second.close();
+      else it->second.shed_before_start = true;
+    });
+  }
+
   std::mutex mutex_;
-  std::map<std::uint64_t, entry> entries_;
+  std::unordered_map<std::uint64_t, entry> entries_;
+  std::unordered_map<std::string, std::vector<std::uint64_t>> by_key_;
+  std::unordered_map<std::string, std::size_t> pending_;  // admitted, session not started yet
   std::uint64_t next_ = 0;
 };
 
@@ -61,7 +157,14 @@ struct http_server::impl {
   router& routes;
   metrics& stats;
   patch_cache& cache;
-  asio::io_context ioc;
+  // One io_context per I/O thread (issue 18): a connection lives on one context for its whole
+  // life, so its handlers never hop threads and the contexts share no scheduler lock (one shared
+  // context made every completion a cross-thread wake-up under load). `ioc` is context 0; it
+  // also runs the acceptor, the signals and the drain. New connections go round-robin.
+  asio::io_context ioc{1};
+  std::vector<std::unique_ptr<asio::io_context>> more_contexts;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> keep_running;
+  std::size_t next_context = 0;
   asio::thread_pool blocking_pool;
   tcp::acceptor acceptor{ioc};
   std::optional<asio::ssl::context> tls;
@@ -71,42 +174,75 @@ struct http_server::impl {
   session_context ctx{opts, routes, stats, cache, blocking_pool, draining};
 
   impl(http_options o, router& r, metrics& m, patch_cache& c)
-      : opts(std::move(o)), routes(r), stats(m), cache(c), blocking_pool(opts.blocking_threads) {}
+      : opts(std::move(o)), routes(r), stats(m), cache(c), blocking_pool(opts.blocking_threads) {
+    for (unsigned n = 1; n < std::max(1u, opts.threads); ++n) {
+      more_contexts.push_back(std::make_unique<asio::io_context>(1));
+      keep_running.push_back(asio::make_work_guard(*more_contexts.back()));
+    }
+  }
+
+  asio::io_context& context_for_next_connection() {
+    const std::size_t n = next_context++ % (more_contexts.size() + 1);
+    return n == 0 ? ioc : *more_contexts[n - 1];
+  }
+  void stop_all() {
+    for (auto& g : keep_running) g.reset();
+    for (auto& c : more_contexts) c->stop();
+    ioc.stop();
+  }
+
+  // The connection was registered by the acceptor (a TLS handshake in progress counts as idle:
+  // a client that connects and says nothing is the first to be shed); the session makes it
+  // closable. False: it was shed before its coroutine started.
+  template <class Stream>
+  bool attach_connection(Stream& stream, std::uint64_t id) {
+    auto& tcp_stream = beast::get_lowest_layer(stream);
+    return registry.attach(id, [&tcp_stream] {
+      beast::error_code ec;
+      tcp_stream.socket().shutdown(tcp::socket::shutdown_both, ec);
+      tcp_stream.socket().close(ec);
+    });
+  }
 
   template <class Stream>
-  asio::awaitable<void> session(Stream& stream, std::string client) {
-    std::atomic<bool> idle{false};
-    auto& tcp_stream = beast::get_lowest_layer(stream);
-    const auto id = registry.add({tcp_stream.get_executor(), &idle, [&tcp_stream] {
-                                    beast::error_code ec;
-                                    tcp_stream.socket().shutdown(tcp::socket::shutdown_both, ec);
-                                    tcp_stream.socket().close(ec);
-                                  }});
+  asio::awaitable<void> session(Stream& stream, std::string client, connection_state& state) {
     try {
-      co_await serve_connection(stream, ctx, client, idle);
+      co_await serve_connection(stream, ctx, client, state);
     } catch (const std::exception& e) {
       spdlog::debug("{}: connection ended: {}", client, e.what());
     }
-    registry.remove(id);
   }
 
-  asio::awaitable<void> plain_connection(socket_t socket, std::string client) {
+  asio::awaitable<void> plain_connection(socket_t socket, std::string client, std::uint64_t id,
+                                         std::shared_ptr<connection_state> state) {
     stream_t stream(std::move(socket));
-    co_await session(stream, client);
+    if (!attach_connection(stream, id)) {
+      registry.remove(id);
+      co_return;
+    }
+    co_await session(stream, client, *state);
+    registry.remove(id);
     beast::error_code ec;
     stream.socket().shutdown(tcp::socket::shutdown_send, ec);
   }
 
-  asio::awaitable<void> tls_connection(socket_t socket, std::string client) {
+  asio::awaitable<void> tls_connection(socket_t socket, std::string client, std::uint64_t id,
+                                       std::shared_ptr<connection_state> state) {
     beast::ssl_stream<stream_t> stream(stream_t(std::move(socket)), *tls);
+    struct unregister {
+      connection_registry& r;
+      std::uint64_t id;
+      ~unregister() { r.remove(id); }
+    } done{registry, id};
+    if (!attach_connection(stream, id)) co_return;
     beast::error_code ec;
-    beast::get_lowest_layer(stream).expires_after(opts.read_timeout);
+    beast::get_lowest_layer(stream).expires_after(opts.header_timeout);
     co_await stream.async_handshake(asio::ssl::stream_base::server, asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
       spdlog::debug("{}: TLS handshake failed: {}", client, ec.message());
       co_return;
     }
-    co_await session(stream, client);
+    co_await session(stream, client, *state);
     beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(5));
     co_await stream.async_shutdown(asio::redirect_error(asio::use_awaitable, ec));
   }
@@ -125,30 +261,70 @@ struct http_server::impl {
   }
 
   asio::awaitable<void> accept_loop() {
+    // accept() failing (EMFILE, ENFILE, ENOBUFS): back off exponentially (10 ms .. 1 s) while it
+    // lasts, and log once per 10 s with a count instead of once per attempt.
+    std::chrono::milliseconds backoff{0};
+    std::uint64_t failures_unlogged = 0;
+    auto last_log = std::chrono::steady_clock::time_point{};
     for (;;) {
       beast::error_code ec;
-      socket_t socket(asio::make_strand(ioc.get_executor()));
+      socket_t socket(asio::make_strand(context_for_next_connection().get_executor()));
       co_await acceptor.async_accept(socket, asio::redirect_error(asio::use_awaitable, ec));
       if (ec) {
         if (!acceptor.is_open() || draining) co_return;
-        // EMFILE and friends: back off briefly instead of spinning.
-        spdlog::warn("accept failed: {}", ec.message());
-        asio::steady_timer pause(ioc, std::chrono::milliseconds(100));
+        stats.accept_failed();
+        ++failures_unlogged;
+        const auto now = std::chrono::steady_clock::now();
+        if (now - last_log >= std::chrono::seconds(10)) {
+          spdlog::warn("accept failed {} time(s) in the last 10 s: {} (backing off up to 1 s)", failures_unlogged,
+                       ec.message());
+          failures_unlogged = 0;
+          last_log = now;
+        }
+        backoff = std::min<std::chrono::milliseconds>(std::chrono::seconds(1),
+                                                      std::max<std::chrono::milliseconds>(std::chrono::milliseconds(10), backoff * 2));
+        asio::steady_timer pause(ioc, backoff);
         co_await pause.async_wait(asio::use_awaitable);
         continue;
       }
+      backoff = std::chrono::milliseconds(0);
       socket.set_option(tcp::no_delay(true), ec);
       auto executor = socket.get_executor();
-      if (stats.connections_active.load() >= static_cast<std::int64_t>(opts.max_connections)) {
+      const auto remote = socket.remote_endpoint(ec);
+      if (ec) continue;  // already reset by the peer
+      std::string client = remote.address().to_string();
+      std::string key = address_key(client);
+      const auto per_address = registry.admit_address(key, opts.max_connections_per_address);
+      if (per_address == connection_registry::verdict::refused) {
         stats.connection_rejected();
         asio::co_spawn(executor, refuse(std::move(socket)), asio::detached);
         continue;
       }
-      std::string client = socket.remote_endpoint(ec).address().to_string();
+      if (per_address == connection_registry::verdict::admitted_after_shedding) stats.connection_shed();
+      // The global cap: the oldest idle connection makes room. A shed connection closes a moment
+      // later on its own strand, so a little slack above the cap absorbs that; past the slack,
+      // or with nobody idle, 503.
+      const auto active = stats.connections_active.load();
+      const auto cap = static_cast<std::int64_t>(opts.max_connections);
+      const auto slack = static_cast<std::int64_t>(std::max<std::size_t>(8, opts.max_connections / 64));
+      if (active >= cap && per_address != connection_registry::verdict::admitted_after_shedding) {
+        if (active < cap + slack && registry.shed_oldest_idle()) {
+          stats.connection_shed();
+        } else {
+          registry.forget_address(key);
+          stats.connection_rejected();
+          asio::co_spawn(executor, refuse(std::move(socket)), asio::detached);
+          continue;
+        }
+      }
       ++stats.connections_active;
+      auto state = std::make_shared<connection_state>();
+      state->set_idle(true);
+      state->key = key;
+      const auto id = registry.add({executor, state, {}, key});
       auto done = [this](std::exception_ptr) { --stats.connections_active; };
-      if (tls) asio::co_spawn(executor, tls_connection(std::move(socket), std::move(client)), done);
-      else asio::co_spawn(executor, plain_connection(std::move(socket), std::move(client)), done);
+      if (tls) asio::co_spawn(executor, tls_connection(std::move(socket), std::move(client), id, std::move(state)), done);
+      else asio::co_spawn(executor, plain_connection(std::move(socket), std::move(client), id, std::move(state)), done);
     }
   }
 
@@ -175,9 +351,26 @@ struct http_server::impl {
       spdlog::warn("drain timeout: closing {} connections still open", stats.connections_active.load());
     else
       spdlog::info("drained: all connections closed");
-    ioc.stop();
+    stop_all();
   }
 };
+
+std::size_t default_max_connections(std::uint64_t fd_limit) {
+  const std::uint64_t headroom = std::max<std::uint64_t>(256, fd_limit / 4);
+  if (fd_limit <= headroom + 16) return 16;
+  return static_cast<std::size_t>(std::min<std::uint64_t>(fd_limit - headroom, 1000000));
+}
+
+std::string address_key(const std::string& address) {
+  beast::error_code ec;
+  auto a = asio::ip::make_address(address, ec);
+  if (ec) return address;
+  if (a.is_v6() && a.to_v6().is_v4_mapped()) return a.to_v6().to_v4().to_string();
+  if (a.is_v4()) return a.to_string();
+  auto bytes = a.to_v6().to_bytes();
+  std::fill(bytes.begin() + 8, bytes.end(), 0);
+  return asio::ip::address_v6(bytes).to_string() + "/64";
+}
 
 http_server::http_server(http_options opts, router& r, metrics& m, patch_cache& cache)
     : impl_(std::make_unique<impl>(std::move(opts), r, m, cache)) {}
@@ -236,7 +429,7 @@ void http_server::run(std::function<void()> on_ready, std::function<void()> on_r
   asio::co_spawn(i.ioc, i.accept_loop(), asio::detached);
   if (on_ready) on_ready();
   std::vector<std::thread> threads;
-  for (unsigned n = 1; n < std::max(1u, i.opts.threads); ++n) threads.emplace_back([&] { i.ioc.run(); });
+  for (auto& c : i.more_contexts) threads.emplace_back([&c] { c->run(); });
   i.ioc.run();
   for (auto& t : threads) t.join();
   signals.cancel();

@@ -1,7 +1,10 @@
 // One HTTP/1.1 connection: a coroutine over any Beast stream (plain TCP, TLS, or a test stream).
-// Every read and write has a deadline: the first byte of a request within the idle timeout, the
-// rest of the header and each body chunk within the read timeout, each response chunk within
-// the write timeout (so a slow download is fine, a stalled one is not).
+// Every read and write has a deadline: a new connection's first byte and every request header
+// within the header timeout (short: an idle stranger holds a slot only briefly), the next
+// request on a kept-alive connection within the idle timeout, each body chunk within the read
+// timeout, each response chunk within the write timeout (a slow download is fine, a stalled one
+// is not). A framing error (bad header, unknown or repeated transfer-coding, CL+TE, bad chunk)
+// gets one 400/501 answer and the connection is closed: nothing after it is parsed.
 #pragma once
 #include <fcntl.h>
 #include <sys/sendfile.h>
@@ -18,6 +21,8 @@
 #include <spdlog/spdlog.h>
 
 #include "file_slice_body.hpp"
+#include "mallorn/core/log_safe.hpp"
+#include "mallorn/server/http_framing.hpp"
 #include "mallorn/server/http_server.hpp"
 #include "mallorn/server/router.hpp"
 
@@ -36,7 +41,26 @@ struct session_context {
   std::atomic<bool>& draining;
 };
 
+// What the listener needs to see of a connection to shed the oldest idle one.
+struct connection_state {
+  std::atomic<bool> idle{true};                // waiting for a request's first byte
+  std::atomic<std::int64_t> idle_since_ns{0};  // steady clock
+  std::string key;                             // address_key() of the peer (rate limits)
+  void set_idle(bool now_idle) {
+    if (now_idle) idle_since_ns = std::chrono::steady_clock::now().time_since_epoch().count();
+    idle = now_idle;
+  }
+};
+
 namespace detail {
+
+// Errors of Beast's HTTP parser that mean "the bytes are not HTTP" (as opposed to the peer going
+// away or a timeout): they are answered 400 before the connection is closed.
+inline bool is_parse_error(const beast::error_code& ec) {
+  return ec.category() == http::make_error_code(http::error::bad_method).category() &&
+         ec != http::error::end_of_stream && ec != http::error::partial_message && ec != http::error::need_more &&
+         ec != http::error::need_buffer;
+}
 
 inline void copy_headers(const http_response& r, http::fields& f) {
   for (const auto& [k, v] : r.headers) f.insert(k, v);
@@ -174,42 +198,46 @@ asio::awaitable<void> linger(Stream& stream) {
 // Serves requests on `stream` until the peer closes, an error, a timeout, or a drain.
 // `idle` is true while the session waits for the next request (a drain may close it then).
 template <class Stream>
-asio::awaitable<void> serve_connection(Stream& stream, session_context& ctx, std::string client, std::atomic<bool>& idle) {
+asio::awaitable<void> serve_connection(Stream& stream, session_context& ctx, std::string client, connection_state& state) {
   auto& tcp = beast::get_lowest_layer(stream);
   beast::flat_buffer buffer(ctx.opts.header_limit + 4096);
+  bool first_request = true;
   for (;;) {
     if (ctx.draining) co_return;
-    idle = true;
+    state.set_idle(true);
     beast::error_code ec;
     if (buffer.size() == 0) {
-      // Keep-alive wait: memory held per idle connection stays small.
+      // Keep-alive wait: memory held per idle connection stays small. A new connection gets
+      // only the header timeout to say something.
       buffer.shrink_to_fit();
-      tcp.expires_after(ctx.opts.idle_timeout);
+      tcp.expires_after(first_request ? ctx.opts.header_timeout : ctx.opts.idle_timeout);
       auto space = buffer.prepare(512);
       std::size_t n = co_await stream.async_read_some(space, asio::redirect_error(asio::use_awaitable, ec));
       if (ec) co_return;
       buffer.commit(n);
     }
-    idle = false;
+    state.set_idle(false);
+    first_request = false;
     const auto started = std::chrono::steady_clock::now();
     http::request_parser<http::empty_body> head;
     head.header_limit(ctx.opts.header_limit);
     // The body limit depends on the route (plan() below); the header parser must not apply
     // Beast's 1 MB default to the Content-Length it sees.
     head.body_limit(std::numeric_limits<std::uint64_t>::max());
-    tcp.expires_after(ctx.opts.read_timeout);
+    tcp.expires_after(ctx.opts.header_timeout);
     co_await http::async_read_header(stream, buffer, head, asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
-      if (ec == http::error::header_limit || ec == http::error::bad_method || ec == http::error::bad_target ||
-          ec == http::error::bad_version || ec == http::error::bad_field || ec == http::error::bad_value ||
-          ec == http::error::bad_line_ending || ec == http::error::bad_content_length ||
-          ec == http::error::bad_transfer_encoding) {
+      if (detail::is_parse_error(ec)) {
         const bool too_big = ec == http::error::header_limit;
         auto r = error_response(too_big ? 431 : 400, too_big ? "header_too_large" : "bad_request",
                                 too_big ? "the request header is too large" : "malformed HTTP request: " + ec.message());
         r.route = "invalid";
         ctx.stats.request_done(r.route, r.status, 0);
-        co_await write_response(stream, ctx, r, 11, false);
+        try {
+          co_await write_response(stream, ctx, r, 11, false);
+          co_await linger(stream);
+        } catch (const std::exception&) {
+        }
       }
       spdlog::debug("{}: reading a request header failed: {}", client, ec.message());
       co_return;
@@ -219,6 +247,7 @@ asio::awaitable<void> serve_connection(Stream& stream, session_context& ctx, std
     req.method = std::string(h.method_string());
     req.target = std::string(h.target());
     req.client = client;
+    req.client_key = state.key;
     for (const auto& field : h) {
       std::string name(field.name_string());
       for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -227,10 +256,22 @@ asio::awaitable<void> serve_connection(Stream& stream, session_context& ctx, std
     const unsigned version = h.version();
     bool keep_alive = h.keep_alive();
 
-    auto plan = ctx.routes.plan(req);
+    // Framing first: a body whose length two parsers could disagree on is never read (a proxy in
+    // front might have read it differently), and the connection ends after the answer.
+    std::vector<std::string_view> transfer_encodings;
+    for (const auto& field : h)
+      if (field.name() == http::field::transfer_encoding)
+        transfer_encodings.emplace_back(field.value().data(), field.value().size());
+    const auto framing = check_framing(transfer_encodings, h.count(http::field::content_length) > 0, version);
+
+    auto plan = framing.ok ? ctx.routes.plan(req) : router::body_plan{};
     http_response resp;
     detail::staged_file staged;
-    if (plan.reject) {
+    if (!framing.ok) {
+      resp = error_response(framing.status, framing.code, framing.message);
+      resp.route = "invalid";
+      resp.close = true;
+    } else if (plan.reject) {
       resp = std::move(*plan.reject);
     } else if (h.has_content_length() && head.content_length() && *head.content_length() > plan.limit) {
       resp = error_response(413, "body_too_large", "the request body exceeds " + std::to_string(plan.limit) + " bytes");
@@ -251,7 +292,12 @@ asio::awaitable<void> serve_connection(Stream& stream, session_context& ctx, std
         body_parser.get().body().open(staged.path.c_str(), beast::file_mode::write_new, ec);
         if (ec) {
           spdlog::error("cannot stage an upload in {}: {}", ctx.opts.staging_dir.string(), ec.message());
-          refused = error_response(500, "io_error", "cannot stage the upload: " + ec.message());
+          if (core::is_transient_errno(ec.value())) {
+            refused = error_response(503, "unavailable", "the server is short of resources; retry later");
+            refused->set("Retry-After", "30");
+          } else {
+            refused = error_response(500, "io_error", "the upload cannot be staged; the server log says why");
+          }
           ec = {};
           refused->close = true;
         } else {
@@ -276,8 +322,13 @@ asio::awaitable<void> serve_connection(Stream& stream, session_context& ctx, std
       } else if (ec == http::error::body_limit) {
         resp = error_response(413, "body_too_large", "the request body exceeds " + std::to_string(plan.limit) + " bytes");
         resp.close = true;
+      } else if (ec && detail::is_parse_error(ec)) {
+        // A bad chunk size (or one that overflows), a bad chunk extension...: the rest of the
+        // stream cannot be framed, so this is the last answer on the connection.
+        resp = error_response(400, "bad_request", "malformed request body: " + ec.message());
+        resp.close = true;
       } else if (ec) {
-        spdlog::debug("{} {} {}: reading the body failed: {}", client, req.method, req.target, ec.message());
+        spdlog::debug("{} {} {}: reading the body failed: {}", client, req.method, core::log_safe(req.target), ec.message());
         co_return;  // timeout or the peer went away mid-body: nothing sensible to answer
       } else if (plan.blocking) {
         auto home = co_await asio::this_coro::executor;
@@ -294,13 +345,14 @@ asio::awaitable<void> serve_connection(Stream& stream, session_context& ctx, std
     try {
       co_await write_response(stream, ctx, resp, version, keep_alive);
     } catch (const std::exception& e) {
-      spdlog::debug("{} {} {}: response aborted: {}", client, req.method, req.target, e.what());
+      spdlog::debug("{} {} {}: response aborted: {}", client, core::log_safe(req.method), core::log_safe(req.target), e.what());
       keep_alive = false;
     }
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     ctx.stats.request_done(route, status, seconds);
-    if (status >= 500) spdlog::warn("{} {} {} -> {} ({:.3f} s)", client, req.method, req.target, status, seconds);
-    else spdlog::debug("{} {} {} -> {} ({:.3f} s)", client, req.method, req.target, status, seconds);
+    if (status >= 500) spdlog::warn("{} {} {} -> {} ({:.3f} s)", client, core::log_safe(req.method), core::log_safe(req.target), status, seconds);
+    else if (spdlog::should_log(spdlog::level::debug))
+      spdlog::debug("{} {} {} -> {} ({:.3f} s)", client, core::log_safe(req.method), core::log_safe(req.target), status, seconds);
     if (!keep_alive) {
       if (resp.close) co_await linger(stream);
       co_return;

@@ -2,11 +2,15 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 
 namespace mallorn::server {
 
 rate_limiter::rate_limiter(double rate, double burst, std::size_t max_clients)
-    : rate_(rate), burst_(std::max(burst, 1.0)), max_clients_(std::max<std::size_t>(max_clients, 1)) {}
+    : rate_(rate),
+      burst_(std::max(burst, 1.0)),
+      used_shards_(max_clients >= shard_count * 256 ? shard_count : 1),
+      per_shard_(std::max<std::size_t>((std::max<std::size_t>(max_clients, 1) + used_shards_ - 1) / used_shards_, 1)) {}
 
 void rate_limiter::refill(bucket& b, clock::time_point now) const {
   const double elapsed = std::chrono::duration<double>(now - b.updated).count();
@@ -16,36 +20,57 @@ void rate_limiter::refill(bucket& b, clock::time_point now) const {
   }
 }
 
-void rate_limiter::prune(clock::time_point now) {
-  for (auto it = buckets_.begin(); it != buckets_.end();) {
-    refill(it->second, now);
-    it = it->second.tokens >= burst_ ? buckets_.erase(it) : std::next(it);
-  }
+rate_limiter::shard& rate_limiter::shard_of(const std::string& client) {
+  return shards_[std::hash<std::string>{}(client) % used_shards_];
 }
 
 bool rate_limiter::allow(const std::string& client, clock::time_point now) {
   if (rate_ <= 0) return true;
-  std::lock_guard lock(mutex_);
-  auto it = buckets_.find(client);
-  if (it == buckets_.end()) {
-    if (buckets_.size() >= max_clients_) prune(now);
-    if (buckets_.size() >= max_clients_) return false;  // table full of active clients: shed load
-    it = buckets_.emplace(client, bucket{burst_, now}).first;
+  auto& s = shard_of(client);
+  std::lock_guard lock(s.mutex);
+  auto found = s.index.find(client);
+  std::list<bucket>::iterator it;
+  if (found != s.index.end()) {
+    it = found->second;
+    s.lru.splice(s.lru.begin(), s.lru, it);  // most recently used first
+  } else {
+    if (s.index.size() >= per_shard_) {
+      // Only the least recently used bucket is looked at: O(1). If even it is still refilling,
+      // every bucket here belongs to an active client: shed the newcomer.
+      auto& oldest = s.lru.back();
+      refill(oldest, now);
+      if (oldest.tokens < burst_) return false;
+      s.index.erase(oldest.client);
+      s.lru.pop_back();
+    }
+    s.lru.push_front({client, burst_, now});
+    it = s.lru.begin();
+    s.index.emplace(client, it);
   }
-  refill(it->second, now);
-  if (it->second.tokens < 1.0) return false;
-  it->second.tokens -= 1.0;
+  refill(*it, now);
+  if (it->tokens < 1.0) return false;
+  it->tokens -= 1.0;
   return true;
 }
 
 unsigned rate_limiter::retry_after(const std::string& client, clock::time_point now) {
   if (rate_ <= 0) return 1;
-  std::lock_guard lock(mutex_);
-  auto it = buckets_.find(client);
-  if (it == buckets_.end()) return 1;
-  refill(it->second, now);
-  const double missing = 1.0 - it->second.tokens;
+  auto& s = shard_of(client);
+  std::lock_guard lock(s.mutex);
+  auto found = s.index.find(client);
+  if (found == s.index.end()) return 1;
+  refill(*found->second, now);
+  const double missing = 1.0 - found->second->tokens;
   return missing <= 0 ? 1u : static_cast<unsigned>(std::max(1.0, std::ceil(missing / rate_)));
+}
+
+std::size_t rate_limiter::size() const {
+  std::size_t n = 0;
+  for (const auto& s : shards_) {
+    std::lock_guard lock(s.mutex);
+    n += s.index.size();
+  }
+  return n;
 }
 
 }  // namespace mallorn::server

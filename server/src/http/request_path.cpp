@@ -20,6 +20,25 @@ bool is_patch_id(std::string_view id) {
   return true;
 }
 
+std::optional<std::string> store_version_of(std::string_view name) {
+  if (name.empty() || name[0] == '.' || name == "index.json") return std::nullopt;
+  const auto dot = name.rfind('.');
+  if (dot == std::string_view::npos || dot == 0 || dot + 1 == name.size()) return std::nullopt;
+  const auto version = name.substr(0, dot);
+  if (!is_valid_name(version) || name.find(".tmp-") != std::string_view::npos) return std::nullopt;
+  return std::string(version);
+}
+
+bool is_valid_device_id(std::string_view id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (char c : id) {
+    const bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-' || c == '+' ||
+                    c == ':' || c == '@';
+    if (!ok) return false;
+  }
+  return true;
+}
+
 namespace {
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';

@@ -3,7 +3,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <condition_variable>
+#include <cstring>
 #include <ctime>
 #include <deque>
 #include <map>
@@ -12,6 +14,7 @@
 #include <spdlog/spdlog.h>
 #include <thread>
 
+#include "mallorn/core/log_safe.hpp"
 #include "mallorn/proto/block_messages.hpp"
 #include "mallorn/proto/control_messages.hpp"
 #include "mallorn/proto/mqtt_client.hpp"
@@ -33,20 +36,26 @@ struct message {
   std::vector<std::uint8_t> payload;
 };
 
+struct patch_file {
+  explicit patch_file(int fd) : fd(fd) {}
+  ~patch_file() { ::close(fd); }
+  patch_file(const patch_file&) = delete;
+  patch_file& operator=(const patch_file&) = delete;
+  int fd;
+};
+
 // One device's update in progress: the offer it was given and the open patch file.
 struct session {
   std::uint32_t id = 0;
   patch_row patch;
   std::string source_sha256, source_version;
   std::uint32_t block_size = 0, blocks = 0;
-  int fd = -1;
+  std::shared_ptr<patch_file> file;  // shared by every session of the same patch
+  int fd = -1;                        // file->fd
   std::shared_ptr<void> pin;
   std::string offer_json;
   clock::time_point last_active;
   std::uint64_t bytes_sent = 0;
-  ~session() {
-    if (fd >= 0) ::close(fd);
-  }
 };
 
 // A device whose patch is still being built: answered when the build is done.
@@ -71,6 +80,9 @@ struct mqtt_bridge::impl {
   bool stopping = false;
   std::map<std::string, std::unique_ptr<session>> sessions;  // by device id; worker thread only
   std::map<std::string, pending> waiting;                    // worker thread only
+  std::map<std::string, std::weak_ptr<patch_file>> open_patches;  // by patch id; worker thread only
+  std::uint64_t rejected = 0;
+  std::atomic<std::size_t> session_count{0}, waiting_count{0};  // for sessions() / waiting()
   std::mt19937 rng{std::random_device{}()};
   std::uint64_t dropped = 0;
 
@@ -107,11 +119,15 @@ struct mqtt_bridge::impl {
         lock.unlock();
         handle(m);
         lock.lock();
+        session_count = sessions.size();
+        waiting_count = waiting.size();
       }
       if (clock::now() - last_tick >= std::chrono::milliseconds(250)) {
         lock.unlock();
         tick();
         lock.lock();
+        session_count = sessions.size();
+        waiting_count = waiting.size();
         last_tick = clock::now();
       }
     }
@@ -131,7 +147,7 @@ struct mqtt_bridge::impl {
   void on_announce(const std::string& device, std::span<const std::uint8_t> payload) {
     auto a = proto::parse_announce(payload);
     if (!a) {
-      spdlog::info("mqtt: {}: bad announce: {}", device, a.err().what());
+      spdlog::info("mqtt: {}: bad announce: {}", core::log_safe(device), core::log_safe(a.err().what()));
       proto::offer_msg o;
       o.reason = a.err().message;
       publish_offer(device, o);
@@ -182,29 +198,68 @@ struct mqtt_bridge::impl {
       case build_state::queue_full:
         o.status = proto::offer_status::wait;
         o.retry_after = status.state == build_state::queue_full ? 30 : 2;
+        // Bounded: past max_waiting devices, a device is told to come back instead of being
+        // remembered (it announces again after retry_after).
+        if (!waiting.count(device) && waiting.size() >= opts.max_waiting) o.retry_after = 30;
+        else waiting[device] = {a, clock::now()};
         publish_offer(device, o);
-        waiting[device] = {a, clock::now()};
         return;
       case build_state::failed:
-        o.reason = "the patch could not be built: " + status.error;
+        if (status.transient) {  // out of descriptors or space: not the pair's fault
+          o.status = proto::offer_status::wait;
+          o.retry_after = 5;
+        } else {
+          o.reason = "the patch could not be built";  // status.error names server paths: log only
+        }
         publish_offer(device, o);
         return;
     }
   }
 
+  // One descriptor per patch however many devices download it (a device id is free to invent,
+  // a descriptor is not).
+  std::shared_ptr<patch_file> open_patch(const patch_row& patch) {
+    auto& slot = open_patches[patch.id];
+    if (auto f = slot.lock()) return f;
+    const int fd = ::open(cache.file_of(patch.id).c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      open_patches.erase(patch.id);
+      return nullptr;
+    }
+    auto f = std::make_shared<patch_file>(fd);
+    slot = f;
+    return f;
+  }
+
   void open_session(const std::string& device, const proto::announce_msg& a, const model_version& current,
                     const model_version& target, const patch_row& patch) {
+    if (!sessions.count(device) && sessions.size() >= opts.max_sessions) {
+      // Full: the device waits like for a build; idle sessions expire and make room.
+      proto::offer_msg o;
+      o.status = proto::offer_status::wait;
+      o.retry_after = 30;
+      o.model = current.model;
+      o.target_version = target.version;
+      publish_offer(device, o);
+      if (rejected++ % 1000 == 0)
+        spdlog::warn("mqtt: {} download sessions open (--mqtt-max-sessions); new devices are told to wait", sessions.size());
+      return;
+    }
+    for (auto it = open_patches.begin(); it != open_patches.end();)  // forget closed files
+      it = it->second.expired() ? open_patches.erase(it) : std::next(it);
     auto s = std::make_unique<session>();
     s->patch = patch;
     s->pin = cache.pin(patch.id);
-    s->fd = ::open(cache.file_of(patch.id).c_str(), O_RDONLY | O_CLOEXEC);
-    if (s->fd < 0) {
-      spdlog::error("mqtt: {}: cannot open patch {}", device, patch.id);
+    s->file = open_patch(patch);
+    if (!s->file) {
+      spdlog::error("mqtt: {}: cannot open patch {}: {}", core::log_safe(device), patch.id, std::strerror(errno));
       proto::offer_msg o;
-      o.reason = "patch file unavailable";
+      o.status = proto::offer_status::wait;  // a missing descriptor is not a verdict on the patch
+      o.retry_after = 5;
       publish_offer(device, o);
       return;
     }
+    s->fd = s->file->fd;
     do s->id = rng();
     while (s->id == 0);
     s->source_sha256 = current.sha256;
@@ -226,7 +281,7 @@ struct mqtt_bridge::impl {
     o.blocks = s->blocks;
     o.is_signed = patch.is_signed;
     s->offer_json = proto::to_json(o);
-    spdlog::info("mqtt: {}: offer {} {} -> {} ({} bytes in {} blocks)", device, current.model, current.version,
+    spdlog::info("mqtt: {}: offer {} {} -> {} ({} bytes in {} blocks)", core::log_safe(device), current.model, current.version,
                  target.version, patch.size, s->blocks);
     sessions[device] = std::move(s);
     publish_offer(device, o);
@@ -235,20 +290,20 @@ struct mqtt_bridge::impl {
   void on_request(const std::string& device, std::span<const std::uint8_t> payload) {
     auto req = proto::decode_request(payload);
     if (!req) {
-      spdlog::debug("mqtt: {}: bad block request: {}", device, req.err().what());
+      spdlog::debug("mqtt: {}: bad block request: {}", core::log_safe(device), core::log_safe(req.err().what()));
       return;
     }
     auto it = sessions.find(device);
     const std::uint32_t session_id = std::visit([](const auto& r) { return r.session; }, *req);
     if (it == sessions.end() || it->second->id != session_id) {
-      spdlog::debug("mqtt: {}: request for unknown session {}", device, session_id);
+      spdlog::debug("mqtt: {}: request for unknown session {}", core::log_safe(device), session_id);
       return;  // the device times out and announces again
     }
     auto& s = *it->second;
     s.last_active = clock::now();
     auto blocks = proto::requested_blocks(*req, s.blocks, s.block_size, s.patch.size);
     if (!blocks) {
-      spdlog::debug("mqtt: {}: {}", device, blocks.err().what());
+      spdlog::debug("mqtt: {}: {}", core::log_safe(device), core::log_safe(blocks.err().what()));
       return;
     }
     std::vector<std::uint8_t> buf(s.block_size);
@@ -258,7 +313,7 @@ struct mqtt_bridge::impl {
       const std::uint64_t off = std::uint64_t(index) * s.block_size;
       const auto len = static_cast<std::size_t>(std::min<std::uint64_t>(s.block_size, s.patch.size - off));
       if (::pread(s.fd, buf.data(), len, static_cast<off_t>(off)) != static_cast<ssize_t>(len)) {
-        spdlog::error("mqtt: {}: reading patch {} failed", device, s.patch.id);
+        spdlog::error("mqtt: {}: reading patch {} failed", core::log_safe(device), s.patch.id);
         return;
       }
       // QoS 0: a lost block is simply asked for again; QoS 1 would make the broker hold every
@@ -277,13 +332,13 @@ struct mqtt_bridge::impl {
   void on_status(const std::string& device, std::span<const std::uint8_t> payload) {
     auto st = proto::parse_status(payload);
     if (!st) {
-      spdlog::info("mqtt: {}: bad status: {}", device, st.err().what());
+      spdlog::info("mqtt: {}: bad status: {}", core::log_safe(device), core::log_safe(st.err().what()));
       return;
     }
     auto it = sessions.find(device);
     if (it != sessions.end()) it->second->last_active = clock::now();
     if (!st->final()) {
-      spdlog::debug("mqtt: {}: {} {}/{}", device, proto::device_state_name(st->state), st->received, st->total);
+      spdlog::debug("mqtt: {}: {} {}/{}", core::log_safe(device), proto::device_state_name(st->state), st->received, st->total);
       return;
     }
     device_report r;
@@ -300,21 +355,38 @@ struct mqtt_bridge::impl {
       if (r.from_version.empty()) r.from_version = it->second->patch.source_version;
       if (r.to_version.empty()) r.to_version = it->second->patch.target_version;
     }
-    if (auto ok = db.insert_report(r); !ok) spdlog::error("mqtt: {}: {}", device, ok.err().what());
-    spdlog::info("mqtt: {}: update {} ({} bytes){}", device, r.state, r.bytes_downloaded, r.error.empty() ? "" : ": " + r.error);
+    if (auto ok = db.insert_report(r); !ok) spdlog::error("mqtt: {}: {}", core::log_safe(device), ok.err().what());
+    spdlog::info("mqtt: {}: update {} ({} bytes){}", core::log_safe(device), r.state, r.bytes_downloaded, r.error.empty() ? "" : ": " + core::log_safe(r.error));
     if (it != sessions.end()) sessions.erase(it);
     // The offer is spent: clear the retained copy so a reconnecting device does not see it again.
     (void)client->publish(topic(device, proto::topic_kind::offer), std::string(), 1, true);
   }
 
+  std::mutex keyring_mutex;
+  std::string keyring_etag;  // what is retained on <prefix>/keyring now ("" = not yet)
+  void publish_keyring(bool force) {
+    if (!opts.keyring || !client) return;
+    auto k = opts.keyring->current();
+    std::lock_guard lock(keyring_mutex);
+    if (!force && k->etag == keyring_etag) return;
+    if (auto r = client->publish(opts.prefix + "/keyring", k->binary, 1, true); r) {
+      keyring_etag = k->etag;
+      spdlog::info("mqtt: keyring v{} retained on {}/keyring", k->version, opts.prefix);
+    } else {
+      keyring_etag.clear();  // retried on the next tick
+      spdlog::debug("mqtt: keyring not published yet: {}", r.err().what());
+    }
+  }
+
   void tick() {
+    publish_keyring(false);
     auto due = std::move(waiting);
     waiting.clear();
     for (const auto& [device, p] : due)  // answer() puts back whoever still waits for a build
       if (clock::now() - p.since < std::chrono::minutes(10)) answer(device, p.announce);
     for (auto it = sessions.begin(); it != sessions.end();) {
       if (clock::now() - it->second->last_active > opts.session_idle) {
-        spdlog::info("mqtt: {}: session idle for {} s; dropped", it->first, opts.session_idle.count());
+        spdlog::info("mqtt: {}: session idle for {} s; dropped", core::log_safe(it->first), opts.session_idle.count());
         it = sessions.erase(it);
       } else {
         ++it;
@@ -328,6 +400,9 @@ mqtt_bridge::mqtt_bridge(mqtt_bridge_options opts, model_store& store, patch_cac
 
 mqtt_bridge::~mqtt_bridge() { stop(); }
 
+std::size_t mqtt_bridge::sessions() const { return impl_->session_count.load(); }
+std::size_t mqtt_bridge::waiting() const { return impl_->waiting_count.load(); }
+
 void mqtt_bridge::start() {
   auto& i = *impl_;
   proto::mqtt_options o;
@@ -340,6 +415,7 @@ void mqtt_bridge::start() {
   o.on_connected = [&i] {
     // Devices waiting on a restarted server announce again when they see this.
     (void)i.client->publish(proto::server_state_topic(i.opts.prefix), "online", 1, true);
+    i.publish_keyring(true);
   };
   o.on_state = [](bool up, const std::string& what) {
     if (up) spdlog::info("mqtt: {}", what);

@@ -26,7 +26,10 @@ const option_spec options[] = {
     {"config", "MALLORN_CONFIG", "FILE      JSON file with any of these options (keys with '_' for '-')"},
     {"admin-token-file", "MALLORN_ADMIN_TOKEN_FILE",
      "FILE  bearer token for admin routes (default $CREDENTIALS_DIRECTORY/admin-token; none: admin routes off)"},
+    {"admin-tokens", "MALLORN_ADMIN_TOKENS",
+     "FILE  named admin tokens with scopes read|deploy|admin: {\"tokens\": [{\"name\", \"scope\", \"sha256\"}]}"},
     {"signing-key", "MALLORN_SIGNING_KEY", "FILE  Ed25519 private key (64 bytes, `mallorn keygen`) to sign every patch"},
+    {"keyring", "MALLORN_KEYRING", "FILE      serve this keyring at GET /keyring (`mallorn keyring`; re-read when it changes)"},
     {"tls-cert", "MALLORN_TLS_CERT", "FILE    serve HTTPS with this PEM certificate chain"},
     {"tls-key", "MALLORN_TLS_KEY", "FILE     ... and this PEM private key"},
     {"tls-client-ca", "MALLORN_TLS_CLIENT_CA", "FILE  require client certificates signed by this PEM CA (mTLS)"},
@@ -39,19 +42,37 @@ const option_spec options[] = {
     {"max-body", "MALLORN_MAX_BODY", "SIZE     largest JSON request body (default 1M)"},
     {"max-upload", "MALLORN_MAX_UPLOAD", "SIZE   largest model upload (default 4G)"},
     {"header-limit", "MALLORN_HEADER_LIMIT", "SIZE largest request header (default 16K)"},
-    {"max-connections", "MALLORN_MAX_CONNECTIONS", "N  open connections before new ones get 503 (default 20000)"},
+    {"max-connections", "MALLORN_MAX_CONNECTIONS",
+     "N  open connections; at the cap the oldest idle one is closed, with none idle new ones get 503\n"
+     "                     (default: the descriptor limit minus a quarter of it, at least 256, kept for files)"},
+    {"max-connections-per-address", "MALLORN_MAX_CONNECTIONS_PER_ADDRESS",
+     "N  open connections per client IPv4 address or IPv6 /64; at the cap that address's oldest idle one\n"
+     "                     is closed, with none idle 503 (default 64)"},
+    {"header-timeout", "MALLORN_HEADER_TIMEOUT",
+     "S  seconds a new connection has to send its first request byte, and any request to send its\n"
+     "                     whole header (default 10)"},
     {"rate-limit", "MALLORN_RATE_LIMIT", "RPS    requests per second per client address (default 50; 0 = off)"},
     {"rate-burst", "MALLORN_RATE_BURST", "N      burst allowance per client (default 200)"},
     {"read-timeout", "MALLORN_READ_TIMEOUT", "S  seconds to receive a request's header and a JSON body, or each chunk of an upload (default 15)"},
     {"idle-timeout", "MALLORN_IDLE_TIMEOUT", "S  seconds a keep-alive connection may stay idle (default 75)"},
     {"write-timeout", "MALLORN_WRITE_TIMEOUT", "S seconds for each chunk of a response to be accepted (default 60)"},
     {"drain-timeout", "MALLORN_DRAIN_TIMEOUT", "S seconds SIGTERM waits for downloads in flight (default 30)"},
+    {"no-ui", nullptr, "              do not serve the dashboard at /ui/"},
+    {"ui-dir", "MALLORN_UI_DIR", "DIR        the dashboard's files (default: share/mallorn/ui of the install, or the source tree's)"},
+    {"ui-demo", nullptr, "            read-only demo: the dashboard's views (GET /admin/devices, builds, rollouts, groups) need no token"},
     {"log-level", "MALLORN_LOG_LEVEL", "L      trace, debug, info, warn, error (default info)"},
     {"mqtt-broker", "MALLORN_MQTT_BROKER", "URI  serve devices over MQTT too (docs/protocol.md), e.g. tcp://127.0.0.1:1883 (default off)"},
     {"mqtt-client-id", "MALLORN_MQTT_CLIENT_ID", "ID MQTT client id (default mallornd)"},
     {"mqtt-prefix", "MALLORN_MQTT_PREFIX", "P     MQTT topic prefix (default mallorn/v1)"},
     {"mqtt-max-block", "MALLORN_MQTT_MAX_BLOCK", "N  largest block sent over MQTT, 64..65535 bytes (default 4096)"},
+    {"mqtt-max-sessions", "MALLORN_MQTT_MAX_SESSIONS",
+     "N  MQTT devices downloading (and, separately, waiting for a build) at once; more are told to wait (default 10000)"},
 };
+
+// Options that take no value ("--no-ui"); in the environment or a config file they take a boolean.
+bool is_switch(const std::string& key) { return key == "no-neural" || key == "no-ui" || key == "ui-demo"; }
+
+bool truthy(const std::string& value) { return value == "1" || value == "true" || value.empty(); }
 
 const option_spec* find_option(const std::string& name) {
   for (const auto& o : options)
@@ -102,7 +123,9 @@ core::result<void> apply(server_config& c, const std::string& key, const std::st
   else if (key == "patches") c.patches_dir = value;
   else if (key == "port-file") c.port_file = value;
   else if (key == "admin-token-file") c.admin_token_file = value;
+  else if (key == "admin-tokens") c.admin_tokens_file = value;
   else if (key == "signing-key") c.signing_key_file = value;
+  else if (key == "keyring") c.keyring_file = value;
   else if (key == "tls-cert") c.tls_cert = value;
   else if (key == "tls-key") c.tls_key = value;
   else if (key == "tls-client-ca") c.tls_client_ca = value;
@@ -116,7 +139,10 @@ core::result<void> apply(server_config& c, const std::string& key, const std::st
       return bad("--mqtt-prefix: expected a topic prefix without wildcards or a trailing '/', got '" + value + "'");
     c.mqtt_prefix = value;
   } else if (key == "mqtt-max-block") return uint(c.mqtt_max_block, 64, 65535);
-  else if (key == "no-neural") c.neural = !(value == "1" || value == "true" || value.empty());
+  else if (key == "no-neural") c.neural = !truthy(value);
+  else if (key == "no-ui") c.ui = !truthy(value);
+  else if (key == "ui-demo") c.ui_demo = truthy(value);
+  else if (key == "ui-dir") c.ui_dir = value;
   else if (key == "listen") {
     auto colon = value.rfind(':');
     if (colon == std::string::npos) return bad("--listen: expected ADDR:PORT, got '" + value + "'");
@@ -131,6 +157,9 @@ core::result<void> apply(server_config& c, const std::string& key, const std::st
   else if (key == "build-queue") return uint(c.build_queue, 1, 100000);
   else if (key == "level") return uint(c.level, 1, 22);
   else if (key == "max-connections") return uint(c.max_connections, 1, 1000000);
+  else if (key == "max-connections-per-address") return uint(c.max_connections_per_address, 1, 1000000);
+  else if (key == "header-timeout") return seconds(c.header_timeout);
+  else if (key == "mqtt-max-sessions") return uint(c.mqtt_max_sessions, 1, 1000000);
   else if (key == "cache-budget") return size(c.cache_budget);
   else if (key == "max-body") return size(c.max_body);
   else if (key == "max-upload") return size(c.max_upload);
@@ -222,7 +251,7 @@ core::result<config_outcome> load_config(const std::vector<std::string>& args, c
       key = key.substr(0, eq);
     } else if (!find_option(key)) {
       return bad("unknown option --" + key + " (see --help)");
-    } else if (key != "no-neural") {
+    } else if (!is_switch(key)) {
       if (i + 1 >= args.size()) return bad("--" + key + " needs a value");
       value = args[++i];
     } else {

@@ -30,19 +30,19 @@ void header(std::string& out, const char* name, const char* help, const char* ty
 }  // namespace
 
 histogram::histogram(std::vector<double> upper_bounds)
-    : bounds_(std::move(upper_bounds)), counts_(bounds_.size() + 1, 0) {}
+    : bounds_(std::move(upper_bounds)), counts_(new std::atomic<std::uint64_t>[bounds_.size() + 1]) {
+  for (std::size_t i = 0; i <= bounds_.size(); ++i) counts_[i] = 0;
+}
 
 void histogram::observe(double value) {
-  std::lock_guard lock(mutex_);
   std::size_t i = 0;
   while (i < bounds_.size() && value > bounds_[i]) ++i;
-  ++counts_[i];
-  sum_ += value;
-  ++count_;
+  counts_[i].fetch_add(1, std::memory_order_relaxed);
+  sum_.fetch_add(value, std::memory_order_relaxed);
+  count_.fetch_add(1, std::memory_order_relaxed);
 }
 
 void histogram::render(std::string& out, const std::string& name, const std::string& labels) const {
-  std::lock_guard lock(mutex_);
   const std::string sep = labels.empty() ? "" : ",";
   std::uint64_t cumulative = 0;
   for (std::size_t i = 0; i <= bounds_.size(); ++i) {
@@ -51,22 +51,28 @@ void histogram::render(std::string& out, const std::string& name, const std::str
            std::to_string(cumulative) + "\n";
   }
   const std::string braces = labels.empty() ? "" : "{" + labels + "}";
-  out += name + "_sum" + braces + " " + number(sum_) + "\n";
-  out += name + "_count" + braces + " " + std::to_string(count_) + "\n";
+  out += name + "_sum" + braces + " " + number(sum_.load()) + "\n";
+  out += name + "_count" + braces + " " + std::to_string(cumulative) + "\n";  // consistent with the buckets
 }
+
+metrics::route_stats::route_stats() : latency(latency_bounds) {}
 
 metrics::metrics() : build_seconds_(build_bounds) {}
 
 void metrics::request_done(const std::string& route, unsigned status, double seconds) {
-  histogram* h;
+  route_stats* r = nullptr;
   {
-    std::lock_guard lock(mutex_);
-    ++requests_[{route, status}];
-    auto& slot = latency_[route];
-    if (!slot) slot = std::make_unique<histogram>(latency_bounds);
-    h = slot.get();
+    std::shared_lock lock(routes_mutex_);
+    if (auto it = routes_.find(route); it != routes_.end()) r = it->second.get();
   }
-  h->observe(seconds);
+  if (!r) {
+    std::unique_lock lock(routes_mutex_);
+    auto& slot = routes_[route];
+    if (!slot) slot = std::make_unique<route_stats>();
+    r = slot.get();
+  }
+  r->by_status[status < 600 ? status : 599].fetch_add(1, std::memory_order_relaxed);
+  r->latency.observe(seconds);
 }
 
 void metrics::bytes_served(const std::string& kind, std::uint64_t bytes) {
@@ -82,6 +88,8 @@ void metrics::build_finished(bool ok, double seconds) {
 }
 
 void metrics::connection_rejected() { rejected_++; }
+void metrics::connection_shed() { shed_++; }
+void metrics::accept_failed() { accept_failed_++; }
 void metrics::rate_limited() { rate_limited_++; }
 
 void metrics::add_gauge(std::string name, std::string help, std::function<double()> read) {
@@ -91,14 +99,18 @@ void metrics::add_gauge(std::string name, std::string help, std::function<double
 
 std::string metrics::render() const {
   std::string out;
-  std::lock_guard lock(mutex_);
+  std::shared_lock routes_lock(routes_mutex_);
   header(out, "mallornd_requests_total", "HTTP requests answered, by route and status.", "counter");
-  for (const auto& [key, n] : requests_)
-    out += "mallornd_requests_total{route=\"" + key.first + "\",status=\"" + std::to_string(key.second) + "\"} " +
-           std::to_string(n) + "\n";
+  for (const auto& [route, r] : routes_)
+    for (unsigned status = 0; status < r->by_status.size(); ++status)
+      if (const auto n = r->by_status[status].load())
+        out += "mallornd_requests_total{route=\"" + route + "\",status=\"" + std::to_string(status) + "\"} " +
+               std::to_string(n) + "\n";
   header(out, "mallornd_request_duration_seconds", "Time from request parsed to response written, by route.",
          "histogram");
-  for (const auto& [route, h] : latency_) h->render(out, "mallornd_request_duration_seconds", "route=\"" + route + "\"");
+  for (const auto& [route, r] : routes_) r->latency.render(out, "mallornd_request_duration_seconds", "route=\"" + route + "\"");
+  routes_lock.unlock();
+  std::lock_guard lock(mutex_);
   header(out, "mallornd_bytes_served_total", "Response body bytes sent for patches and full models.", "counter");
   for (const auto& [kind, n] : bytes_)
     out += "mallornd_bytes_served_total{kind=\"" + kind + "\"} " + std::to_string(n) + "\n";
@@ -113,9 +125,15 @@ std::string metrics::render() const {
   build_seconds_.render(out, "mallornd_build_duration_seconds", "");
   header(out, "mallornd_connections_active", "Open client connections.", "gauge");
   out += "mallornd_connections_active " + std::to_string(connections_active.load()) + "\n";
-  header(out, "mallornd_connections_rejected_total", "Connections refused because the connection cap was reached.",
+  header(out, "mallornd_connections_rejected_total",
+         "Connections answered 503 because the global or per-address connection cap was reached.",
          "counter");
   out += "mallornd_connections_rejected_total " + std::to_string(rejected_.load()) + "\n";
+  header(out, "mallornd_connections_shed_total",
+         "Idle keep-alive connections closed to make room for a new client (global or per-address cap).", "counter");
+  out += "mallornd_connections_shed_total " + std::to_string(shed_.load()) + "\n";
+  header(out, "mallornd_accept_errors_total", "accept(2) failures (EMFILE, ENFILE, ENOBUFS, ...).", "counter");
+  out += "mallornd_accept_errors_total " + std::to_string(accept_failed_.load()) + "\n";
   header(out, "mallornd_rate_limited_total", "Requests answered 429 by the per-client rate limit.", "counter");
   out += "mallornd_rate_limited_total " + std::to_string(rate_limited_.load()) + "\n";
   for (const auto& g : gauges_) {

@@ -1,5 +1,7 @@
 #include "route_json.hpp"
 
+#include <cstring>
+
 #include "mallorn/core/model_format.hpp"
 
 namespace mallorn::server {
@@ -15,6 +17,15 @@ http_response json_response(unsigned status, const nlohmann::json& body) {
 
 http_response error_response(unsigned status, const std::string& code, const std::string& message) {
   return json_response(status, {{"error", {{"code", code}, {"message", message}}}});
+}
+
+http_response unavailable_response(int sys_errno) {
+  if (!core::is_transient_errno(sys_errno))
+    return error_response(500, "io_error", "the server cannot read this file; the operator has to look at its log");
+  auto r = error_response(503, "unavailable", std::string("the server is short of resources (") +
+                                                  std::strerror(sys_errno) + "); retry later");
+  r.set("Retry-After", "5");
+  return r;
 }
 
 nlohmann::json fingerprint_json(const model_version& v) {
@@ -46,7 +57,8 @@ nlohmann::json patch_json(const patch_row& p) {
           {"signed", p.is_signed},
           {"created", p.created},
           {"hits", p.hits},
-          {"bytes_served", p.bytes_served}};
+          {"bytes_served", p.bytes_served},
+          {"build_seconds", p.build_seconds}};
 }
 
 std::string patch_url(const std::string& id) { return "/patch/" + id; }

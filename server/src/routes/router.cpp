@@ -1,8 +1,12 @@
 #include "mallorn/server/router.hpp"
 
 #include <openssl/crypto.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <ctime>
+
+#include "mallorn/server/keyring_source.hpp"
 #include "mallorn/server/request_path.hpp"
 #include "route_json.hpp"
 
@@ -20,7 +24,10 @@ const std::string* http_response::header(const std::string& name) const {
 
 router::router(router_config cfg, model_store& store, patch_cache& cache, index_db& db, metrics& m,
                rate_limiter& limiter)
-    : cfg_(std::move(cfg)), store_(store), cache_(cache), db_(db), metrics_(m), limiter_(limiter) {}
+    : cfg_(std::move(cfg)), store_(store), cache_(cache), db_(db), metrics_(m), limiter_(limiter) {
+  credentials_ = cfg_.admin_tokens;
+  if (cfg_.admin_token) credentials_.push_back(credential_for_token("admin", admin_scope::admin, *cfg_.admin_token));
+}
 
 namespace {
 
@@ -28,12 +35,13 @@ namespace {
 std::string route_name(const std::vector<std::string>& seg) {
   if (seg.empty()) return "root";
   static const std::vector<std::string> known = {"check-update", "patch",  "model",   "manifest",
-                                                 "fingerprint",  "create-patch", "report", "healthz", "metrics"};
+                                                 "fingerprint",  "create-patch", "report", "healthz", "metrics",
+                                                 "ui",           "keyring"};
   for (const auto& k : known)
     if (seg[0] == k) return k;
   // Labels come from a fixed set: a request path must never create a metric series.
   if (seg[0] == "admin" && seg.size() >= 2)
-    for (const char* k : {"models", "rescan", "devices", "rollouts", "groups"})
+    for (const char* k : {"models", "rescan", "devices", "builds", "audit", "rollouts", "groups"})
       if (seg[1] == k) return std::string("admin_") + k;
   return seg[0] == "admin" ? "admin_other" : "other";
 }
@@ -50,17 +58,60 @@ bool router::is_admin_route(const std::vector<std::string>& segments) {
   return !segments.empty() && (segments[0] == "admin" || segments[0] == "create-patch");
 }
 
-std::optional<http_response> router::check_admin(const http_request& req) const {
-  if (!cfg_.admin_token)
-    return error_response(403, "admin_disabled", "admin routes are disabled: start mallornd with --admin-token-file");
+const admin_credential* router::authenticate(const http_request& req) const {
   const std::string* auth = req.header("authorization");
   const std::string prefix = "Bearer ";
-  if (auth && auth->size() == prefix.size() + cfg_.admin_token->size() && auth->compare(0, prefix.size(), prefix) == 0 &&
-      CRYPTO_memcmp(auth->data() + prefix.size(), cfg_.admin_token->data(), cfg_.admin_token->size()) == 0)
-    return std::nullopt;
-  auto r = error_response(401, "unauthorized", "admin routes need 'Authorization: Bearer <token>'");
-  r.set("WWW-Authenticate", "Bearer realm=\"mallornd\"");
-  return r;
+  if (!auth || auth->size() <= prefix.size() || auth->compare(0, prefix.size(), prefix) != 0) return nullptr;
+  return find_credential(credentials_, auth->substr(prefix.size()));
+}
+
+std::optional<http_response> router::check_admin(const http_request& req) const {
+  if (credentials_.empty())
+    return error_response(403, "admin_disabled",
+                          "admin routes are disabled: start mallornd with --admin-token-file or --admin-tokens");
+  const admin_credential* who = authenticate(req);
+  if (!who) {
+    auto r = error_response(401, "unauthorized", "admin routes need 'Authorization: Bearer <token>'");
+    r.set("WWW-Authenticate", "Bearer realm=\"mallornd\"");
+    return r;
+  }
+  auto target = parse_target(req.target);
+  const admin_scope needed = required_scope(req.method, target ? target->segments : std::vector<std::string>{});
+  if (static_cast<int>(who->scope) < static_cast<int>(needed)) {
+    auto r = error_response(403, "insufficient_scope",
+                            std::string("this request needs a token with scope '") + admin_scope_name(needed) +
+                                "'; token '" + who->name + "' has '" + admin_scope_name(who->scope) + "'");
+    r.set("WWW-Authenticate", std::string("Bearer realm=\"mallornd\", error=\"insufficient_scope\", scope=\"") +
+                                  admin_scope_name(needed) + "\"");
+    audit_admin(req, r);
+    return r;
+  }
+  return std::nullopt;
+}
+
+void router::audit_admin(const http_request& req, const http_response& r) const {
+  if (!cfg_.audit || req.method == "GET" || req.method == "HEAD") return;
+  // Only known actors are recorded: a stranger's 401s cannot fill the log (they are rate limited
+  // and logged instead).
+  const admin_credential* who = authenticate(req);
+  if (!who) return;
+  audit_entry e;
+  e.at = static_cast<std::int64_t>(std::time(nullptr));
+  e.actor = who->name;
+  e.scope = admin_scope_name(who->scope);
+  e.action = req.method + " " + route_name(parse_target(req.target) ? parse_target(req.target)->segments
+                                                                        : std::vector<std::string>{});
+  e.target = req.target;
+  e.status = r.status;
+  e.client = req.client;
+  if (auto ok = cfg_.audit->record(e); !ok) spdlog::error("audit log: {}", ok.err().what());
+}
+
+bool router::demo_read_allowed(const http_request& req, const std::vector<std::string>& seg) const {
+  // Demo mode opens the read-only views the dashboard shows, nothing that changes state.
+  if (!cfg_.ui_demo || (req.method != "GET" && req.method != "HEAD") || seg.size() < 2 || seg[0] != "admin")
+    return false;
+  return seg[1] == "devices" || seg[1] == "builds" || seg[1] == "rollouts" || seg[1] == "groups";
 }
 
 router::body_plan router::plan(const http_request& head) {
@@ -68,17 +119,18 @@ router::body_plan router::plan(const http_request& head) {
   p.limit = cfg_.max_body;
   auto target = parse_target(head.target);
   const std::string route = target ? route_name(target->segments) : "other";
-  if (!limiter_.allow(head.client, cfg_.clock())) {
+  const std::string& rate_key = head.client_key.empty() ? head.client : head.client_key;
+  if (!limiter_.allow(rate_key, cfg_.clock())) {
     metrics_.rate_limited();
     auto r = error_response(429, "rate_limited", "too many requests from " + head.client);
-    r.set("Retry-After", std::to_string(limiter_.retry_after(head.client, cfg_.clock())));
+    r.set("Retry-After", std::to_string(limiter_.retry_after(rate_key, cfg_.clock())));
     r.route = route;
     r.close = true;  // the body (if any) is not read
     p.reject = std::move(r);
     return p;
   }
   if (!target) return p;  // handle() answers 400 (the body is small and read first)
-  if (is_admin_route(target->segments)) {
+  if (is_admin_route(target->segments) && !demo_read_allowed(head, target->segments)) {
     if (auto denied = check_admin(head)) {
       denied->route = route;
       denied->close = true;  // we did not read the body: the connection cannot be reused
@@ -87,6 +139,25 @@ router::body_plan router::plan(const http_request& head) {
     }
   }
   const auto& seg = target->segments;
+  if (head.method == "PUT" && seg.size() == 4 && seg[0] == "admin" && seg[1] == "models" && !cfg_.uploads_enabled) {
+    auto r = error_response(403, "uploads_disabled",
+                            "the model store is read-only to mallornd; see deploy/README.md to accept uploads");
+    r.route = route;
+    r.close = true;
+    p.reject = std::move(r);
+    return p;
+  }
+  if (head.method == "PUT" && seg.size() == 4 && seg[0] == "admin" && seg[1] == "models" &&
+      (!is_valid_name(seg[2]) || store_version_of(seg[3] + ".bin") != seg[3])) {
+    // Refused before a byte of the body is read: the store's scanner would never list this
+    // version (store_version_of is the scanner's own rule), so storing it could only fail.
+    auto r = error_response(400, "bad_name", "the store does not accept this model or version name "
+                                             "([A-Za-z0-9._+-]{1,128}, not starting with '.', without '.tmp-')");
+    r.route = route;
+    r.close = true;
+    p.reject = std::move(r);
+    return p;
+  }
   if (head.method == "PUT" && seg.size() == 4 && seg[0] == "admin" && seg[1] == "models") {
     p.limit = cfg_.max_upload;
     p.to_file = true;
@@ -128,6 +199,8 @@ http_response router::handle(const http_request& req) {
     else r = create_patch(req);
   } else if (route == "report" && seg.size() == 1) {
     r = m == "POST" ? report(req) : method_not_allowed("POST");
+  } else if (route == "keyring" && seg.size() == 1) {
+    r = get ? keyring_response(cfg_.keyring.get(), target->query, req.header("if-none-match")) : method_not_allowed("GET, HEAD");
   } else if (route == "healthz" && seg.size() == 1) {
     r = get ? healthz() : method_not_allowed("GET, HEAD");
   } else if (route == "metrics" && seg.size() == 1) {
@@ -137,8 +210,12 @@ http_response router::handle(const http_request& req) {
       r.body = metrics_.render();
       r.set("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
     }
+  } else if (route == "ui") {
+    r = get ? ui(req, seg) : method_not_allowed("GET, HEAD");
   } else if (seg.size() >= 2 && seg[0] == "admin") {
-    if (auto denied = check_admin(req)) {
+    std::optional<http_response> denied;
+    if (!demo_read_allowed(req, seg)) denied = check_admin(req);
+    if (denied) {
       r = std::move(*denied);
     } else if (seg[1] == "models" && seg.size() == 4) {
       if (m != "PUT") r = method_not_allowed("PUT");
@@ -148,6 +225,12 @@ http_response router::handle(const http_request& req) {
       r = m == "POST" ? rescan() : method_not_allowed("POST");
     } else if (seg[1] == "devices" && seg.size() <= 3) {
       r = get ? devices(seg.size() == 3 ? seg[2] : std::string()) : method_not_allowed("GET, HEAD");
+    } else if (seg[1] == "devices" && seg.size() == 4 && seg[3] == "reports") {
+      r = get ? device_reports(seg[2]) : method_not_allowed("GET, HEAD");
+    } else if (seg[1] == "audit" && seg.size() == 2) {
+      r = get ? audit_view(req) : method_not_allowed("GET, HEAD");
+    } else if (seg[1] == "builds" && seg.size() == 2) {
+      r = get ? builds() : method_not_allowed("GET, HEAD");
     } else if (seg[1] == "rollouts" || seg[1] == "groups") {
       r = fleet_route(req, seg);
     } else {
@@ -157,6 +240,7 @@ http_response router::handle(const http_request& req) {
     r = error_response(404, "not_found", "no such route; see docs/api.md");
   }
   r.route = route;
+  if (is_admin_route(seg)) audit_admin(req, r);
   if (m == "HEAD" && !r.file && !r.head_length) {
     r.head_length = r.body.size();
     r.body.clear();

@@ -15,11 +15,16 @@ http_response serve_file(const http_request& req, const std::string& path, const
                          const std::string& kind, const std::string& filename, std::shared_ptr<void> pin,
                          const std::string& patch_id) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return error_response(404, "not_found", "the file is gone from the store");
+  if (fd < 0) {
+    // Only a missing file is "not found"; out of descriptors, space or a failing disk is the
+    // server's trouble and passes (docs/api.md: 503 + Retry-After).
+    if (errno == ENOENT || errno == ENOTDIR) return error_response(404, "not_found", "the file is gone from the store");
+    return unavailable_response(errno);
+  }
   auto file = std::make_shared<open_file>(fd);
   file->pin = std::move(pin);
   struct stat st {};
-  if (::fstat(fd, &st) != 0) return error_response(500, "io_error", "cannot stat the file");
+  if (::fstat(fd, &st) != 0) return unavailable_response(errno);
   const auto size = static_cast<std::uint64_t>(st.st_size);
   const std::string etag = "\"" + sha256 + "\"";
 
@@ -39,6 +44,11 @@ http_response serve_file(const http_request& req, const std::string& path, const
   if (const auto* ifr = req.header("if-range"); range && ifr && !if_range_matches(*ifr, etag)) range.reset();
   const auto decision = decide_range(range, size);
   file_slice slice{file, 0, size, kind, patch_id};
+  if (decision.kind == range_kind::invalid) {
+    auto e = error_response(400, "bad_range", "a Range number does not fit in 64 bits");
+    e.close = true;  // a framing error: nothing after this request is read
+    return e;
+  }
   if (decision.kind == range_kind::unsatisfiable) {
     auto e = error_response(416, "range_not_satisfiable", "the range starts beyond the end of the file");
     e.set("Content-Range", "bytes */" + std::to_string(size));

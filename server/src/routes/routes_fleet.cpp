@@ -47,10 +47,11 @@ http_response method_not_allowed(const std::string& allow) {
   return r;
 }
 
-// Who did it: the optional X-Mallorn-Actor header (the admin token is shared), else "admin".
-std::optional<std::string> actor_of(const http_request& req) {
+// Who did it, for the rollout journal: the optional X-Mallorn-Actor header (a person sharing a
+// token), else the token's name. The audit log records the token's name either way.
+std::optional<std::string> actor_of(const http_request& req, const std::string& token_name) {
   const std::string* a = req.header("x-mallorn-actor");
-  if (!a || a->empty()) return std::string("admin");
+  if (!a || a->empty()) return token_name.empty() ? std::string("admin") : token_name;
   if (!fleet::is_printable(*a, 64)) return std::nullopt;
   return *a;
 }
@@ -83,7 +84,8 @@ http_response router::fleet_route(const http_request& req, const std::vector<std
   auto& engine = *cfg_.rollouts;
   const std::string& m = req.method;
   const bool get = m == "GET" || m == "HEAD";
-  auto actor = actor_of(req);
+  const admin_credential* credential = authenticate(req);
+  auto actor = actor_of(req, credential ? credential->name : std::string());
   if (!actor) return error_response(400, "bad_header", "X-Mallorn-Actor must be at most 64 printable characters");
 
   if (seg[1] == "groups") {

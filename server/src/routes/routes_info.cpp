@@ -7,6 +7,7 @@
 #include <set>
 
 #include "mallorn/core/hash.hpp"
+#include "mallorn/core/log_safe.hpp"
 #include "mallorn/server/fleet/rollout_engine.hpp"
 #include "mallorn/server/request_path.hpp"
 #include "mallorn/server/router.hpp"
@@ -58,8 +59,10 @@ http_response router::report(const http_request& req) {
   if (!field("model", r.model, 128, false) || !field("from_version", r.from_version, 128, false) ||
       !field("to_version", r.to_version, 128, false) || !field("error", r.error, 4096, false))
     return error_response(400, "bad_field", "model, from_version, to_version and error must be short strings");
+  if (!is_valid_device_id(r.device_id))
+    return error_response(400, "bad_device_id", "'device_id' must match [A-Za-z0-9._:@+-]{1,128}");
   if (!states.count(r.state))
-    return error_response(400, "bad_state", "unknown state '" + r.state + "'; see docs/api.md for the list");
+    return error_response(400, "bad_state", "unknown state; see docs/api.md for the list");
   if (doc->contains("bytes_downloaded") && !(*doc)["bytes_downloaded"].is_null()) {
     const auto& b = (*doc)["bytes_downloaded"];
     if (!b.is_number_unsigned() && !(b.is_number_integer() && b.get<std::int64_t>() >= 0))
@@ -71,7 +74,8 @@ http_response router::report(const http_request& req) {
   if (auto ok = db_.insert_report(r); !ok) return error_response(500, "io_error", ok.err().what());
   if (cfg_.rollouts) cfg_.rollouts->on_report(r);  // per-rollout counts and the health gate
   if (!r.error.empty() || r.state == "rolled_back" || r.state == "failed")
-    spdlog::warn("device {} ({}): {} {} -> {}: {}", r.device_id, r.model, r.state, r.from_version, r.to_version, r.error);
+    spdlog::warn("device {} ({}): {} {} -> {}: {}", r.device_id, core::log_safe(r.model), r.state,
+                 core::log_safe(r.from_version), core::log_safe(r.to_version), core::log_safe(r.error));
   return json_response(200, {{"ok", true}});
 }
 
@@ -100,8 +104,12 @@ http_response router::upload_model(const http_request& req, const std::string& m
   }
   auto added = store_.add_version(model, version, req.body_file);
   if (!added) {
-    const bool conflict = added.err().code == core::errc::invalid_argument;
-    return error_response(conflict ? 409 : 500, conflict ? "conflict" : "io_error", added.err().message);
+    // The store's message names server paths: it goes to the log; the client gets a stable code.
+    spdlog::warn("store: upload of {} {} failed: {}", model, version, added.err().what());
+    if (added.err().code == core::errc::invalid_argument)
+      return error_response(409, "conflict", model + " " + version + " already exists with different content");
+    if (added.err().is_transient()) return unavailable_response(added.err().sys_errno);
+    return error_response(500, "io_error", "the upload could not be stored; the server log says why");
   }
   spdlog::info("store: added {} {} ({} bytes, sha256 {})", model, version, added->fingerprint.file_size, added->sha256);
   auto r = json_response(201, fingerprint_json(*added));

@@ -82,6 +82,8 @@ http_response router::check_update(const http_request& req) {
   if (profile->empty()) *profile = "standard";
   if (*profile != "standard" && *profile != "mcu")
     return error_response(400, "unsupported_profile", "profile '" + *profile + "' is not served ('standard' or 'mcu')");
+  if (!device->empty() && !is_valid_device_id(*device))
+    return error_response(400, "bad_device_id", "'device_id' must match [A-Za-z0-9._:@+-]{1,128}");
   if (!sha->empty() && !is_hex(*sha, 64)) return error_response(400, "bad_field", "'sha256' must be 64 hex characters");
   if (!short_id->empty() && !is_hex(*short_id, 16))
     return error_response(400, "bad_field", "'short_id' must be 16 hex characters");
@@ -99,17 +101,15 @@ http_response router::check_update(const http_request& req) {
   if (rollout.what != rollout_kind::no_rollouts)
     answer_key += '|' + std::to_string(rollout.rollout_id) + '|' + rollout.version;
   {
-    std::lock_guard lock(answers_mutex_);
-    if (auto it = answers_.find(answer_key); it != answers_.end()) {
-      if (it->second.catalog_seen == cat && it->second.cache_generation == generation) {
-        if (it->second.patch_ready) metrics_.cache_lookup(true);
-        return it->second.response;
-      }
-      answers_.erase(it);
+    std::shared_lock lock(answers_mutex_);
+    if (auto it = answers_.find(answer_key); it != answers_.end() && it->second.catalog_seen == cat &&
+                                             it->second.cache_generation == generation) {
+      if (it->second.patch_ready) metrics_.cache_lookup(true);
+      return it->second.response;
     }
   }
   auto remember = [&](http_response r, bool patch_ready) {
-    std::lock_guard lock(answers_mutex_);
+    std::unique_lock lock(answers_mutex_);
     if (answers_.size() >= 10000) answers_.clear();  // bounded; refilled by the next requests
     answers_[answer_key] = {cat, generation, patch_ready, r};
     return r;
@@ -194,10 +194,20 @@ http_response router::check_update(const http_request& req) {
       r.set("Retry-After", "30");
       return r;
     }
-    case build_state::failed:
+    case build_state::failed: {
+      if (status.transient) {  // out of descriptors or space: says nothing about the pair
+        out["status"] = "busy";
+        out["retry_after"] = 5;
+        out["reason"] = "the server is short of resources; retry later";
+        auto r = json_response(503, out);
+        r.set("Retry-After", "5");
+        return r;
+      }
+      // status.error names server paths: it is in the log, not in the answer.
       out["status"] = "full_only";
-      out["reason"] = "the patch could not be built: " + status.error;
+      out["reason"] = "the patch could not be built; download the full model";
       return json_response(200, out);
+    }
   }
   return error_response(500, "internal", "unreachable");
 }
@@ -245,7 +255,13 @@ http_response router::create_patch(const http_request& req) {
       body["target_size"] = target->fingerprint.file_size;
       return json_response(200, body);
     }
-    case build_state::failed: return error_response(500, "build_failed", status.error);
+    case build_state::failed: {
+      if (!status.transient)
+        return error_response(500, "build_failed", "the patch could not be built; the server log says why");
+      auto r = error_response(503, "unavailable", "the server is short of resources; retry later");
+      r.set("Retry-After", "5");
+      return r;
+    }
     case build_state::queue_full: {
       auto r = error_response(503, "busy", status.error);
       r.set("Retry-After", "30");

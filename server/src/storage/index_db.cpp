@@ -204,4 +204,16 @@ core::result<std::vector<device_report>> index_db::latest_reports(const std::str
   return out;
 }
 
+core::result<std::vector<device_report>> index_db::device_history(const std::string& device_id, std::size_t limit) {
+  auto rows = db_->query(
+      "SELECT device_id,model,from_version,to_version,state,error,bytes_downloaded,client,received_at "
+      "FROM reports WHERE device_id=? ORDER BY seq DESC LIMIT ?",
+      {device_id, static_cast<std::int64_t>(limit)});
+  if (!rows) return rows.err();
+  std::vector<device_report> out;
+  out.reserve(rows->size());
+  for (const auto& r : *rows) out.push_back(report_from(r));
+  return out;
+}
+
 }  // namespace mallorn::server

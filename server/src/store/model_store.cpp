@@ -160,11 +160,9 @@ core::result<scan_report> model_store::rescan() {
     std::set<std::string> versions_seen;
     for (const auto& file : fs::directory_iterator(model_dir.path(), ec)) {
       const std::string name = file.path().filename().string();
-      if (name.empty() || name[0] == '.' || name == "index.json" || !file.is_regular_file(ec)) continue;
-      const auto dot = name.rfind('.');
-      if (dot == std::string::npos || dot == 0 || dot + 1 == name.size()) continue;
-      const std::string version = name.substr(0, dot);
-      if (!is_valid_name(version) || name.find(".tmp-") != std::string::npos) continue;
+      const auto listed = store_version_of(name);
+      if (!listed || !file.is_regular_file(ec)) continue;
+      const std::string& version = *listed;
       if (!versions_seen.insert(version).second) {
         report.warnings.push_back(model + "/" + name + ": version '" + version + "' exists with another extension; ignored");
         continue;
@@ -232,18 +230,30 @@ core::result<model_version> model_store::add_version(const std::string& model, c
   fs::create_directories(dir, ec);
   if (ec) return core::make_error(core::errc::io_error, "creating " + dir.string() + ": " + ec.message());
   const fs::path final_path = dir / (version + "." + ext);
+  if (store_version_of(final_path.filename().string()) != version)
+    return core::make_error(core::errc::invalid_argument, "the store would not list " + model + "/" +
+                                                              final_path.filename().string() + "; choose another version name");
   // link() never replaces an existing name: two concurrent uploads of one version cannot clobber
   // each other, and the final name appears complete or not at all.
   if (::link(staged.c_str(), final_path.c_str()) != 0)
     return core::make_error(errno == EEXIST ? core::errc::invalid_argument : core::errc::io_error,
                             "cannot publish " + final_path.string() + (errno == EEXIST ? ": it already exists" : ""));
   ::unlink(staged.c_str());
-  MALLORN_TRY(fsync_dir(dir));
-  MALLORN_TRY(fsync_dir(root_));
+  // From here on a failure takes the published name back: a failed upload leaves nothing behind
+  // (a leftover would make every retry a 409 conflict).
+  auto unpublish = [&](core::error e) {
+    ::unlink(final_path.c_str());
+    (void)fsync_dir(dir);
+    return e;
+  };
+  if (auto r = fsync_dir(dir); !r) return unpublish(r.err());
+  if (auto r = fsync_dir(root_); !r) return unpublish(r.err());
   auto report = rescan();
-  if (!report) return report.err();
+  if (!report) return unpublish(report.err());
   if (auto v = snapshot()->find(model, version)) return *v;
-  return core::make_error(core::errc::io_error, "uploaded " + final_path.string() + " but the rescan did not list it");
+  auto e = unpublish(core::make_error(core::errc::io_error, "uploaded " + final_path.string() + " but the rescan did not list it"));
+  (void)rescan();
+  return e;
 }
 
 }  // namespace mallorn::server

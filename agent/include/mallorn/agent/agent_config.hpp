@@ -2,6 +2,8 @@
 // {
 //   "server": "https://updates.example:8443", "device_id": "cam-17",
 //   "public_key": "/etc/mallorn/release.pub",     // with a key, unsigned patches are refused
+//   "root_key": "/etc/mallorn/root.pub", "keyring_file": "/var/lib/mallorn/keyring.bin",
+//   "keyring_grace": 0,                            // rotating release keys instead (docs/security.md)
 //   "ca_file": "...", "client_cert": "...", "client_key": "...",   // TLS / mTLS (optional)
 //   "tags": {"site": "berlin", "hw": "rpi4"},        // sent with check-update (rollout groups)
 //   "tags_command": ["/usr/bin/device-facts"],      // optional: prints a JSON object of more tags
@@ -18,6 +20,7 @@
 #include <vector>
 
 #include "mallorn/agent/http_client.hpp"
+#include "mallorn/agent/keyring_trust.hpp"
 #include "mallorn/core/error.hpp"
 #include "mallorn/core/signature.hpp"
 
@@ -35,6 +38,7 @@ struct agent_config {
   std::string server;
   std::string device_id;
   std::optional<core::ed25519_public_key> public_key;
+  keyring_options keyring;  // when enabled, patches must be signed by a key the keyring trusts
   tls_options tls;
   std::chrono::seconds poll_interval{300};
   double jitter = 0.2;

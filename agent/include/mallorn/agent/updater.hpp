@@ -6,6 +6,7 @@
 // the old model or the new one, and the next run converges.
 #pragma once
 #include <chrono>
+#include <optional>
 #include <string>
 
 #include "mallorn/agent/agent_config.hpp"
@@ -48,6 +49,8 @@ class updater {
   cycle_result fail(journal& j, const std::string& why);
   // Local I/O trouble (disk full, EIO, network): the journal keeps the last state entered.
   cycle_result interrupted(const journal& j, const core::error& e);
+  // Keyring refresh and expiry check (keyring_gate.cpp); a result stops this cycle.
+  std::optional<cycle_result> keyring_gate(journal& j);
   // Journals a switch from the patch to the whole model (state download, use_full).
   core::result<void> fall_back_to_full(journal& j, const std::string& why);
 

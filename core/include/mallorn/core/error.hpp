@@ -30,11 +30,20 @@ const char* errc_name(errc e) noexcept;
 struct error {
   errc code;
   std::string message;  // human text with context, e.g. "patch header: bad magic"
+  // The errno behind an io_error from a system call (0: none or unknown). Callers use it to tell
+  // a missing file from a machine out of descriptors or space (is_transient()).
+  int sys_errno = 0;
 
   // Prefixes context on the way up: err.with("reading old.tflite").
-  error with(const std::string& context) const { return {code, context + ": " + message}; }
+  error with(const std::string& context) const { return {code, context + ": " + message, sys_errno}; }
   std::string what() const { return std::string(errc_name(code)) + ": " + message; }
+  // True for resource exhaustion and device errors (EMFILE, ENFILE, ENOSPC, EDQUOT, EIO, ENOMEM,
+  // EAGAIN): retrying later can succeed, so the failure must not be remembered as an answer.
+  bool is_transient() const;
 };
+
+// The errno values is_transient() treats as "try again later".
+bool is_transient_errno(int e) noexcept;
 
 // A small expected<T, error>; C++20 has no std::expected.
 template <class T>

@@ -19,7 +19,9 @@ struct server_config {
   std::uint16_t listen_port = 8080;
   std::filesystem::path port_file;  // written once listening (tests use --listen 127.0.0.1:0)
   std::filesystem::path admin_token_file;
+  std::filesystem::path admin_tokens_file;  // named tokens with scopes (admin_auth.hpp)
   std::filesystem::path signing_key_file;
+  std::filesystem::path keyring_file;  // empty: no GET /keyring
   std::filesystem::path tls_cert, tls_key;
   std::filesystem::path tls_client_ca;  // set: devices must present a certificate it signed
   unsigned threads = 0;  // 0: one per core
@@ -31,14 +33,19 @@ struct server_config {
   std::uint64_t max_body = 1 << 20;
   std::uint64_t max_upload = 4ull << 30;
   std::uint32_t header_limit = 16 << 10;
-  std::size_t max_connections = 20000;
+  std::size_t max_connections = 0;  // 0: derived from RLIMIT_NOFILE (default_max_connections)
+  std::size_t max_connections_per_address = 64;
+  std::chrono::seconds header_timeout{10};
   double rate_limit = 50;  // requests/s per client; 0 disables
   double rate_burst = 200;
   std::chrono::seconds read_timeout{15}, idle_timeout{75}, write_timeout{60}, drain_timeout{30};
   std::string log_level = "info";
+  bool ui = true, ui_demo = false;  // the dashboard at /ui/ (--no-ui, --ui-demo)
+  std::filesystem::path ui_dir;     // empty: ui_files::default_dir()
   // The MQTT bridge (docs/protocol.md); off while mqtt_broker is empty.
   std::string mqtt_broker, mqtt_client_id = "mallornd", mqtt_prefix = "mallorn/v1";
   std::uint32_t mqtt_max_block = 4096;
+  std::size_t mqtt_max_sessions = 10000;
 };
 
 // The --help text.

@@ -15,6 +15,10 @@ enum class range_kind {
   full,           // no Range, a multi-range or a syntactically invalid one: send 200 with everything
   partial,        // 206 with `range`
   unsatisfiable,  // 416 with "Content-Range: bytes */size"
+  // A well-formed range whose numbers do not fit in 64 bits ("bytes=0-99999999999999999999"):
+  // answered 400 and the connection closed, like any other framing error (docs/api.md). A
+  // number no file can reach is a client bug or a probe, never a resume.
+  invalid,
 };
 
 struct range_decision {

@@ -72,6 +72,9 @@ class index_db {
   // The newest report of each device (optionally of one device), newest first.
   core::result<std::vector<device_report>> latest_reports(const std::string& device_id = {}, std::size_t limit = 1000);
 
+  // One device's reports, newest first.
+  core::result<std::vector<device_report>> device_history(const std::string& device_id, std::size_t limit);
+
   // The database itself, for features that keep their own tables (rollouts, identities, builds).
   storage::sql_database& database() { return *db_; }
 

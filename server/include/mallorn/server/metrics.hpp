@@ -8,12 +8,14 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace mallorn::server {
 
+// Lock-free: observe() is on every request's path, on every I/O thread.
 class histogram {
  public:
   explicit histogram(std::vector<double> upper_bounds);
@@ -23,10 +25,9 @@ class histogram {
 
  private:
   std::vector<double> bounds_;
-  mutable std::mutex mutex_;
-  std::vector<std::uint64_t> counts_;  // one per bound, plus +Inf
-  double sum_ = 0;
-  std::uint64_t count_ = 0;
+  std::unique_ptr<std::atomic<std::uint64_t>[]> counts_;  // one per bound, plus +Inf
+  std::atomic<double> sum_{0};
+  std::atomic<std::uint64_t> count_{0};
 };
 
 class metrics {
@@ -38,6 +39,8 @@ class metrics {
   void cache_lookup(bool hit);
   void build_finished(bool ok, double seconds);
   void connection_rejected();
+  void connection_shed();  // an idle keep-alive connection closed to make room for a new client
+  void accept_failed();
   void rate_limited();
   std::atomic<std::int64_t> connections_active{0};
 
@@ -49,12 +52,19 @@ class metrics {
   std::string render() const;
 
  private:
+  // Per route: answers by status and the latency histogram. Routes come from a fixed set, so the
+  // map only grows at first use; a request takes the shared lock and touches atomics.
+  struct route_stats {
+    std::array<std::atomic<std::uint64_t>, 600> by_status{};
+    histogram latency;
+    route_stats();
+  };
+  mutable std::shared_mutex routes_mutex_;
+  std::map<std::string, std::unique_ptr<route_stats>, std::less<>> routes_;
   mutable std::mutex mutex_;
-  std::map<std::pair<std::string, unsigned>, std::uint64_t> requests_;
-  std::map<std::string, std::unique_ptr<histogram>> latency_;
   std::map<std::string, std::uint64_t> bytes_;
   std::atomic<std::uint64_t> cache_hits_{0}, cache_misses_{0}, builds_ok_{0}, builds_failed_{0};
-  std::atomic<std::uint64_t> rejected_{0}, rate_limited_{0};
+  std::atomic<std::uint64_t> rejected_{0}, shed_{0}, accept_failed_{0}, rate_limited_{0};
   histogram build_seconds_;
   struct gauge {
     std::string name, help;

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "mallorn/server/index_db.hpp"
+#include "mallorn/server/keyring_source.hpp"
 #include "mallorn/server/metrics.hpp"
 #include "mallorn/server/model_store.hpp"
 #include "mallorn/server/patch_cache.hpp"
@@ -25,6 +26,14 @@ struct mqtt_bridge_options {
   std::uint32_t max_block = 4096;  // blocks are min(device's max_block, this)
   std::chrono::seconds session_idle{600};
   std::size_t max_queue = 10000;  // messages waiting for the worker; more are dropped
+  // --keyring: the binary keyring is kept as a retained message on <prefix>/keyring (republished
+  // on every connect and when the served version changes).
+  std::shared_ptr<keyring_source> keyring;
+  // Device ids are free to invent: at most this many download sessions (one per device id, the
+  // patch file's descriptor shared by every session of that patch) and devices waiting for a
+  // build. Past either, a new device is told to wait (retry_after 30) and nothing is kept.
+  std::size_t max_sessions = 10000;
+  std::size_t max_waiting = 10000;
 };
 
 class mqtt_bridge {
@@ -38,6 +47,10 @@ class mqtt_bridge {
   void start();
   // Publishes "offline", disconnects and joins the worker.
   void stop();
+
+  // Sessions open and devices waiting for a build (gauges; tests check the bounds).
+  std::size_t sessions() const;
+  std::size_t waiting() const;
 
  private:
   struct impl;

@@ -48,15 +48,39 @@ struct cache_options {
   bool neural = true;
   std::optional<core::ed25519_private_key> signing_key;
   std::chrono::seconds failure_backoff{60};  // a failed pair is not retried before this
+  // A build that failed for want of descriptors, space or a working disk (core::error::
+  // is_transient) says nothing about the pair: it is retried after this much shorter pause, and
+  // callers answer "busy, retry" rather than "cannot be patched".
+  std::chrono::seconds transient_backoff{5};
 };
 
 enum class build_state { ready, queued, running, queue_full, failed };
 const char* build_state_name(build_state s);
 
+// What the cache is doing, for operators (GET /admin/builds, the dashboard's Patches page).
+struct cache_activity {
+  struct build {
+    std::string model, source_version, target_version, profile, state;  // state: queued | running
+  };
+  struct failure {
+    std::string model, source_version, target_version, profile, error;
+    std::int64_t seconds_ago = 0;
+  };
+  struct eviction {
+    patch_row patch;
+    std::int64_t evicted_at = 0;  // unix seconds
+  };
+  std::vector<build> builds;
+  std::vector<failure> failures;
+  std::vector<eviction> evictions;  // newest first; the last `max_evictions_kept`
+  static constexpr std::size_t max_evictions_kept = 50;
+};
+
 struct build_status {
   build_state state = build_state::queued;
   std::optional<patch_row> patch;  // when ready
-  std::string error;               // when failed
+  std::string error;               // when failed: for the log, may name server paths
+  bool transient = false;          // when failed: out of resources, retry after transient_backoff
 };
 
 class patch_cache {
@@ -88,6 +112,7 @@ class patch_cache {
   void record_download(const std::string& id, std::uint64_t bytes);
   core::result<void> flush_usage();
 
+  cache_activity activity() const;
   std::size_t queued() const;
   std::size_t running() const;
   std::uint64_t total_bytes() const;
@@ -111,10 +136,14 @@ class patch_cache {
   std::map<std::string, build_key> by_id_;
   std::deque<build_job> queue_;
   std::map<build_key, build_state> in_flight_;  // queued or running
+  std::map<build_key, build_job> running_;      // for activity()
   struct failure {
     std::string error;
     std::chrono::steady_clock::time_point when;
+    bool transient = false;
+    std::string model, source_version, target_version;
   };
+  std::deque<cache_activity::eviction> evictions_;
   std::map<build_key, failure> failures_;
   std::map<std::string, int> pins_;
   struct usage {

@@ -13,6 +13,14 @@ namespace mallorn::server {
 bool is_valid_name(std::string_view name);
 // 64 lowercase hex characters.
 bool is_patch_id(std::string_view id);
+// The version a store file "<version>.<ext>" holds, or nullopt when the store's scanner ignores
+// the file (hidden, index.json, no extension, a bad version name, an upload's ".tmp-" staging
+// name). The scanner and the upload route both ask this one function, so an upload is refused
+// up front exactly when the scanner would not list it.
+std::optional<std::string> store_version_of(std::string_view file_name);
+// Device ids as sent in check-update and reports: [A-Za-z0-9._:@+-]{1,128} (room for MAC
+// addresses, serial numbers and host names; no spaces, no control characters).
+bool is_valid_device_id(std::string_view id);
 
 // Decodes %XX escapes (and '+' as space when `plus_is_space`); nullopt on a bad escape or a
 // decoded NUL.

@@ -12,17 +12,21 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <unordered_map>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "mallorn/server/admin_auth.hpp"
+#include "mallorn/server/audit_log.hpp"
 #include "mallorn/server/index_db.hpp"
 #include "mallorn/server/metrics.hpp"
 #include "mallorn/server/model_store.hpp"
 #include "mallorn/server/patch_cache.hpp"
 #include "mallorn/server/rate_limiter.hpp"
+#include "mallorn/server/ui_files.hpp"
 
 namespace mallorn::server {
 namespace fleet {
@@ -35,7 +39,10 @@ struct http_request {
   std::map<std::string, std::string> headers;  // names in lower case
   std::string body;
   std::filesystem::path body_file;  // uploads: the staged body (plan().to_file)
-  std::string client;               // peer address, for rate limiting and reports
+  std::string client;               // peer address, for reports
+  // What per-client limits count under: the IPv4 address, or the /64 of an IPv6 address (one
+  // host owns a whole /64 and could rotate through it). Empty: `client`.
+  std::string client_key;
 
   const std::string* header(const std::string& lower_name) const {
     auto it = headers.find(lower_name);
@@ -74,14 +81,27 @@ struct http_response {
   const std::string* header(const std::string& name) const;
 };
 
+class keyring_source;
+
 struct router_config {
-  std::optional<std::string> admin_token;  // nullopt: admin routes answer 403
+  std::optional<std::string> admin_token;  // the "admin" token (scope admin); nullopt and no
+                                           // admin_tokens: admin routes answer 403
+  std::vector<admin_credential> admin_tokens;  // --admin-tokens: named tokens with scopes
+  audit_log* audit = nullptr;                  // every authenticated admin change is recorded here
+  std::shared_ptr<keyring_source> keyring;  // --keyring: GET /keyring (keyring_source.hpp)
   std::uint64_t max_body = 1 << 20;        // JSON requests
   std::uint64_t max_upload = 4ull << 30;   // PUT /admin/models
+  // False when the store is read-only to the daemon (the shipped systemd unit): uploads are then
+  // refused with 403 before their body is read, instead of failing to stage.
+  bool uploads_enabled = true;
   std::chrono::milliseconds create_patch_wait{10 * 60 * 1000};
   // Staged rollouts (docs/rollouts.md); nullptr: /admin/rollouts and /admin/groups answer 404 and
   // every device is offered the latest version.
   fleet::rollout_engine* rollouts = nullptr;
+  // The dashboard at /ui/ (nullptr: --no-ui, /ui answers 404). ui_demo: read-only admin views
+  // (GET of /admin/devices, /admin/builds, /admin/rollouts) answer without a token.
+  std::shared_ptr<const ui_files> ui;
+  bool ui_demo = false;
   std::function<std::chrono::steady_clock::time_point()> clock = [] { return std::chrono::steady_clock::now(); };
 };
 
@@ -114,8 +134,17 @@ class router {
   http_response rescan();
   http_response devices(const std::string& device_id);
   http_response fleet_route(const http_request& req, const std::vector<std::string>& segments);
+  http_response device_reports(const std::string& device_id);
+  http_response builds();
+  http_response ui(const http_request& req, const std::vector<std::string>& segments);
   static bool is_admin_route(const std::vector<std::string>& segments);
+  // nullopt when the request carries a token whose scope covers its method and path; else the
+  // 401/403 answer (and a 403 for a known token is audited).
   std::optional<http_response> check_admin(const http_request& req) const;
+  const admin_credential* authenticate(const http_request& req) const;
+  void audit_admin(const http_request& req, const http_response& r) const;
+  http_response audit_view(const http_request& req);
+  bool demo_read_allowed(const http_request& req, const std::vector<std::string>& segments) const;
 
   // Fleets of identical devices ask the same question: the answer to a check-update that is
   // "ready" or "up to date" is kept per (sha256/short id, model, channel, profile) until the
@@ -126,10 +155,11 @@ class router {
     bool patch_ready = false;  // counts as a cache hit when reused
     http_response response;
   };
-  std::mutex answers_mutex_;
+  std::shared_mutex answers_mutex_;  // readers (every repeated check-update) do not exclude each other
   std::unordered_map<std::string, cached_answer> answers_;
 
   router_config cfg_;
+  std::vector<admin_credential> credentials_;  // admin_token + admin_tokens
   model_store& store_;
   patch_cache& cache_;
   index_db& db_;
