@@ -23,6 +23,7 @@ int cmd_info(const arg_list& args);
 int cmd_fingerprint(const arg_list& args);
 int cmd_keygen(const arg_list& args);
 int cmd_sign(const arg_list& args);
+int cmd_fleet(const arg_list& args);
 int cmd_keyring(const arg_list& args);
 
 }  // namespace mallorn::cli

@@ -49,6 +49,17 @@ const std::vector<command>& commands() {
       {"keygen", "make an Ed25519 key pair: PREFIX.key (64 bytes) and PREFIX.pub (32 bytes)",
        "usage: mallorn keygen -o PREFIX [--json]\n", cmd_keygen},
       {"sign", "sign an existing patch", "usage: mallorn sign PATCH --key KEY -o OUT [--json]\n", cmd_sign},
+      {"fleet", "staged rollouts on a mallornd server (docs/rollouts.md)",
+       "usage: mallorn fleet rollout list|show ID [--watch]|pause|resume|advance|abort ID [--reason TEXT]\n"
+       "       mallorn fleet rollout create MODEL VERSION --stages 1,10,50,100 [--group G]\n"
+       "           [--stage-min-seconds N] [--max-failure-rate R] [--min-reports N] [--pause-timeout N]\n"
+       "           [--start-at UNIX] [--window JSON]\n"
+       "       mallorn fleet group list | show NAME | delete NAME\n"
+       "       mallorn fleet group put NAME [--match 'site=berlin,hw=rpi4|rpi5,runtime?,debug!'] [--devices a,b]\n"
+       "       mallorn fleet devices [DEVICE]\n"
+       "  common: --server URL (env MALLORN_SERVER, default http://127.0.0.1:8080; plain HTTP)\n"
+       "          --token-file FILE (or env MALLORN_TOKEN), --actor NAME (default $USER), --json\n",
+       cmd_fleet},
       {"keyring", "manage the root-signed list of release keys (docs/security.md)",
        "usage: mallorn keyring init -o FILE --root ROOT.pub[,ROOT2.pub] [--threshold N] [--expires DAYS] [--json]\n"
        "       mallorn keyring add-key FILE --key RELEASE.pub [--models a,b] [--not-before T] [--not-after T]\n"

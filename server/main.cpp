@@ -17,6 +17,7 @@
 #include "mallorn/core/key_file.hpp"
 #include "mallorn/server/config.hpp"
 #include "mallorn/server/http_server.hpp"
+#include "mallorn/server/fleet/rollout_engine.hpp"
 #include "mallorn/server/index_db.hpp"
 #include "mallorn/server/storage/sql_database.hpp"
 #include "mallorn/core/logging.hpp"
@@ -148,8 +149,13 @@ int main(int argc, char** argv) {
   stats.add_gauge("mallornd_model_versions", "Model versions in the store.",
                   [&] { return double(store.snapshot()->version_count()); });
 
+  auto rollouts = server::fleet::rollout_engine::open(**db);
+  if (!rollouts) return fail(rollouts.err().what());
+  stats.add_section([&](std::string& out) { (*rollouts)->render_metrics(out); });
+
   server::rate_limiter limiter(cfg.rate_limit, cfg.rate_burst);
   server::router_config rcfg;
+  rcfg.rollouts = rollouts->get();
   rcfg.admin_token = *token;
   rcfg.admin_tokens = std::move(named_tokens);
   rcfg.audit = &audit;
@@ -207,14 +213,17 @@ int main(int argc, char** argv) {
   if (auto listening = http.listen(); !listening) return fail(listening.err().what());
   const auto port = http.port();
 
-  // Download counters go to SQLite every few seconds, not on every request.
+  // Download counters go to SQLite every few seconds, not on every request; the rollout engine
+  // takes its time-driven steps (stage advances, pause timeouts, recording offers) every second.
   std::mutex flush_mutex;
   std::condition_variable flush_cv;
   bool stopping = false;
   std::thread flusher([&] {
     std::unique_lock lock(flush_mutex);
     unsigned ticks = 0;
-    while (!flush_cv.wait_for(lock, std::chrono::seconds(5), [&] { return stopping; })) {
+    for (unsigned n = 1; !flush_cv.wait_for(lock, std::chrono::seconds(1), [&] { return stopping; }); ++n) {
+      (*rollouts)->tick();
+      if (n % 5) continue;
       if (auto r = cache.flush_usage(); !r) spdlog::error("{}", r.err().what());
       // Report history: the global cap and the retention (the per-device cap applies on insert).
       if (ticks++ % 12 == 0) {
@@ -277,6 +286,7 @@ int main(int argc, char** argv) {
   }
   flush_cv.notify_all();
   flusher.join();
+  (*rollouts)->tick();  // records the last offers
   if (cache.running() > 0) {
     // A build can take minutes; its staging file is removed at the next start.
     if (auto r = cache.flush_usage(); !r) spdlog::error("{}", r.err().what());

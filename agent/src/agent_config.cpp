@@ -33,6 +33,8 @@ core::result<agent_config> load_agent_config(const std::filesystem::path& file) 
     c.http_timeout = std::chrono::seconds(doc.value("http_timeout", 30));
     c.allow_downgrade = doc.value("allow_downgrade", false);
     c.max_model_size = doc.value("max_model_size", c.max_model_size);
+    if (doc.contains("tags")) c.tags = doc["tags"].get<std::map<std::string, std::string>>();
+    if (doc.contains("tags_command")) c.tags_command = doc["tags_command"].get<std::vector<std::string>>();
     for (const auto& m : doc.at("models")) {
       model_config mc;
       mc.name = m.at("name").get<std::string>();
@@ -47,6 +49,8 @@ core::result<agent_config> load_agent_config(const std::filesystem::path& file) 
   }
   if (c.device_id.empty() || c.models.empty()) return bad("needs a device_id and at least one model");
   if (c.max_model_size == 0) return bad("max_model_size must be > 0");
+  if (c.tags.size() > 64) return bad("'tags' holds at most 64 keys (the server refuses more)");
+  if (!c.tags_command.empty() && c.tags_command[0].empty()) return bad("'tags_command' must start with a program");
   if (c.poll_interval.count() <= 0 || c.jitter < 0 || c.jitter > 1) return bad("poll_interval must be > 0, jitter in 0..1");
   return c;
 }

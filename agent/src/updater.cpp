@@ -7,6 +7,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "mallorn/agent/device_tags.hpp"
+
 #include <cerrno>
 #include <ctime>
 #include <cstring>
@@ -133,6 +135,7 @@ cycle_result updater::check(journal& j) {
   if (!digest) return {cycle_outcome::failed, 0, digest.err().what()};
   const std::string sha = core::to_hex(*digest);
   json req = {{"sha256", sha}, {"model", model_.name}, {"device_id", cfg_.device_id}};
+  if (auto tags = collect_tags(cfg_); !tags.empty()) req["tags"] = tags;
   auto reply = client_.post_json("/check-update", req.dump());
   if (!reply) {
     if (reply.err().code != core::errc::io_error) return refuse_answer(j, reply.err().message);

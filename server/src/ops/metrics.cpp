@@ -140,6 +140,7 @@ std::string metrics::render() const {
     header(out, g.name.c_str(), g.help.c_str(), "gauge");
     out += g.name + " " + number(g.read()) + "\n";
   }
+  for (const auto& section : sections_) section(out);
   return out;
 }
 

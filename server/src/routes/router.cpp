@@ -41,7 +41,7 @@ std::string route_name(const std::vector<std::string>& seg) {
     if (seg[0] == k) return k;
   // Labels come from a fixed set: a request path must never create a metric series.
   if (seg[0] == "admin" && seg.size() >= 2)
-    for (const char* k : {"models", "rescan", "devices", "builds", "audit"})
+    for (const char* k : {"models", "rescan", "devices", "builds", "audit", "rollouts", "groups"})
       if (seg[1] == k) return std::string("admin_") + k;
   return seg[0] == "admin" ? "admin_other" : "other";
 }
@@ -244,6 +244,8 @@ http_response router::handle(const http_request& req) {
       r = get ? audit_view(req) : method_not_allowed("GET, HEAD");
     } else if (seg[1] == "builds" && seg.size() == 2) {
       r = get ? builds() : method_not_allowed("GET, HEAD");
+    } else if (seg[1] == "rollouts" || seg[1] == "groups") {
+      r = fleet_route(req, seg);
     } else {
       r = error_response(404, "not_found", "no such admin route");
     }

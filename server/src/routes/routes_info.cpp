@@ -9,6 +9,7 @@
 
 #include "mallorn/core/hash.hpp"
 #include "mallorn/core/log_safe.hpp"
+#include "mallorn/server/fleet/rollout_engine.hpp"
 #include "mallorn/server/request_path.hpp"
 #include "mallorn/server/router.hpp"
 #include "mallorn/server/storage/sql_database.hpp"
@@ -84,6 +85,7 @@ http_response router::report(const http_request& req) {
   r.client = req.client;
   r.received_at = static_cast<std::int64_t>(std::time(nullptr));
   if (auto ok = db_.insert_report(r); !ok) return storage_unavailable(ok.err());
+  if (cfg_.rollouts) cfg_.rollouts->on_report(r);  // per-rollout counts and the health gate
   if (!r.error.empty() || r.state == "rolled_back" || r.state == "failed")
     spdlog::warn("device {} ({}): {} {} -> {}: {}", r.device_id, core::log_safe(r.model), r.state,
                  core::log_safe(r.from_version), core::log_safe(r.to_version), core::log_safe(r.error));

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "mallorn/server/fleet/rollout_engine.hpp"
 #include "mallorn/server/request_path.hpp"
 #include "mallorn/server/router.hpp"
 #include "route_json.hpp"
@@ -36,6 +37,27 @@ std::string lower(std::string s) {
   return s;
 }
 
+// The rollout engine's word on this device: a hash and map lookups, no SQL. Devices that follow a
+// channel keep following it (docs/rollouts.md).
+fleet::decision rollout_decision(fleet::rollout_engine* engine, const catalog& cat, const std::string& model,
+                                 const std::string& sha, const std::string& short_id, const std::string& device,
+                                 const std::string& channel, const fleet::device_tags& tags) {
+  if (!engine || !channel.empty()) return {};
+  const model_version* current = sha.empty() ? nullptr : cat.find_by_sha256(sha, model);
+  if (!current && !short_id.empty())
+    if (auto matches = cat.find_by_short_id(short_id, model); !matches.empty()) current = matches[0];
+  const model_entry* entry = cat.model(current ? current->model : model);
+  if (!entry) return {};
+  auto rank_of = [&](const std::string& v) -> std::uint64_t {
+    const auto* found = entry->find(v);
+    return found ? found->rank : 0;
+  };
+  auto d = engine->decide(entry->name, device, tags, current ? current->rank : 0, rank_of);
+  if (d.what == fleet::decision::kind::offer && (!current || current->version != d.version))
+    engine->note_offered(d.rollout_id, device);
+  return d;
+}
+
 }  // namespace
 
 http_response router::check_update(const http_request& req) {
@@ -49,6 +71,12 @@ http_response router::check_update(const http_request& req) {
   auto channel = string_field(*doc, "channel", 64, error);
   auto profile = string_field(*doc, "profile", 16, error);
   if (!short_id || !model || !sha || !device || !channel || !profile) return error;
+  fleet::device_tags tags;
+  if (doc->contains("tags") && !(*doc)["tags"].is_null()) {
+    auto parsed = fleet::parse_tags((*doc)["tags"]);
+    if (!parsed) return error_response(400, "bad_tags", parsed.err().message);
+    tags = std::move(*parsed);
+  }
   *sha = lower(*sha);
   *short_id = lower(*short_id);
   if (profile->empty()) *profile = "standard";
@@ -64,7 +92,14 @@ http_response router::check_update(const http_request& req) {
 
   auto cat = store_.snapshot();
   const std::uint64_t generation = cache_.generation();
-  const std::string answer_key = *sha + '|' + *short_id + '|' + *model + '|' + *channel + '|' + *profile;
+  const auto rollout = rollout_decision(cfg_.rollouts, *cat, *model, *sha, *short_id, *device, *channel, tags);
+  using rollout_kind = fleet::decision::kind;
+  if (rollout.what == rollout_kind::outside_window)
+    return json_response(200, {{"update_available", false}, {"status", "outside_window"}, {"rollout", rollout.rollout_id},
+                               {"next_window_start", rollout.next_window_start}});
+  std::string answer_key = *sha + '|' + *short_id + '|' + *model + '|' + *channel + '|' + *profile;
+  if (rollout.what != rollout_kind::no_rollouts)
+    answer_key += '|' + std::to_string(rollout.rollout_id) + '|' + rollout.version;
   {
     std::shared_lock lock(answers_mutex_);
     if (auto it = answers_.find(answer_key); it != answers_.end() && it->second.catalog_seen == cat &&
@@ -98,6 +133,11 @@ http_response router::check_update(const http_request& req) {
   const model_entry* entry = cat->model(model_name);
   if (!entry) return error_response(404, "unknown_model", "the store has no model matching this request");
   const model_version* target = entry->target_for(*channel);
+  if (rollout.what == rollout_kind::offer) target = entry->find(rollout.version);
+  if (rollout.what == rollout_kind::hold) {
+    if (!current) return json_response(200, {{"update_available", false}, {"status", "held"}, {"model", entry->name}});
+    target = current;  // nothing new for this device: "up_to_date"
+  }
 
   nlohmann::json out = {{"model", entry->name},
                         {"current_version", current ? nlohmann::json(current->version) : nlohmann::json(nullptr)},
@@ -116,6 +156,7 @@ http_response router::check_update(const http_request& req) {
                         {"patch_url", nullptr},
                         {"patch_size", nullptr},
                         {"patch_sha256", nullptr}};
+  if (rollout.what == rollout_kind::offer) out["rollout"] = rollout.rollout_id;
   if (current && current->sha256 == target->sha256) {
     out["update_available"] = false;
     out["status"] = "up_to_date";

@@ -5,6 +5,8 @@
 //   "root_key": "/etc/mallorn/root.pub", "keyring_file": "/var/lib/mallorn/keyring.bin",
 //   "keyring_grace": 0,                            // rotating release keys instead (docs/security.md)
 //   "ca_file": "...", "client_cert": "...", "client_key": "...",   // TLS / mTLS (optional)
+//   "tags": {"site": "berlin", "hw": "rpi4"},        // sent with check-update (rollout groups)
+//   "tags_command": ["/usr/bin/device-facts"],      // optional: prints a JSON object of more tags
 //   "poll_interval": 300, "jitter": 0.2, "http_timeout": 30, "allow_downgrade": false,
 //   "max_model_size": 4294967296,                 // bytes: no download (patch or model) is larger
 //   "models": [ {"name": "detector", "dir": "/var/lib/mallorn/detector", "file": "model.tflite",
@@ -14,6 +16,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -46,6 +49,8 @@ struct agent_config {
   // The largest download (patch or whole model) the agent accepts; a server announcing more is
   // refused before a byte is written.
   std::uint64_t max_model_size = std::uint64_t{4} << 30;
+  std::map<std::string, std::string> tags;
+  std::vector<std::string> tags_command;  // argv; empty: none
   std::vector<model_config> models;
 };
 

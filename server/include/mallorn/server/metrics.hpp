@@ -46,6 +46,8 @@ class metrics {
 
   // Gauges owned elsewhere (builds queued, patches cached, ...), read at render time.
   void add_gauge(std::string name, std::string help, std::function<double()> read);
+  // Labelled series owned elsewhere (rollouts): appends complete HELP/TYPE/sample lines.
+  void add_section(std::function<void(std::string&)> render) { sections_.push_back(std::move(render)); }
 
   std::string render() const;
 
@@ -69,6 +71,7 @@ class metrics {
     std::function<double()> read;
   };
   std::vector<gauge> gauges_;
+  std::vector<std::function<void(std::string&)>> sections_;
 };
 
 }  // namespace mallorn::server

@@ -29,6 +29,9 @@
 #include "mallorn/server/ui_files.hpp"
 
 namespace mallorn::server {
+namespace fleet {
+class rollout_engine;
+}
 
 struct http_request {
   std::string method;  // upper case, as sent
@@ -93,6 +96,9 @@ struct router_config {
   bool uploads_enabled = true;
   std::uint64_t min_free = 64ull << 20;    // uploads leaving less free space on the store's disk: 507
   std::chrono::milliseconds create_patch_wait{10 * 60 * 1000};
+  // Staged rollouts (docs/rollouts.md); nullptr: /admin/rollouts and /admin/groups answer 404 and
+  // every device is offered the latest version.
+  fleet::rollout_engine* rollouts = nullptr;
   // The dashboard at /ui/ (nullptr: --no-ui, /ui answers 404). ui_demo: read-only admin views
   // (GET of /admin/devices, /admin/builds, /admin/rollouts) answer without a token.
   std::shared_ptr<const ui_files> ui;
@@ -128,6 +134,7 @@ class router {
   http_response upload_model(const http_request& req, const std::string& model, const std::string& version);
   http_response rescan();
   http_response devices(const http_request& req, const std::string& device_id);
+  http_response fleet_route(const http_request& req, const std::vector<std::string>& segments);
   http_response device_reports(const std::string& device_id);
   http_response builds();
   http_response ui(const http_request& req, const std::vector<std::string>& segments);
