@@ -146,7 +146,10 @@ TEST(StorageDaemon, TwoReplicasShareReportsAndVersionNumbers) {
   auto fb = json::parse(curl(b.url("/fingerprint/tfm-hello-world-int8/2")).body);
   EXPECT_EQ(fa["number"], 2);
   EXPECT_EQ(fb["number"], 2);
-  auto migrations = pg.psql(name, "SELECT COUNT(*) FROM schema_migrations");
+  // Every index migration applied exactly once (other features add their own numbers too).
+  std::string versions;
+  for (const auto& m : server::index_db::migrations()) versions += (versions.empty() ? "" : ",") + std::to_string(m.version);
+  auto migrations = pg.psql(name, "SELECT COUNT(*) FROM schema_migrations WHERE version IN (" + versions + ")");
   EXPECT_EQ(migrations.out, std::to_string(server::index_db::migrations().size()) + "\n");
 }
 

@@ -83,8 +83,7 @@ std::optional<http_response> router::check_admin(const http_request& req) const 
                                 "'; token '" + who->name + "' has '" + admin_scope_name(who->scope) + "'");
     r.set("WWW-Authenticate", std::string("Bearer realm=\"mallornd\", error=\"insufficient_scope\", scope=\"") +
                                   admin_scope_name(needed) + "\"");
-    audit_admin(req, r);
-    return r;
+    return r;  // audited by plan() or handle(), whichever answers it
   }
   return std::nullopt;
 }
@@ -115,6 +114,17 @@ bool router::demo_read_allowed(const http_request& req, const std::vector<std::s
 }
 
 router::body_plan router::plan(const http_request& head) {
+  body_plan p = plan_request(head);
+  // An admin change refused before its body is read (bad name, no space, too small a scope) is
+  // audited like one handle() answers.
+  if (p.reject) {
+    auto target = parse_target(head.target);
+    if (target && is_admin_route(target->segments)) audit_admin(head, *p.reject);
+  }
+  return p;
+}
+
+router::body_plan router::plan_request(const http_request& head) {
   body_plan p;
   p.limit = cfg_.max_body;
   auto target = parse_target(head.target);

@@ -123,6 +123,7 @@ class router {
   std::function<bool()> draining = [] { return false; };
 
  private:
+  body_plan plan_request(const http_request& head);
   http_response check_update(const http_request& req);
   http_response get_patch(const http_request& req, const std::string& id);
   http_response get_model(const http_request& req, const std::string& model, const std::string& version);
