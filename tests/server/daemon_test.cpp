@@ -12,6 +12,7 @@
 #include "mallorn/core/signature.hpp"
 #include "mallorn/formats/mcu_patch.hpp"
 #include "support/daemon_process.hpp"
+#include "support/daemon_store_rig.hpp"
 #include "support/model_store_fixture.hpp"
 #include "support/shell.hpp"
 #include "support/temp_dir.hpp"
@@ -26,22 +27,9 @@ const std::string token = "test-admin-token-0123456789";
 
 std::string sha_of(const std::filesystem::path& p) { return core::to_hex(*core::sha256_of_file(p)); }
 
-struct daemon_rig {
-  temp_dir dir{"mallornd"};
-  std::vector<stored_pair> pairs;
-  explicit daemon_rig(const std::vector<std::string>& names = default_pairs()) {
-    std::filesystem::create_directories(dir / "models");
-    pairs = make_store(dir / "models", names);
-    std::ofstream(dir / "token") << token << "\n";
-    std::filesystem::permissions(dir / "token", std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
-  }
-  std::vector<std::string> args(std::vector<std::string> extra = {}) const {
-    std::vector<std::string> a = {"--models", (dir / "models").string(), "--data", (dir / "data").string(),
-                                  "--admin-token-file", (dir / "token").string(), "--level", "3", "--no-neural",
-                                  "--rate-limit", "0"};
-    a.insert(a.end(), extra.begin(), extra.end());
-    return a;
-  }
+struct daemon_rig : daemon_store_rig {
+  explicit daemon_rig(const std::vector<std::string>& names = default_pairs())
+      : daemon_store_rig("mallornd", token, names) {}
 };
 
 // curl with -s and the status code on the last line.

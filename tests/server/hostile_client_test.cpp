@@ -21,6 +21,7 @@
 
 #include "mallorn/core/hash.hpp"
 #include "support/daemon_process.hpp"
+#include "support/daemon_store_rig.hpp"
 #include "support/model_store_fixture.hpp"
 #include "support/shell.hpp"
 #include "support/temp_dir.hpp"
@@ -36,22 +37,9 @@ const std::string token = "hostile-admin-token-0123456789";
 
 std::string sha_of(const std::filesystem::path& p) { return core::to_hex(*core::sha256_of_file(p)); }
 
-struct rig {
-  temp_dir dir{"hostile"};
-  std::vector<stored_pair> pairs;
-  explicit rig(const std::vector<std::string>& names = default_pairs()) {
-    std::filesystem::create_directories(dir / "models");
-    pairs = make_store(dir / "models", names);
-    std::ofstream(dir / "token") << token << "\n";
-    std::filesystem::permissions(dir / "token", std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
-  }
-  std::vector<std::string> args(std::vector<std::string> extra = {}) const {
-    std::vector<std::string> a = {"--models", (dir / "models").string(), "--data", (dir / "data").string(),
-                                  "--admin-token-file", (dir / "token").string(), "--level", "3", "--no-neural",
-                                  "--rate-limit", "0"};
-    a.insert(a.end(), extra.begin(), extra.end());
-    return a;
-  }
+struct rig : daemon_store_rig {
+  explicit rig(const std::vector<std::string>& names = default_pairs())
+      : daemon_store_rig("hostile", token, names) {}
 };
 
 // A raw TCP connection from a chosen loopback source address.
