@@ -151,7 +151,7 @@ http_response router::fleet_route(const http_request& req, const std::vector<std
     if (!v) return error_response(400, "unknown_version", "the store has no " + spec->model + " " + spec->version);
     if (!spec->group.empty() && !engine.group(spec->group))
       return error_response(400, "unknown_group", "no group '" + spec->group + "'; create it with PUT /admin/groups/<name>");
-    auto created = engine.create(*spec, static_cast<std::int64_t>(v->rank), *actor);
+    auto created = engine.create(*spec, static_cast<std::int64_t>(v->number), *actor);
     if (!created)
       return error_response(created.err().code == core::errc::invalid_argument ? 400 : 500, "bad_rollout",
                             created.err().message);
