@@ -13,6 +13,7 @@ of times.
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from pathlib import Path
@@ -65,9 +66,18 @@ def test_create_patch_calls_run_in_parallel(tmp_path):
 
 
 def test_verify_patch_calls_run_in_parallel(tmp_path):
-    old, new = pair_files(BIG_PAIR)
-    patch = tmp_path / "p"
-    mallorn.create_patch(old, new, patch, tensor_aware=False)  # decodes the whole model: ~0.1 s
+    # verify_patch decodes the whole target: on a real model that is a few milliseconds now, too
+    # short a window for the heartbeat to tell a released GIL from a held one. A 16 MiB raw pair
+    # (bytes that do not compress, a change every 4 KiB) keeps both calls busy for a while.
+    rng = random.Random(11)
+    old_bytes = rng.randbytes(16 << 20)
+    new_bytes = bytearray(old_bytes)
+    for at in range(0, len(new_bytes), 4096):
+        new_bytes[at] ^= 0x5A
+    old, new, patch = tmp_path / "old.bin", tmp_path / "new.bin", tmp_path / "p"
+    old.write_bytes(old_bytes)
+    new.write_bytes(bytes(new_bytes))
+    mallorn.create_patch(old, new, patch, tensor_aware=False, compression_level=1)
     spans, beats = run_concurrently([lambda: mallorn.verify_patch(old, patch)] * 2)
     window = (max(s for s, _ in spans), min(e for _, e in spans))
     assert window[0] < window[1], f"the calls never overlapped: {spans}"

@@ -38,6 +38,7 @@ bool rate_limiter::allow(const std::string& client, clock::time_point now) {
       // Only the least recently used bucket is looked at: O(1). If even it is still refilling,
       // every bucket here belongs to an active client: shed the newcomer.
       auto& oldest = s.lru.back();
+      inspected_.fetch_add(1, std::memory_order_relaxed);
       refill(oldest, now);
       if (oldest.tokens < burst_) return false;
       s.index.erase(oldest.client);

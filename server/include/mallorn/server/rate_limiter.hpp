@@ -8,6 +8,7 @@
 // nothing); otherwise the shard is full of active clients and the newcomer is refused.
 #pragma once
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <list>
@@ -30,6 +31,9 @@ class rate_limiter {
   bool enabled() const { return rate_ > 0; }
   // Buckets held (tests check the bound).
   std::size_t size() const;
+  // Buckets other than the client's own looked at so far, in total: the cost of admitting
+  // newcomers into a full table (tests check it is one per newcomer, whatever the table size).
+  std::size_t buckets_inspected() const { return inspected_.load(std::memory_order_relaxed); }
 
   static constexpr std::size_t shard_count = 16;
 
@@ -51,6 +55,7 @@ class rate_limiter {
   std::size_t used_shards_;  // shard_count, or 1 for a small table (exact LRU over all clients)
   std::size_t per_shard_;
   std::array<shard, shard_count> shards_;
+  std::atomic<std::size_t> inspected_{0};
 };
 
 }  // namespace mallorn::server
