@@ -39,7 +39,7 @@ TEST(ProtoMqttRollout, BridgeHonoursRolloutsAndFeedsTheirCounts) {
 
   // The bridge's report counts in the rollout (the engine hears MQTT reports too).
   json shown;
-  for (int i = 0; i < 200; ++i) {
+  for (int i = 0; i < 600; ++i) {  // up to 30 s: the bridge's worker stores it asynchronously
     shown = admin(rig, "GET", "/admin/rollouts/" + id);
     if (shown.contains("devices") && shown["devices"]["committed"] == 1) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
