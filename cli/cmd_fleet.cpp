@@ -129,7 +129,7 @@ int rollout_cmd(const fleet_server& s, const parsed_args& a, bool as_json) {
     }
     if (auto w = a.value("--window")) {
       auto doc = json::parse(*w, nullptr, false);
-      if (doc.is_discarded()) return fail("--window needs JSON, e.g. '{\"days\":[\"mon\"],\"start\":\"02:00\",\"end\":\"05:00\"}'");
+      if (doc.is_discarded()) return fail("--window needs JSON, e.g. '{\"days\":[\"mon\"],\"start\":\"02:00\",\"end\":\"05:00\",\"tz\":\"Europe/Berlin\"}'");
       spec["window"] = doc;
     }
     auto doc = call(s, "POST", "/admin/rollouts", spec);

@@ -536,3 +536,10 @@ doc.write_text(text)
 EOF
   log "wrote $DOC"
 fi
+
+# ---------------------------------------------------------------- rollouts (issue 12)
+# check-update with 10 active rollouts and 100,000 known devices vs no rollouts: its own script
+# (runnable alone) writing its own section of docs/benchmarks.md. BENCH_ROLLOUTS=0 skips it.
+if [ "${BENCH_ROLLOUTS:-1}" = 1 ]; then
+  BENCH_DURATION=$DURATION BENCH_REPEAT=$REPEAT "$ROOT/scripts/bench-rollouts.sh" || log "the rollout benchmark failed"
+fi

@@ -269,6 +269,7 @@ int main(int argc, char** argv) {
     mopts.max_block = cfg.mqtt_max_block;
     mopts.keyring = rcfg.keyring;
     mopts.max_sessions = mopts.max_waiting = cfg.mqtt_max_sessions;
+    mopts.rollouts = rollouts->get();
     bridge = std::make_unique<server::mqtt_bridge>(mopts, store, cache, **db, stats);
     bridge->start();
     auto* b = bridge.get();

@@ -33,6 +33,16 @@ TEST(RolloutCli, DrivesRolloutsAndGroups) {
   ASSERT_EQ(r.exit_code, 0) << r.out;
   const auto id = std::to_string(json::parse(r.out)["id"].get<int>());
 
+  // A window in an IANA zone; an unknown zone is refused with the server's message.
+  r = run_shell(fleet + "rollout create " + pairs[0].model + " 2 --stages 100 --window "
+                "'{\"start\":\"02:00\",\"end\":\"05:00\",\"tz\":\"Europe/Berlin\"}' --json 2>&1");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(json::parse(r.out)["window"]["tz"], "Europe/Berlin") << r.out;
+  r = run_shell(fleet + "rollout create " + pairs[0].model + " 2 --stages 100 --window "
+                "'{\"start\":\"02:00\",\"end\":\"05:00\",\"tz\":\"Europe/Atlantis\"}' 2>&1");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.out.find("unknown time zone 'Europe/Atlantis'"), std::string::npos) << r.out;
+
   r = run_shell(fleet + "rollout list 2>&1");
   EXPECT_EQ(r.exit_code, 0) << r.out;
   EXPECT_NE(r.out.find("running"), std::string::npos) << r.out;

@@ -118,6 +118,7 @@ TEST(RolloutEngine, HealthGatePausesItselfAndStopsOffering) {
   auto metrics = t.rig.call("GET", "/metrics").body;
   EXPECT_NE(metrics.find("mallornd_rollout_health_pauses_total 1"), std::string::npos);
   EXPECT_NE(metrics.find("mallornd_rollout_state{rollout=\"" + std::to_string(id) + "\",state=\"paused\"} 1"), std::string::npos);
+  EXPECT_NE(metrics.find("mallornd_rollout_transitions_total{event=\"health_pause\"} 1"), std::string::npos) << metrics;
   EXPECT_NE(metrics.find("mallornd_rollout_devices{rollout=\"" + std::to_string(id) + "\",state=\"rolled_back\"} 2"), std::string::npos);
 }
 

@@ -56,7 +56,12 @@ TEST(RolloutHostile, CreateRefusesBadRollouts) {
   refused(t, with("model", std::string(10000, 'a')), "'model' must be");
   refused(t, with("model", 42), "'model' must be a string");
   refused(t, with("window", {{"start", "25:00"}, {"end", "03:00"}}), "HH:MM");
-  refused(t, with("window", {{"start", "02:00"}, {"end", "03:00"}, {"tz", "Europe/Berlin"}}), "fixed UTC offset");
+  refused(t, with("window", {{"start", "02:00"}, {"end", "03:00"}, {"tz", "Europe/Atlantis"}}), "unknown time zone 'Europe/Atlantis'");
+  refused(t, with("window", {{"start", "02:00"}, {"end", "03:00"}, {"tz", "../../etc/passwd"}}), "zone name");
+  refused(t, with("window", {{"start", "02:00"}, {"end", "03:00"}, {"tz", "/etc/localtime"}}), "zone name");
+  refused(t, with("window", {{"start", "02:00"}, {"end", "03:00"}, {"tz", "Europe"}}), "unknown time zone");
+  refused(t, with("window", {{"start", "02:00"}, {"end", "03:00"}, {"tz", std::string(100, 'A')}}), "zone name");
+  refused(t, with("window", {{"start", "02:00"}, {"end", "03:00"}, {"tz", 1}}), "'window.tz' must be a string");
   refused(t, with("window", {{"start", "02:00"}, {"end", "03:00"}, {"days", {"someday"}}}), "mon..sun");
   refused(t, with("window", {{"start", "02:00"}, {"end", "02:00"}}), "must differ");
   refused(t, with("window", "always"), "'window' must be an object");

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "mallorn/core/log_safe.hpp"
 #include "mallorn/server/index_db.hpp"
 #include "mallorn/server/storage/sql_database.hpp"
 
@@ -89,6 +90,7 @@ CREATE TABLE rollout_devices(
 
 rollout_engine::rollout_engine(index_db& db, engine_options opts) : db_(db), opts_(std::move(opts)) {
   if (!opts_.now) opts_.now = system_now;
+  if (!opts_.zones) opts_.zones = std::make_shared<zoneinfo_source>();
 }
 rollout_engine::~rollout_engine() = default;
 
@@ -130,6 +132,12 @@ core::result<void> rollout_engine::load() {
     r.paused_at = row.integer(8);
     r.updated_at = row.integer(9);
     r.reason = row.text(10);
+    r.window_zone = std::make_shared<const fixed_zone>(0);
+    if (r.spec.window) {
+      if (auto z = resolve_zone(*opts_.zones, r.spec.window->tz)) r.window_zone = z;
+      else spdlog::error("fleet: rollout {}: time zone '{}' is gone from the zone database; its window runs in UTC",
+                         r.id, r.spec.window->tz);
+    }
     rollouts_[r.id] = r;
     by_model_[r.spec.model].insert(by_model_[r.spec.model].begin(), r.id);
   }
@@ -177,15 +185,14 @@ decision rollout_engine::decide(const std::string& model, const std::string& dev
     // Downgrade protection: a device ahead of this rollout keeps what it has.
     if (current_rank && target_rank < current_rank) return d;
     if (r.state == rollout_state::running && r.spec.window && current_rank != target_rank) {
-      int offset = r.spec.window->offset_minutes;
-      if (auto tz = tags.find("tz"); tz != tags.end())
-        if (auto off = parse_utc_offset(tz->second)) offset = *off;
+      auto tz = tags.find("tz");
+      const auto zone = tz != tags.end() ? device_zone(tz->second, r) : r.window_zone;
       const std::int64_t now = opts_.now();
-      if (!r.spec.window->open_at(now, offset)) {
+      if (!r.spec.window->open_at(now, *zone)) {
         d.what = decision::kind::outside_window;
         d.version = r.spec.version;
         d.rollout_id = r.id;
-        d.next_window_start = r.spec.window->next_open(now, offset);
+        d.next_window_start = r.spec.window->next_open(now, *zone);
         return d;
       }
     }
@@ -195,6 +202,16 @@ decision rollout_engine::decide(const std::string& model, const std::string& dev
     return d;
   }
   return d;
+}
+
+std::shared_ptr<const time_zone> rollout_engine::device_zone(const std::string& tz, const rollout& r) {
+  if (auto z = resolve_zone(*opts_.zones, tz)) return z;
+  std::lock_guard lock(bad_zones_mutex_);
+  ++bad_zone_fallbacks_;
+  if (bad_zones_logged_.size() < 100 && bad_zones_logged_.insert(tz).second)
+    spdlog::warn("fleet: a device's tz tag '{}' is not a time zone; using rollout {}'s '{}' (logged once per name)",
+                 core::log_safe(tz), r.id, r.spec.window->tz);
+  return r.window_zone;
 }
 
 void rollout_engine::note_offered(std::int64_t rollout_id, const std::string& device_id) {
@@ -308,6 +325,7 @@ core::result<void> rollout_engine::transition(rollout& r, rollout_event ev, roll
          reason, r.id});
   });
   if (!written) return written.err();
+  ++transitions_[std::string(event_name(ev))];
   spdlog::info("fleet: rollout {} ({} {}): {} -> {} by {} (stage {}%): {}", r.id, r.spec.model, r.spec.version,
                state_name(r.state), state_name(to), actor, next.stage_percent(), reason);
   r = std::move(next);
@@ -315,10 +333,16 @@ core::result<void> rollout_engine::transition(rollout& r, rollout_event ev, roll
 }
 
 core::result<rollout> rollout_engine::create(const rollout_spec& spec, std::int64_t version_number, const std::string& actor) {
+  std::shared_ptr<const time_zone> zone = std::make_shared<const fixed_zone>(0);
+  if (spec.window) {
+    zone = resolve_zone(*opts_.zones, spec.window->tz);
+    if (!zone) return refused("unknown time zone '" + spec.window->tz + "': not in the server's zone database");
+  }
   std::unique_lock lock(mutex_);
   if (!spec.group.empty() && !groups_.count(spec.group)) return refused("unknown group '" + spec.group + "'");
   const std::int64_t now = opts_.now();
   rollout r;
+  r.window_zone = zone;
   r.spec = spec;
   r.version_number = version_number;
   r.state = spec.start_at > now ? rollout_state::scheduled : rollout_state::running;
@@ -515,9 +539,21 @@ void rollout_engine::render_metrics(std::string& out) const {
   for (const auto& [id, r] : rollouts_)
     out += "mallornd_rollout_stage_percent{rollout=\"" + std::to_string(id) + "\"} " +
            std::to_string(r.state == rollout_state::completed ? r.spec.stages.back() : r.stage_percent()) + "\n";
+  out += "# HELP mallornd_rollout_transitions_total Rollout state transitions since mallornd started, by event.\n";
+  out += "# TYPE mallornd_rollout_transitions_total counter\n";
+  for (const auto& [event, n] : transitions_)
+    out += "mallornd_rollout_transitions_total{event=\"" + event + "\"} " + std::to_string(n) + "\n";
   out += "# HELP mallornd_rollout_health_pauses_total Rollouts the health gate paused.\n";
   out += "# TYPE mallornd_rollout_health_pauses_total counter\n";
   out += "mallornd_rollout_health_pauses_total " + std::to_string(health_pauses_) + "\n";
+  std::uint64_t fallbacks = 0;
+  {
+    std::lock_guard zones_lock(bad_zones_mutex_);
+    fallbacks = bad_zone_fallbacks_;
+  }
+  out += "# HELP mallornd_rollout_device_zone_fallbacks_total Window checks where a device's tz tag named no zone (the rollout's tz was used).\n";
+  out += "# TYPE mallornd_rollout_device_zone_fallbacks_total counter\n";
+  out += "mallornd_rollout_device_zone_fallbacks_total " + std::to_string(fallbacks) + "\n";
 }
 
 }  // namespace mallorn::server::fleet

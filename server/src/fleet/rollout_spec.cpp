@@ -2,6 +2,7 @@
 #include "mallorn/server/fleet/rollout_spec.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 
 namespace mallorn::server::fleet {
@@ -199,16 +200,17 @@ core::result<maintenance_window> parse_window(const nlohmann::json& doc) {
   w.end_minute = *end;
   if (doc.contains("tz") && !doc["tz"].is_null()) {
     if (!doc["tz"].is_string()) return bad("'window.tz' must be a string");
-    auto off = parse_utc_offset(doc["tz"].get<std::string>());
-    if (!off) return bad("'window.tz' must be a fixed UTC offset: \"UTC\", \"+02:00\", \"-05:30\" (IANA zone names are not supported)");
-    w.offset_minutes = *off;
-    w.tz = doc["tz"].get<std::string>();
+    const auto& tz = doc["tz"].get_ref<const std::string&>();
+    // Whether a zone name exists is the engine's question (it has the zone database).
+    if (!parse_utc_offset(tz) && !is_zone_name(tz))
+      return bad("'window.tz' must be a UTC offset (\"UTC\", \"+02:00\", \"-05:30\") or a zone name such as \"Europe/Berlin\"");
+    w.tz = tz;
   }
   return w;
 }
 
-bool maintenance_window::open_at(std::int64_t t, int offset) const {
-  const std::int64_t local = t + std::int64_t{offset} * 60;
+bool maintenance_window::open_at(std::int64_t t, const time_zone& zone) const {
+  const std::int64_t local = t + zone.offset_at(t);
   const std::int64_t day = local >= 0 ? local / 86400 : (local - 86399) / 86400;
   const int minute = static_cast<int>((local - day * 86400) / 60);
   const int weekday = static_cast<int>(((day % 7) + 7 + 3) % 7);  // 1970-01-01 was a Thursday (index 3)
@@ -220,16 +222,14 @@ bool maintenance_window::open_at(std::int64_t t, int offset) const {
   return false;
 }
 
-std::int64_t maintenance_window::next_open(std::int64_t t, int offset) const {
-  if (open_at(t, offset)) return t;
-  // Windows open on a minute boundary; look ahead minute by minute from the next boundary, at
-  // most 8 days (a closed window always opens within a week).
-  std::int64_t local = t + std::int64_t{offset} * 60;
-  std::int64_t m = (local >= 0 ? local / 60 : (local - 59) / 60) + 1;
-  for (int i = 0; i < 8 * 24 * 60; ++i, ++m) {
-    const std::int64_t candidate = m * 60 - std::int64_t{offset} * 60;
-    if (open_at(candidate, offset)) return candidate;
-  }
+std::int64_t maintenance_window::next_open(std::int64_t t, const time_zone& zone) const {
+  if (open_at(t, zone)) return t;
+  // Windows open on a local minute boundary, and zone offsets are whole minutes: look ahead
+  // minute by minute from the next UTC minute, at most 8 days (a closed window always opens
+  // within a week, a summer-time change moves it by at most a few hours).
+  std::int64_t m = (t >= 0 ? t / 60 : (t - 59) / 60) + 1;
+  for (int i = 0; i < 8 * 24 * 60; ++i, ++m)
+    if (open_at(m * 60, zone)) return m * 60;
   return t;
 }
 

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstring>
@@ -19,6 +20,7 @@
 #include "mallorn/proto/control_messages.hpp"
 #include "mallorn/proto/mqtt_client.hpp"
 #include "mallorn/proto/topics.hpp"
+#include "mallorn/server/fleet/rollout_engine.hpp"
 
 namespace mallorn::server {
 
@@ -172,8 +174,23 @@ struct mqtt_bridge::impl {
       publish_offer(device, o);
       return;
     }
-    const model_version* target = cat->model(current->model)->target_for(a.channel);
+    const model_entry* entry = cat->model(current->model);
+    const model_version* target = entry->target_for(a.channel);
     o.model = current->model;
+    // Rollouts decide as for HTTP check-update (an announce carries no tags: groups select MQTT
+    // devices by explicit device ids).
+    const auto d = fleet::decide_for_device(opts.rollouts, *cat, current->model, current->sha256, {}, device, a.channel, {});
+    if (d.what == fleet::decision::kind::outside_window) {
+      o.status = proto::offer_status::wait;
+      const auto until = d.next_window_start - static_cast<std::int64_t>(std::time(nullptr));
+      o.retry_after = static_cast<std::uint32_t>(std::clamp<std::int64_t>(until, 60, 86400));
+      o.reason = "outside the rollout's maintenance window";
+      publish_offer(device, o);
+      return;
+    }
+    if (d.what == fleet::decision::kind::offer)
+      if (const auto* v = entry->find(d.version)) target = v;
+    if (d.what == fleet::decision::kind::hold) target = current;
     o.target_version = target->version;
     if (target->sha256 == current->sha256) {
       o.status = proto::offer_status::up_to_date;
@@ -356,6 +373,7 @@ struct mqtt_bridge::impl {
       if (r.to_version.empty()) r.to_version = it->second->patch.target_version;
     }
     if (auto ok = db.insert_report(r); !ok) spdlog::error("mqtt: {}: {}", core::log_safe(device), ok.err().what());
+    if (opts.rollouts) opts.rollouts->on_report(r);  // per-rollout counts and the health gate
     spdlog::info("mqtt: {}: update {} ({} bytes){}", core::log_safe(device), r.state, r.bytes_downloaded, r.error.empty() ? "" : ": " + core::log_safe(r.error));
     if (it != sessions.end()) sessions.erase(it);
     // The offer is spent: clear the retained copy so a reconnecting device does not see it again.

@@ -37,27 +37,6 @@ std::string lower(std::string s) {
   return s;
 }
 
-// The rollout engine's word on this device: a hash and map lookups, no SQL. Devices that follow a
-// channel keep following it (docs/rollouts.md).
-fleet::decision rollout_decision(fleet::rollout_engine* engine, const catalog& cat, const std::string& model,
-                                 const std::string& sha, const std::string& short_id, const std::string& device,
-                                 const std::string& channel, const fleet::device_tags& tags) {
-  if (!engine || !channel.empty()) return {};
-  const model_version* current = sha.empty() ? nullptr : cat.find_by_sha256(sha, model);
-  if (!current && !short_id.empty())
-    if (auto matches = cat.find_by_short_id(short_id, model); !matches.empty()) current = matches[0];
-  const model_entry* entry = cat.model(current ? current->model : model);
-  if (!entry) return {};
-  auto rank_of = [&](const std::string& v) -> std::uint64_t {
-    const auto* found = entry->find(v);
-    return found ? found->rank : 0;
-  };
-  auto d = engine->decide(entry->name, device, tags, current ? current->rank : 0, rank_of);
-  if (d.what == fleet::decision::kind::offer && (!current || current->version != d.version))
-    engine->note_offered(d.rollout_id, device);
-  return d;
-}
-
 }  // namespace
 
 http_response router::check_update(const http_request& req) {
@@ -92,7 +71,7 @@ http_response router::check_update(const http_request& req) {
 
   auto cat = store_.snapshot();
   const std::uint64_t generation = cache_.generation();
-  const auto rollout = rollout_decision(cfg_.rollouts, *cat, *model, *sha, *short_id, *device, *channel, tags);
+  const auto rollout = fleet::decide_for_device(cfg_.rollouts, *cat, *model, *sha, *short_id, *device, *channel, tags);
   using rollout_kind = fleet::decision::kind;
   if (rollout.what == rollout_kind::outside_window)
     return json_response(200, {{"update_available", false}, {"status", "outside_window"}, {"rollout", rollout.rollout_id},

@@ -18,6 +18,9 @@
 #include "mallorn/server/patch_cache.hpp"
 
 namespace mallorn::server {
+namespace fleet {
+class rollout_engine;
+}
 
 struct mqtt_bridge_options {
   std::string broker;  // tcp://host:port
@@ -34,6 +37,9 @@ struct mqtt_bridge_options {
   // build. Past either, a new device is told to wait (retry_after 30) and nothing is kept.
   std::size_t max_sessions = 10000;
   std::size_t max_waiting = 10000;
+  // Staged rollouts (docs/rollouts.md): the same decision as HTTP check-update, and reports feed
+  // the rollouts' counts and health gate. nullptr: every device is offered the latest version.
+  fleet::rollout_engine* rollouts = nullptr;
 };
 
 class mqtt_bridge {

@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
@@ -19,6 +20,7 @@
 #include "mallorn/core/error.hpp"
 #include "mallorn/server/fleet/rollout_spec.hpp"
 #include "mallorn/server/fleet/rollout_state.hpp"
+#include "mallorn/server/fleet/time_zone.hpp"
 
 namespace mallorn::server {
 class index_db;
@@ -52,6 +54,7 @@ struct rollout {
   std::int64_t created_at = 0, stage_started_at = 0, paused_at = 0, updated_at = 0;
   std::string created_by, reason;  // reason: why it is in its state (last transition)
   rollout_counts counts;
+  std::shared_ptr<const time_zone> window_zone;  // the window's tz, resolved (UTC without a window)
   double stage_percent() const { return spec.stages.empty() ? 0 : spec.stages[std::min(stage, spec.stages.size() - 1)]; }
 };
 
@@ -76,6 +79,7 @@ struct decision {
 
 struct engine_options {
   std::function<std::int64_t()> now;  // unix seconds; default: the system clock
+  std::shared_ptr<zone_source> zones;  // window time zones; default: /usr/share/zoneinfo
 };
 
 class rollout_engine {
@@ -117,7 +121,7 @@ class rollout_engine {
   void tick();
 
   // Prometheus lines: mallornd_rollout_devices{rollout,state}, mallornd_rollout_state{rollout,state},
-  // mallornd_rollout_health_pauses_total.
+  // mallornd_rollout_transitions_total{event}, mallornd_rollout_health_pauses_total.
   void render_metrics(std::string& out) const;
 
  private:
@@ -141,6 +145,19 @@ class rollout_engine {
   std::mutex offers_mutex_;
   std::vector<std::pair<std::int64_t, std::string>> pending_offers_;
   std::uint64_t health_pauses_ = 0;
+  std::map<std::string, std::uint64_t> transitions_;  // by event name, since start (metrics)
+  // Device `tz` tags that name no zone: each logged once (bounded), then only counted.
+  std::shared_ptr<const time_zone> device_zone(const std::string& tz, const rollout& r);
+  mutable std::mutex bad_zones_mutex_;
+  std::set<std::string> bad_zones_logged_;
+  std::uint64_t bad_zone_fallbacks_ = 0;
 };
+
+// check-update's rollout decision for one device (HTTP and MQTT alike): finds the device's
+// version in `cat` by sha256 or short id, asks the engine, notes an offer. Without an engine, or
+// for a device that follows a channel: kind::no_rollouts (the latest / the channel's version).
+decision decide_for_device(rollout_engine* engine, const catalog& cat, const std::string& model,
+                           const std::string& sha, const std::string& short_id, const std::string& device,
+                           const std::string& channel, const device_tags& tags);
 
 }  // namespace mallorn::server::fleet

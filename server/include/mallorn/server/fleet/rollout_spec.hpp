@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "mallorn/core/error.hpp"
+#include "mallorn/server/fleet/time_zone.hpp"
 
 namespace mallorn::server::fleet {
 
@@ -46,16 +47,16 @@ struct group_spec {
 };
 
 // Offer the update only on `days` (bit 0 = Monday) between `start` and `end` (minutes after
-// midnight; end < start spans midnight), in a fixed UTC offset. The device's `tz` tag overrides
-// the rollout's when it is a valid offset.
+// midnight, local time; end < start spans midnight). `tz` is a fixed UTC offset or an IANA zone
+// name (summer time included, see time_zone.hpp); the engine resolves it, and a device's own `tz`
+// tag replaces it when that resolves.
 struct maintenance_window {
   std::uint8_t days = 0x7f;
   int start_minute = 0, end_minute = 0;
-  int offset_minutes = 0;  // east of UTC
-  std::string tz = "UTC";  // as given ("UTC", "+02:00")
-  bool open_at(std::int64_t unix_seconds, int offset_minutes) const;
+  std::string tz = "UTC";  // as given ("UTC", "+02:00", "Europe/Berlin")
+  bool open_at(std::int64_t unix_seconds, const time_zone& zone) const;
   // The first instant >= unix_seconds at which the window is open (unix seconds).
-  std::int64_t next_open(std::int64_t unix_seconds, int offset_minutes) const;
+  std::int64_t next_open(std::int64_t unix_seconds, const time_zone& zone) const;
   nlohmann::json to_json() const;
 };
 
