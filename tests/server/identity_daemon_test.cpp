@@ -21,7 +21,7 @@ using nlohmann::json;
 
 namespace {
 
-const std::string admin_token = "identity-admin-token-0123456789";
+const std::string admin_secret = "identity-admin-token-0123456789";
 
 struct reply {
   int status = 0;
@@ -75,8 +75,8 @@ struct device_key {
 std::string report_body(const std::string& id) { return json{{"device_id", id}, {"state", "idle"}}.dump(); }
 
 struct identity_rig : daemon_store_rig {
-  identity_rig() : daemon_store_rig("identity", admin_token, {"tfm-hello-world-int8"}) {}
-  std::string admin() const { return "-H 'Authorization: Bearer " + admin_token + "'"; }
+  identity_rig() : daemon_store_rig("identity", admin_secret, {"tfm-hello-world-int8"}) {}
+  std::string admin() const { return "-H 'Authorization: Bearer " + admin_secret + "'"; }
   std::string cli(const daemon_process& d, const std::string& args) const {
     return (bin_dir() / "mallorn").string() + " fleet " + args + " --server " + d.url() + " --token-file " +
            (dir / "token").string();
@@ -227,12 +227,14 @@ TEST(DeviceIdentityEnrollment, AdmissionTokensExpiryReplayAndRevocation) {
   auto audit = run_shell(rig.cli(d, "audit --json"));
   ASSERT_EQ(audit.exit_code, 0) << audit.out;
   std::vector<std::string> targets;
-  for (const auto& e : json::parse(audit.out)["entries"])
+  const auto audit_doc = json::parse(audit.out);
+  for (const auto& e : audit_doc["entries"])
     if (e["target"].get<std::string>().rfind("/admin/devices/", 0) == 0)
       targets.push_back(e["target"].get<std::string>() + " " + std::to_string(e["status"].get<int>()) + " " +
                         e["actor"].get<std::string>());
   EXPECT_EQ(targets, (std::vector<std::string>{"/admin/devices/dev-1/admit 409 admin", "/admin/devices/dev-1/revoke 200 admin",
-                                               "/admin/devices/dev-1/admit 200 admin"}));
+                                               "/admin/devices/dev-1/admit 200 admin"}))
+      << audit.out;
   auto table = run_shell(rig.cli(d, "audit"));
   EXPECT_NE(table.out.find("/admin/devices/dev-1/revoke"), std::string::npos) << table.out;
 }
@@ -252,7 +254,8 @@ TEST(DeviceIdentityEnrollment, HostileBodiesAreRefusedAndStoreNothing) {
       {json{{"device_id", "dev\nx"}, {"public_key", good}}.dump(), "bad_device_id"},
       {json{{"device_id", std::string(200, 'a')}, {"public_key", good}}.dump(), "bad_device_id"},
       {json{{"device_id", "dev-x"}, {"public_key", "%%%not base64%%%="}}.dump(), "bad_base64"},
-      {json{{"device_id", "dev-x"}, {"public_key", good.substr(0, 40)}}.dump(), "bad_base64"},
+      {json{{"device_id", "dev-x"}, {"public_key", good.substr(0, 43)}}.dump(), "bad_base64"},
+      {json{{"device_id", "dev-x"}, {"public_key", good.substr(0, 40)}}.dump(), "bad_length"},
       {json{{"device_id", "dev-x"}, {"public_key", " " + good.substr(1)}}.dump(), "bad_base64"},
       {json{{"device_id", "dev-x"}, {"public_key", b64(key.pair.public_key.data(), 31)}}.dump(), "bad_length"},
       {json{{"device_id", "dev-x"}, {"public_key", b64(key.pair.private_key.data(), 64)}}.dump(), "bad_length"},
