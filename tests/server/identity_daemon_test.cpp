@@ -311,3 +311,28 @@ TEST(DeviceIdentityEnrollment, PendingEnrollmentsAreCappedPerAddressAndInTotal) 
   EXPECT_EQ(post(dir, d.url("/report"), report_body("pinned-1"),
                  "-H 'Authorization: Bearer " + token.doc()["token"].get<std::string>() + "'").status, 200);
 }
+
+TEST(DeviceIdentityEnrollment, AuthenticatedDevicesAreRateLimitedAsThemselves) {
+  identity_rig rig;
+  std::ofstream(rig.dir / "preauth.txt") << "dev-a\ndev-b\n";
+  // Four requests per bucket, refilled once in 100 s: nothing refills during the test.
+  auto args = rig.args({"--device-auth", "required", "--device-preauth", (rig.dir / "preauth.txt").string()});
+  args.insert(args.end(), {"--rate-limit", "0.01", "--rate-burst", "4"});  // the later flag wins
+  daemon_process d(rig.dir.path(), args);
+  ASSERT_TRUE(d.listening()) << d.log();
+  const auto dir = rig.dir.path();
+  device_key a, b;
+  // Four requests from this address: its bucket is empty afterwards.
+  ASSERT_EQ(post(dir, d.url("/enroll"), a.enroll_body("dev-a")).status, 200);
+  ASSERT_EQ(post(dir, d.url("/enroll"), b.enroll_body("dev-b")).status, 200);
+  auto ta = post(dir, d.url("/token"), a.token_body("dev-a"));
+  auto tb = post(dir, d.url("/token"), b.token_body("dev-b"));
+  ASSERT_EQ(ta.status, 200) << ta.body;
+  ASSERT_EQ(tb.status, 200) << tb.body;
+  const std::string bearer_a = "-H 'Authorization: Bearer " + ta.doc()["token"].get<std::string>() + "'";
+  const std::string bearer_b = "-H 'Authorization: Bearer " + tb.doc()["token"].get<std::string>() + "'";
+  EXPECT_EQ(post(dir, d.url("/enroll"), device_key{}.enroll_body("dev-c")).status, 429);  // the address's bucket
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(post(dir, d.url("/report"), report_body("dev-a"), bearer_a).status, 200) << i;
+  EXPECT_EQ(post(dir, d.url("/report"), report_body("dev-a"), bearer_a).status, 429);  // dev-a's own bucket
+  EXPECT_EQ(post(dir, d.url("/report"), report_body("dev-b"), bearer_b).status, 200);  // dev-b has its own
+}
