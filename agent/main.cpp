@@ -9,6 +9,8 @@
 #include <thread>
 
 #include "mallorn/agent/agent_config.hpp"
+#include "mallorn/agent/device_credentials.hpp"
+#include "mallorn/agent/http_client.hpp"
 #include "mallorn/agent/updater.hpp"
 #include "mallorn/core/hash.hpp"
 #include "mallorn/core/logging.hpp"
@@ -127,10 +129,24 @@ int main(int argc, char** argv) {
     std::cerr << "mallorn-agent: " << client.err().message << "\n";
     return 2;
   }
+  std::shared_ptr<agent::device_credentials> credentials;
+  if (!cfg->device_key.empty()) {
+    auto key = agent::load_or_create_device_key(cfg->device_key);
+    if (!key) {
+      std::cerr << "mallorn-agent: device key: " << key.err().message << "\n";
+      return 2;
+    }
+    credentials = std::make_shared<agent::device_credentials>(cfg->device_id, *key, cfg->tags);
+    client->use_credentials(credentials);
+  }
   std::vector<agent::updater> updaters;
   for (const auto& m : cfg->models) updaters.emplace_back(*cfg, m, *client);
 
   if (command == "check-once") {
+    if (credentials && !credentials->token(*client)) {
+      std::cerr << "mallorn-agent: no device token: " << credentials->last_problem() << "\n";
+      return credentials->status() == agent::enrollment_status::pending ? 3 : 1;
+    }
     int code = 0;
     nlohmann::json out = nlohmann::json::array();
     for (std::size_t i = 0; i < updaters.size(); ++i) {
@@ -154,8 +170,18 @@ int main(int argc, char** argv) {
   sd_notify(0, "READY=1");
   std::mt19937 rng(std::random_device{}());
   std::vector<double> backoff(updaters.size(), 1.0);
+  double identity_backoff = 2;
   while (!stop) {
     double wait = cfg->poll_interval.count();
+    // Device identity: no update work until the server has admitted this device.
+    if (credentials && !credentials->token(*client)) {
+      identity_backoff = std::min<double>(identity_backoff * 2, std::max<double>(4, cfg->poll_interval.count()));
+      spdlog::warn("no device token ({}); asking again in {:.0f} s", credentials->last_problem(), identity_backoff);
+      const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(identity_backoff);
+      while (!stop && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      continue;
+    }
+    identity_backoff = 2;
     for (std::size_t i = 0; i < updaters.size() && !stop; ++i) {
       auto r = updaters[i].run_once();
       if (r.outcome == agent::cycle_outcome::pending) {

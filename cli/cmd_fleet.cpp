@@ -37,25 +37,8 @@ std::string env_or(const char* name, const std::string& fallback) {
   return v && *v ? v : fallback;
 }
 
-// Sends the request; prints the error and returns nullopt unless the answer is 2xx JSON.
 std::optional<json> call(const fleet_server& s, const std::string& method, const std::string& path, const json& body = nullptr) {
-  std::string error;
-  auto reply = fleet_request(s, method, path, body.is_null() ? std::string() : body.dump(), error);
-  if (!reply) {
-    fail(error);
-    return std::nullopt;
-  }
-  auto doc = json::parse(reply->body, nullptr, false);
-  if (reply->status / 100 != 2) {
-    std::string msg = doc.is_object() && doc.contains("error") ? doc["error"].value("message", reply->body) : reply->body;
-    fail("server answered " + std::to_string(reply->status) + ": " + msg);
-    return std::nullopt;
-  }
-  if (doc.is_discarded()) {
-    fail("the server's answer is not JSON");
-    return std::nullopt;
-  }
-  return doc;
+  return fleet_call(s, method, path, body.is_null() ? std::string() : body.dump());
 }
 
 std::string num(const json& v) { return v.is_null() ? "-" : v.dump(); }
@@ -219,6 +202,7 @@ int group_cmd(const fleet_server& s, const parsed_args& a, bool as_json) {
 }
 
 int devices_cmd(const fleet_server& s, const parsed_args& a, bool as_json) {
+  if (a.positional.size() > 1 && is_admission_command(a.positional[1])) return fleet_admission(s, a.positional, as_json);
   auto doc = call(s, "GET", "/admin/devices" + (a.positional.size() > 1 ? "/" + a.positional[1] : std::string()));
   if (!doc) return 1;
   if (as_json) {
@@ -240,7 +224,7 @@ int cmd_fleet(const arg_list& args) {
   if (auto err = parse_args(args,
                             {"--server", "--token-file", "--actor", "--stages", "--group", "--stage-min-seconds",
                              "--max-failure-rate", "--min-reports", "--pause-timeout", "--start-at", "--window",
-                             "--reason", "--match", "--devices"},
+                             "--reason", "--match", "--devices", "--limit"},
                             {"--json", "--watch"}, a))
     return fail(*err);
   if (a.positional.empty()) return fail("usage: mallorn fleet rollout|group|devices ... (see --help)");
@@ -257,7 +241,8 @@ int cmd_fleet(const arg_list& args) {
   if (area == "rollout") return rollout_cmd(s, a, as_json);
   if (area == "group") return group_cmd(s, a, as_json);
   if (area == "devices") return devices_cmd(s, a, as_json);
-  return fail("unknown fleet command '" + area + "' (rollout, group, devices)");
+  if (area == "audit") return fleet_audit(s, a.value("--actor"), a.value("--limit"), as_json);
+  return fail("unknown fleet command '" + area + "' (rollout, group, devices, audit)");
 }
 
 }  // namespace mallorn::cli

@@ -6,6 +6,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <iostream>
 
 namespace mallorn::cli {
 
@@ -56,6 +57,24 @@ std::optional<fleet_reply> fleet_request(const fleet_server& server, const std::
     error = "cannot reach " + server.url + ": " + e.what();
     return std::nullopt;
   }
+}
+
+std::optional<nlohmann::json> fleet_call(const fleet_server& s, const std::string& method, const std::string& path,
+                                         const std::string& body) {
+  auto fail = [](const std::string& message) {
+    std::cerr << "mallorn fleet: " << message << "\n";
+    return std::nullopt;
+  };
+  std::string error;
+  auto reply = fleet_request(s, method, path, body, error);
+  if (!reply) return fail(error);
+  auto doc = nlohmann::json::parse(reply->body, nullptr, false);
+  if (reply->status / 100 != 2) {
+    std::string msg = doc.is_object() && doc.contains("error") ? doc["error"].value("message", reply->body) : reply->body;
+    return fail("server answered " + std::to_string(reply->status) + ": " + msg);
+  }
+  if (doc.is_discarded()) return fail("the server's answer is not JSON");
+  return doc;
 }
 
 }  // namespace mallorn::cli

@@ -58,6 +58,8 @@ const std::vector<command>& commands() {
        "       mallorn fleet group list | show NAME | delete NAME\n"
        "       mallorn fleet group put NAME [--match 'site=berlin,hw=rpi4|rpi5,runtime?,debug!'] [--devices a,b]\n"
        "       mallorn fleet devices [DEVICE]\n"
+       "       mallorn fleet devices pending | enrolled | admit|reject|revoke DEVICE   (--device-auth)\n"
+       "       mallorn fleet audit [--actor NAME] [--limit N]\n"
        "  common: --server URL (env MALLORN_SERVER, default http://127.0.0.1:8080; plain HTTP)\n"
        "          --token-file FILE (or env MALLORN_TOKEN), --actor NAME (default $USER), --json\n",
        cmd_fleet},

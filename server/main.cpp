@@ -99,7 +99,9 @@ int main(int argc, char** argv) {
   auto sql = server::storage::open_database(cfg.database, cfg.data_dir);
   if (!sql) return fail(sql.err().what());
   const std::string database_name = (*sql)->describe();  // never holds the password
-  auto db = server::index_db::open(std::move(*sql), server::audit_log::migrations());
+  auto extra_migrations = server::audit_log::migrations();
+  for (auto& m : server::identity::device_registry::migrations()) extra_migrations.push_back(std::move(m));
+  auto db = server::index_db::open(std::move(*sql), std::move(extra_migrations));
   if (!db) return fail(database_name + ": " + db.err().what());
   server::audit_log audit((*db)->database());
   spdlog::info("index database: {}", database_name);
@@ -179,6 +181,23 @@ int main(int argc, char** argv) {
   rcfg.uploads_enabled = ::access(cfg.models_dir.c_str(), W_OK) == 0;
   if (!rcfg.uploads_enabled)
     spdlog::info("store {} is read-only to this process: PUT /admin/models answers 403", cfg.models_dir.string());
+  std::unique_ptr<server::identity::device_registry> device_registry;
+  rcfg.device_auth = *server::identity::parse_device_auth_mode(cfg.device_auth);  // checked by load_config
+  if (rcfg.device_auth != server::identity::device_auth_mode::off) {
+    std::vector<server::identity::preauth_entry> preauth;
+    if (!cfg.device_preauth_file.empty()) {
+      auto loaded_preauth = server::identity::load_preauth_file(cfg.device_preauth_file);
+      if (!loaded_preauth) return fail("--device-preauth: " + loaded_preauth.err().what());
+      preauth = std::move(*loaded_preauth);
+    }
+    device_registry = std::make_unique<server::identity::device_registry>(
+        (*db)->database(), server::identity::enrollment_limits{cfg.device_pending_max, cfg.device_pending_per_address},
+        preauth);
+    rcfg.device_registry = device_registry.get();
+    rcfg.device_token_ttl = cfg.device_token_ttl;
+    spdlog::info("device identity: {} ({} pre-authorised devices, tokens live {} s{})", cfg.device_auth, preauth.size(),
+                 cfg.device_token_ttl.count(), cfg.tls_client_ca.empty() ? "" : ", client certificates bind device ids");
+  }
   server::router routes(rcfg, store, cache, **db, stats, limiter);
 
   server::http_options hopts;
@@ -207,6 +226,7 @@ int main(int argc, char** argv) {
   hopts.tls_cert = cfg.tls_cert;
   hopts.tls_key = cfg.tls_key;
   hopts.tls_client_ca = cfg.tls_client_ca;
+  hopts.client_cert_optional = rcfg.device_auth != server::identity::device_auth_mode::off;
   hopts.staging_dir = store.staging_dir();
   server::http_server http(hopts, routes, stats, cache);
   routes.draining = [&] { return http.draining(); };

@@ -28,6 +28,7 @@ core::result<agent_config> load_agent_config(const std::filesystem::path& file) 
     c.tls.ca_file = doc.value("ca_file", "");
     c.tls.client_cert = doc.value("client_cert", "");
     c.tls.client_key = doc.value("client_key", "");
+    c.device_key = doc.value("device_key", "");
     c.poll_interval = std::chrono::seconds(doc.value("poll_interval", 300));
     c.jitter = doc.value("jitter", 0.2);
     c.http_timeout = std::chrono::seconds(doc.value("http_timeout", 30));

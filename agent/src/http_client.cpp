@@ -1,5 +1,7 @@
 #include "mallorn/agent/http_client.hpp"
 
+#include "mallorn/agent/device_credentials.hpp"
+
 #include <utility>  // before Asio: Boost 1.74's awaitable.hpp needs std::exchange
 
 #include <boost/asio.hpp>
@@ -47,12 +49,28 @@ core::result<http_client> http_client::create(const std::string& base_url, tls_o
 }
 
 core::result<http_reply> http_client::post_json(const std::string& target, const std::string& json) {
-  return request("POST", target, json, {{"Content-Type", "application/json"}}, nullptr);
+  return authenticated("POST", target, json, {{"Content-Type", "application/json"}}, nullptr);
 }
 
 core::result<http_reply> http_client::get(const std::string& target, const std::map<std::string, std::string>& extra,
                                           const body_sink& sink) {
-  return request("GET", target, {}, extra, sink);
+  return authenticated("GET", target, {}, extra, sink);
+}
+
+core::result<http_reply> http_client::authenticated(const std::string& method, const std::string& target,
+                                                    const std::string& body, std::map<std::string, std::string> extra,
+                                                    const body_sink& sink) {
+  // The credential routes themselves go without a token (and must not ask for one: recursion).
+  if (!credentials_ || target == "/enroll" || target == "/token") return request(method, target, body, extra, sink);
+  for (int attempt = 0;; ++attempt) {
+    if (auto token = credentials_->token(*this)) extra["Authorization"] = "Bearer " + *token;
+    else extra.erase("Authorization");
+    auto reply = request(method, target, body, extra, sink);
+    // 401: the token expired early or was revoked; get a new one and try once more. A 401 is
+    // never streamed to the sink, so repeating the request is safe.
+    if (!reply || reply->status != 401 || attempt > 0 || !extra.count("Authorization")) return reply;
+    credentials_->invalidate();
+  }
 }
 
 namespace {

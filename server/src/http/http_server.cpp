@@ -4,6 +4,8 @@
 
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/ssl.hpp>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <algorithm>
 #include <map>
 #include <unordered_map>
@@ -242,6 +244,12 @@ struct http_server::impl {
       spdlog::debug("{}: TLS handshake failed: {}", client, ec.message());
       co_return;
     }
+    // mTLS: the device ids of a certificate the CA verified (the handshake failed otherwise).
+    if (X509* peer = SSL_get1_peer_certificate(stream.native_handle())) {
+      if (SSL_get_verify_result(stream.native_handle()) == X509_V_OK)
+        state->peer_device_ids = identity::certificate_device_ids(peer);
+      X509_free(peer);
+    }
     co_await session(stream, client, *state);
     beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(5));
     co_await stream.async_shutdown(asio::redirect_error(asio::use_awaitable, ec));
@@ -403,7 +411,10 @@ core::result<void> http_server::listen() {
       // Device identity: the handshake fails for a client without a certificate from this CA.
       i.tls->load_verify_file(i.opts.tls_client_ca.string(), ec);
       if (ec) return core::make_error(core::errc::invalid_argument, "TLS: cannot load client CA: " + ec.message());
-      i.tls->set_verify_mode(asio::ssl::verify_peer | asio::ssl::verify_fail_if_no_peer_cert);
+      // With --device-auth, devices may instead hold a token: a certificate is then asked for,
+      // checked when sent, but not required by the handshake.
+      i.tls->set_verify_mode(i.opts.client_cert_optional ? asio::ssl::verify_peer
+                                                         : asio::ssl::verify_peer | asio::ssl::verify_fail_if_no_peer_cert);
     }
   }
   return {};

@@ -46,6 +46,7 @@ struct connection_state {
   std::atomic<bool> idle{true};                // waiting for a request's first byte
   std::atomic<std::int64_t> idle_since_ns{0};  // steady clock
   std::string key;                             // address_key() of the peer (rate limits)
+  std::vector<std::string> peer_device_ids;    // mTLS: ids in the verified client certificate
   void set_idle(bool now_idle) {
     if (now_idle) idle_since_ns = std::chrono::steady_clock::now().time_since_epoch().count();
     idle = now_idle;
@@ -248,6 +249,7 @@ asio::awaitable<void> serve_connection(Stream& stream, session_context& ctx, std
     req.target = std::string(h.target());
     req.client = client;
     req.client_key = state.key;
+    req.peer_device_ids = state.peer_device_ids;
     for (const auto& field : h) {
       std::string name(field.name_string());
       for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));

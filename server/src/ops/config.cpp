@@ -38,6 +38,14 @@ const option_spec options[] = {
     {"tls-cert", "MALLORN_TLS_CERT", "FILE    serve HTTPS with this PEM certificate chain"},
     {"tls-key", "MALLORN_TLS_KEY", "FILE     ... and this PEM private key"},
     {"tls-client-ca", "MALLORN_TLS_CLIENT_CA", "FILE  require client certificates signed by this PEM CA (mTLS)"},
+    {"device-auth", "MALLORN_DEVICE_AUTH",
+     "MODE  device identity: off (default), optional (credentials checked when sent) or required\n"
+     "                     (check-update, report and downloads need a client certificate or a device token)"},
+    {"device-preauth", "MALLORN_DEVICE_PREAUTH", "FILE  pre-authorised devices, one 'ID [BASE64_ED25519_KEY]' a line: admitted when they enroll"},
+    {"device-token-ttl", "MALLORN_DEVICE_TOKEN_TTL", "S  lifetime of a device token from POST /token (default 3600)"},
+    {"device-pending-max", "MALLORN_DEVICE_PENDING_MAX", "N  enrollments waiting for an operator, in total (default 10000)"},
+    {"device-pending-per-address", "MALLORN_DEVICE_PENDING_PER_ADDRESS",
+     "N  ... from one client IPv4 address or IPv6 /64 (default 32)"},
     {"threads", "MALLORN_THREADS", "N        I/O threads (default: one per core)"},
     {"build-threads", "MALLORN_BUILD_THREADS", "N  concurrent patch builds (default 1)"},
     {"build-queue", "MALLORN_BUILD_QUEUE", "N    builds waiting for a thread before check-update answers 503 (default 16)"},
@@ -143,6 +151,14 @@ core::result<void> apply(server_config& c, const std::string& key, const std::st
   else if (key == "tls-cert") c.tls_cert = value;
   else if (key == "tls-key") c.tls_key = value;
   else if (key == "tls-client-ca") c.tls_client_ca = value;
+  else if (key == "device-auth") {
+    if (value != "off" && value != "optional" && value != "required")
+      return bad("--device-auth: expected off, optional or required, got '" + value + "'");
+    c.device_auth = value;
+  } else if (key == "device-preauth") c.device_preauth_file = value;
+  else if (key == "device-token-ttl") return seconds(c.device_token_ttl);
+  else if (key == "device-pending-max") return uint(c.device_pending_max, 1, 10000000);
+  else if (key == "device-pending-per-address") return uint(c.device_pending_per_address, 1, 10000000);
   else if (key == "log-level") c.log_level = value;
   else if (key == "mqtt-broker") {
     if (auto ok = proto::check_broker_uri(value); !value.empty() && !ok) return bad("--mqtt-broker: " + ok.err().message);

@@ -36,12 +36,12 @@ std::string route_name(const std::vector<std::string>& seg) {
   if (seg.empty()) return "root";
   static const std::vector<std::string> known = {"check-update", "patch",  "model",   "manifest",
                                                  "fingerprint",  "create-patch", "report", "healthz", "metrics",
-                                                 "ui",           "keyring"};
+                                                 "ui",           "keyring",      "enroll", "token"};
   for (const auto& k : known)
     if (seg[0] == k) return k;
   // Labels come from a fixed set: a request path must never create a metric series.
   if (seg[0] == "admin" && seg.size() >= 2)
-    for (const char* k : {"models", "rescan", "devices", "builds", "audit", "rollouts", "groups"})
+    for (const char* k : {"models", "rescan", "devices", "builds", "audit", "rollouts", "groups", "enrollments"})
       if (seg[1] == k) return std::string("admin_") + k;
   return seg[0] == "admin" ? "admin_other" : "other";
 }
@@ -129,7 +129,20 @@ router::body_plan router::plan_request(const http_request& head) {
   p.limit = cfg_.max_body;
   auto target = parse_target(head.target);
   const std::string route = target ? route_name(target->segments) : "other";
-  const std::string& rate_key = head.client_key.empty() ? head.client : head.client_key;
+  std::string rate_key = head.client_key.empty() ? head.client : head.client_key;
+  // Device identity: decided from the headers and the certificate before the body is read; an
+  // authenticated device is rate limited as itself, not as its address (a NAT of many devices).
+  std::optional<http_response> device_denied;
+  if (cfg_.device_auth != identity::device_auth_mode::off && is_device_route(route)) {
+    auto who = authenticate_device(head);
+    if (auto* refused = std::get_if<http_response>(&who)) {
+      device_denied = std::move(*refused);
+    } else {
+      auto principal = std::make_shared<const identity::device_principal>(std::get<identity::device_principal>(who));
+      if (!principal->ids.empty()) rate_key = "device:" + principal->ids.front();
+      head.principal = std::move(principal);
+    }
+  }
   if (!limiter_.allow(rate_key, cfg_.clock())) {
     metrics_.rate_limited();
     auto r = error_response(429, "rate_limited", "too many requests from " + head.client);
@@ -140,6 +153,13 @@ router::body_plan router::plan_request(const http_request& head) {
     return p;
   }
   if (!target) return p;  // handle() answers 400 (the body is small and read first)
+  if (device_denied) {
+    device_denied->route = route;
+    device_denied->close = true;
+    p.reject = std::move(*device_denied);
+    return p;
+  }
+  if (route == "enroll" || route == "token") p.limit = std::min<std::uint64_t>(p.limit, identity::max_identity_body);
   if (is_admin_route(target->segments) && !demo_read_allowed(head, target->segments)) {
     if (auto denied = check_admin(head)) {
       denied->route = route;
@@ -222,6 +242,9 @@ http_response router::handle(const http_request& req) {
     else r = create_patch(req);
   } else if (route == "report" && seg.size() == 1) {
     r = m == "POST" ? report(req) : method_not_allowed("POST");
+  } else if ((route == "enroll" || route == "token") && seg.size() == 1) {
+    if (m != "POST") r = method_not_allowed("POST");
+    else r = route == "enroll" ? enroll(req) : issue_token(req);
   } else if (route == "keyring" && seg.size() == 1) {
     r = get ? keyring_response(cfg_.keyring.get(), target->query, req.header("if-none-match")) : method_not_allowed("GET, HEAD");
   } else if (route == "healthz" && seg.size() == 1) {
@@ -248,6 +271,10 @@ http_response router::handle(const http_request& req) {
       r = m == "POST" ? rescan() : method_not_allowed("POST");
     } else if (seg[1] == "devices" && seg.size() <= 3) {
       r = get ? devices(req, seg.size() == 3 ? seg[2] : std::string()) : method_not_allowed("GET, HEAD");
+    } else if (seg[1] == "devices" && seg.size() == 4 && identity::parse_admission_action(seg[3])) {
+      r = m == "POST" ? admission(seg[2], seg[3]) : method_not_allowed("POST");
+    } else if (seg[1] == "enrollments" && seg.size() == 2) {
+      r = get ? enrollments(req) : method_not_allowed("GET, HEAD");
     } else if (seg[1] == "devices" && seg.size() == 4 && seg[3] == "reports") {
       r = get ? device_reports(seg[2]) : method_not_allowed("GET, HEAD");
     } else if (seg[1] == "audit" && seg.size() == 2) {

@@ -63,6 +63,7 @@ http_response router::report(const http_request& req) {
     return error_response(400, "bad_field", "model, from_version, to_version and error must be short strings");
   if (!is_valid_device_id(r.device_id))
     return error_response(400, "bad_device_id", "'device_id' must match [A-Za-z0-9._:@+-]{1,128}");
+  if (auto denied = bind_device_id(req, r.device_id)) return std::move(*denied);  // --device-auth
   if (!states.count(r.state))
     return error_response(400, "bad_state", "unknown state; see docs/api.md for the list");
   if (doc->contains("bytes_downloaded") && !(*doc)["bytes_downloaded"].is_null()) {

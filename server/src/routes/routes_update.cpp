@@ -63,6 +63,7 @@ http_response router::check_update(const http_request& req) {
     return error_response(400, "unsupported_profile", "profile '" + *profile + "' is not served ('standard' or 'mcu')");
   if (!device->empty() && !is_valid_device_id(*device))
     return error_response(400, "bad_device_id", "'device_id' must match [A-Za-z0-9._:@+-]{1,128}");
+  if (auto denied = bind_device_id(req, *device)) return std::move(*denied);  // --device-auth
   if (!sha->empty() && !is_hex(*sha, 64)) return error_response(400, "bad_field", "'sha256' must be 64 hex characters");
   if (!short_id->empty() && !is_hex(*short_id, 16))
     return error_response(400, "bad_field", "'short_id' must be 16 hex characters");

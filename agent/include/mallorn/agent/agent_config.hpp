@@ -5,6 +5,7 @@
 //   "root_key": "/etc/mallorn/root.pub", "keyring_file": "/var/lib/mallorn/keyring.bin",
 //   "keyring_grace": 0,                            // rotating release keys instead (docs/security.md)
 //   "ca_file": "...", "client_cert": "...", "client_key": "...",   // TLS / mTLS (optional)
+//   "device_key": "/var/lib/mallorn/device.key",   // enroll and use device tokens (made if missing)
 //   "tags": {"site": "berlin", "hw": "rpi4"},        // sent with check-update (rollout groups)
 //   "tags_command": ["/usr/bin/device-facts"],      // optional: prints a JSON object of more tags
 //   "poll_interval": 300, "jitter": 0.2, "http_timeout": 30, "allow_downgrade": false,
@@ -42,6 +43,7 @@ struct agent_config {
   std::optional<core::ed25519_public_key> public_key;
   keyring_options keyring;  // when enabled, patches must be signed by a key the keyring trusts
   tls_options tls;
+  std::filesystem::path device_key;  // set: enroll with this Ed25519 key, send device tokens
   std::chrono::seconds poll_interval{300};
   double jitter = 0.2;
   std::chrono::seconds http_timeout{30};

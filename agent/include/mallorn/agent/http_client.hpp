@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -13,6 +14,8 @@
 #include "mallorn/core/error.hpp"
 
 namespace mallorn::agent {
+
+class device_credentials;
 
 struct tls_options {
   std::filesystem::path ca_file;      // empty: the system's default CAs
@@ -51,14 +54,20 @@ class http_client {
   // and buffered bodies over max_buffered_body fail the request.
   core::result<http_reply> get(const std::string& target, const std::map<std::string, std::string>& extra = {},
                                const body_sink& sink = nullptr);
+  // Device tokens (server --device-auth): every request but /enroll and /token carries
+  // "Authorization: Bearer <token>"; a 401 makes the client get a new token and retry once.
+  void use_credentials(std::shared_ptr<device_credentials> credentials) { credentials_ = std::move(credentials); }
 
  private:
+  core::result<http_reply> authenticated(const std::string& method, const std::string& target, const std::string& body,
+                                         std::map<std::string, std::string> extra, const body_sink& sink);
   core::result<http_reply> request(const std::string& method, const std::string& target, const std::string& body,
                                    const std::map<std::string, std::string>& extra, const body_sink& sink);
   bool https_ = false;
   std::string host_, port_;
   tls_options tls_;
   std::chrono::seconds timeout_{30};
+  std::shared_ptr<device_credentials> credentials_;
 };
 
 }  // namespace mallorn::agent

@@ -29,6 +29,11 @@ struct server_config {
   std::filesystem::path keyring_file;  // empty: no GET /keyring
   std::filesystem::path tls_cert, tls_key;
   std::filesystem::path tls_client_ca;  // set: devices must present a certificate it signed
+  // Device identity (docs/security.md): "off", "optional" or "required".
+  std::string device_auth = "off";
+  std::filesystem::path device_preauth_file;
+  std::chrono::seconds device_token_ttl{3600};
+  std::size_t device_pending_max = 10000, device_pending_per_address = 32;
   unsigned threads = 0;  // 0: one per core
   unsigned build_threads = 1;
   std::size_t build_queue = 16;

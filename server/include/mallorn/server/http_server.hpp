@@ -34,6 +34,7 @@ struct http_options {
   std::chrono::seconds read_timeout{15}, idle_timeout{75}, write_timeout{60}, drain_timeout{30};
   std::filesystem::path tls_cert, tls_key;  // both set: HTTPS
   std::filesystem::path tls_client_ca;      // set: mutual TLS, clients need a certificate it signed
+  bool client_cert_optional = false;         // --device-auth: a client certificate is checked if sent
   std::filesystem::path staging_dir;        // uploads are written here first
 };
 

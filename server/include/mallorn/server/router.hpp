@@ -17,10 +17,14 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <variant>
+#include <ctime>
 #include <vector>
 
 #include "mallorn/server/admin_auth.hpp"
 #include "mallorn/server/audit_log.hpp"
+#include "mallorn/server/identity/device_auth.hpp"
+#include "mallorn/server/identity/device_registry.hpp"
 #include "mallorn/server/index_db.hpp"
 #include "mallorn/server/metrics.hpp"
 #include "mallorn/server/model_store.hpp"
@@ -43,6 +47,10 @@ struct http_request {
   // What per-client limits count under: the IPv4 address, or the /64 of an IPv6 address (one
   // host owns a whole /64 and could rotate through it). Empty: `client`.
   std::string client_key;
+  // mTLS: the device ids the verified client certificate names (identity::certificate_device_ids).
+  std::vector<std::string> peer_device_ids;
+  // Who a device request is from, decided once by router::plan() and read by handle().
+  mutable std::shared_ptr<const identity::device_principal> principal;
 
   const std::string* header(const std::string& lower_name) const {
     auto it = headers.find(lower_name);
@@ -104,6 +112,12 @@ struct router_config {
   std::shared_ptr<const ui_files> ui;
   bool ui_demo = false;
   std::function<std::chrono::steady_clock::time_point()> clock = [] { return std::chrono::steady_clock::now(); };
+  // Device identity (--device-auth; docs/security.md). The registry is set when the mode is not off.
+  identity::device_auth_mode device_auth = identity::device_auth_mode::off;
+  identity::device_registry* device_registry = nullptr;
+  std::chrono::seconds device_token_ttl{3600};
+  std::chrono::seconds device_token_window{300};  // how far a /token timestamp may be from now
+  std::function<std::int64_t()> wall_clock = [] { return static_cast<std::int64_t>(std::time(nullptr)); };
 };
 
 class router {
@@ -147,6 +161,17 @@ class router {
   void audit_admin(const http_request& req, const http_response& r) const;
   http_response audit_view(const http_request& req);
   bool demo_read_allowed(const http_request& req, const std::vector<std::string>& segments) const;
+  // Device identity (routes_identity.cpp).
+  static bool is_device_route(const std::string& route);
+  // The principal, or the 401/403 answer for credentials that do not hold.
+  std::variant<identity::device_principal, http_response> authenticate_device(const http_request& req);
+  const identity::device_principal& principal_of(const http_request& req);
+  // Binds a request's device_id to its principal: fills an empty id, refuses another one (403).
+  std::optional<http_response> bind_device_id(const http_request& req, std::string& device_id);
+  http_response enroll(const http_request& req);
+  http_response issue_token(const http_request& req);
+  http_response enrollments(const http_request& req);
+  http_response admission(const std::string& device_id, const std::string& action);
 
   // Fleets of identical devices ask the same question: the answer to a check-update that is
   // "ready" or "up to date" is kept per (sha256/short id, model, channel, profile) until the
