@@ -5,6 +5,7 @@
 #include <sys/statvfs.h>
 
 #include "mallorn/core/model_format.hpp"
+#include "mallorn/server/disk_guard.hpp"
 
 namespace mallorn::server {
 
@@ -27,6 +28,13 @@ http_response unavailable_response(int sys_errno) {
   auto r = error_response(503, "unavailable", std::string("the server is short of resources (") +
                                                   std::strerror(sys_errno) + "); retry later");
   r.set("Retry-After", "5");
+  return r;
+}
+
+http_response disk_full_response() {
+  auto r = error_response(503, "disk_full",
+                          "the server's disk is full: it serves what it has and stores nothing new; retry later");
+  r.set("Retry-After", std::to_string(disk_guard::retry_after_seconds));
   return r;
 }
 
