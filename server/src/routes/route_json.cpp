@@ -12,7 +12,9 @@ namespace mallorn::server {
 http_response json_response(unsigned status, const nlohmann::json& body) {
   http_response r;
   r.status = status;
-  r.body = body.dump();
+  // replace: messages echo client strings (a version name in a 404...), which need not be UTF-8;
+  // a strict dump() would throw out of the handler (found by router_fuzz).
+  r.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   r.body += '\n';
   r.set("Content-Type", "application/json");
   return r;
