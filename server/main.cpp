@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <ctime>
 #include <cstdio>
@@ -16,6 +17,7 @@
 #include "mallorn/core/io.hpp"
 #include "mallorn/core/key_file.hpp"
 #include "mallorn/server/config.hpp"
+#include "mallorn/server/disk_guard.hpp"
 #include "mallorn/server/http_server.hpp"
 #include "mallorn/server/fleet/rollout_engine.hpp"
 #include "mallorn/server/index_db.hpp"
@@ -96,13 +98,22 @@ int main(int argc, char** argv) {
   std::error_code ec;
   std::filesystem::create_directories(cfg.data_dir, ec);
   if (ec) return fail("cannot create data directory " + cfg.data_dir.string() + ": " + ec.message());
+  // A full disk is read-only mode, not a reason to stay down (disk_guard.hpp): probed before the
+  // index opens, so a full disk's reserve is released first.
+  // The reserve: a quarter of --min-free, 64 KiB to 1 MiB (room for SQLite's WAL and shm files).
+  server::disk_guard disk({cfg.data_dir, cfg.patches_dir, cfg.models_dir}, cfg.min_free, server::statvfs_space_probe(),
+                          cfg.data_dir / ".mallornd-reserve",
+                          std::clamp<std::uint64_t>(cfg.min_free / 4, 64u << 10, 1u << 20));
+  disk.refresh();
+  const std::string full_hint =
+      disk.degraded() ? " (the data disk is full: free some space, then start mallornd again)" : "";
   auto sql = server::storage::open_database(cfg.database, cfg.data_dir);
-  if (!sql) return fail(sql.err().what());
+  if (!sql) return fail(sql.err().what() + full_hint);
   const std::string database_name = (*sql)->describe();  // never holds the password
   auto extra_migrations = server::audit_log::migrations();
   for (auto& m : server::identity::device_registry::migrations()) extra_migrations.push_back(std::move(m));
   auto db = server::index_db::open(std::move(*sql), std::move(extra_migrations));
-  if (!db) return fail(database_name + ": " + db.err().what());
+  if (!db) return fail(database_name + ": " + db.err().what() + full_hint);
   server::audit_log audit((*db)->database());
   spdlog::info("index database: {}", database_name);
   (*db)->set_report_limits({cfg.report_history, cfg.report_cap,
@@ -134,14 +145,14 @@ int main(int argc, char** argv) {
 
   server::model_store store(cfg.models_dir, **db);
   auto scan = store.rescan();
-  if (!scan) return fail(scan.err().what());
+  if (!scan) return fail(scan.err().what() + full_hint);
   for (const auto& w : scan->warnings) spdlog::warn("store: {}", w);
   spdlog::info("store {}: {} models, {} versions ({} files hashed)", cfg.models_dir.string(), scan->models,
                scan->versions, scan->hashed);
 
   server::metrics stats;
   server::patch_cache cache(**db, cache_opts, stats);
-  if (auto opened = cache.open(); !opened) return fail(opened.err().what());
+  if (auto opened = cache.open(); !opened) return fail(opened.err().what() + full_hint);
   spdlog::info("patch cache {}: {} patches, {} bytes (budget {})", cfg.patches_dir.string(), cache.count(),
                cache.total_bytes(), cfg.cache_budget ? std::to_string(cfg.cache_budget) : "unlimited");
   stats.add_gauge("mallornd_builds_queued", "Patch builds waiting for a build thread.", [&] { return double(cache.queued()); });
@@ -151,8 +162,13 @@ int main(int argc, char** argv) {
   stats.add_gauge("mallornd_model_versions", "Model versions in the store.",
                   [&] { return double(store.snapshot()->version_count()); });
 
+  stats.add_gauge("mallornd_disk_read_only", "1 while the data disk is below --min-free (builds, uploads, reports refused).",
+                  [&] { return disk.degraded() ? 1.0 : 0.0; });
+  stats.add_gauge("mallornd_disk_free_bytes", "Free bytes on the fullest of the data, patch and store disks.",
+                  [&] { return double(disk.free_bytes()); });
+
   auto rollouts = server::fleet::rollout_engine::open(**db);
-  if (!rollouts) return fail(rollouts.err().what());
+  if (!rollouts) return fail(rollouts.err().what() + full_hint);
   stats.add_section([&](std::string& out) { (*rollouts)->render_metrics(out); });
 
   server::rate_limiter limiter(cfg.rate_limit, cfg.rate_burst);
@@ -164,6 +180,7 @@ int main(int argc, char** argv) {
   rcfg.max_body = cfg.max_body;
   rcfg.max_upload = cfg.max_upload;
   rcfg.min_free = cfg.min_free;
+  rcfg.disk = &disk;
   if (cfg.ui) {
     auto ui = server::ui_files::load(cfg.ui_dir.empty() ? server::ui_files::default_dir() : cfg.ui_dir);
     if (!ui) return fail(ui.err().what() + " (start with --ui-dir DIR, or --no-ui)");
@@ -242,6 +259,8 @@ int main(int argc, char** argv) {
     std::unique_lock lock(flush_mutex);
     unsigned ticks = 0;
     for (unsigned n = 1; !flush_cv.wait_for(lock, std::chrono::seconds(1), [&] { return stopping; }); ++n) {
+      // Read-only mode comes and goes with the free space; while in it, nothing here writes.
+      if (disk.refresh()) continue;
       (*rollouts)->tick();
       if (n % 5) continue;
       if (auto r = cache.flush_usage(); !r) spdlog::error("{}", r.err().what());

@@ -53,11 +53,14 @@ void updater::report(const journal& j, const std::string& state, const std::stri
                {"to_version", j.to_version},  {"state", state},           {"error", error},
                {"bytes_downloaded", j.bytes_downloaded}};
   body["at"] = static_cast<std::uint64_t>(std::time(nullptr));
-  auto r = client_.post_json("/report", body.dump());
+  // replace: `error` may quote bytes that are not UTF-8 (a local path, an error text); a strict
+  // dump() would throw out of the update cycle (the class router_fuzz found in mallornd).
+  const std::string text = body.dump(-1, ' ', false, json::error_handler_t::replace);
+  auto r = client_.post_json("/report", text);
   if (r && r->status < 500) return;
   spdlog::warn("{}: report '{}' not delivered ({}); kept for the next contact", model_.name, state,
                r ? "HTTP " + std::to_string(r->status) : r.err().what());
-  if (auto q = report_outbox(model_.dir).push(body.dump()); !q) spdlog::warn("{}: {}", model_.name, q.err().what());
+  if (auto q = report_outbox(model_.dir).push(text); !q) spdlog::warn("{}: {}", model_.name, q.err().what());
 }
 
 void updater::flush_pending_reports() {

@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "mallorn/core/hash.hpp"
+#include "support/curl_call.hpp"
 #include "support/daemon_process.hpp"
 #include "support/daemon_store_rig.hpp"
 #include "support/model_store_fixture.hpp"
@@ -171,20 +172,6 @@ int count_of(const std::string& text, const std::string& what) {
   int n = 0;
   for (auto p = text.find(what); p != std::string::npos; p = text.find(what, p + 1)) ++n;
   return n;
-}
-
-struct curl_result {
-  int status = 0;
-  std::string body;
-};
-curl_result curl(const std::string& args) {
-  auto r = run_shell("curl -s -m 20 -w '\\n%{http_code}' " + args + " 2>/dev/null");
-  curl_result out;
-  auto nl = r.out.rfind('\n');
-  if (nl == std::string::npos) return out;
-  out.status = std::atoi(r.out.c_str() + nl + 1);
-  out.body = r.out.substr(0, nl);
-  return out;
 }
 
 std::string metric(const daemon_process& d, const std::string& name) {

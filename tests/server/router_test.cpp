@@ -103,6 +103,19 @@ TEST(Router, MalformedRequestsGetJsonErrors) {
   EXPECT_EQ(rig.call("GET", "/nope").status, 404u);
 }
 
+// An error message that echoes a client string which is not UTF-8 (router_fuzz found this one:
+// the JSON serializer threw out of the handler) is still a JSON answer, with U+FFFD in place.
+TEST(Router, ErrorsEchoingInvalidUtf8AreStillJson) {
+  server_rig rig(admin_config());
+  const auto& pair = rig.pairs[0];
+  auto r = rig.call("POST", "/create-patch?model=" + pair.model + "&source_version=2&target_version=1\xbd\xbd", "",
+                    bearer());
+  EXPECT_EQ(r.status, 404u) << r.body;
+  auto doc = json::parse(r.body);
+  EXPECT_EQ(doc["error"]["code"], "unknown_version");
+  EXPECT_NE(doc["error"]["message"].get<std::string>().find("\xef\xbf\xbd"), std::string::npos) << r.body;
+}
+
 TEST(Router, PathTraversalNeverReachesAFile) {
   server_rig rig;
   const auto& model = rig.pairs[0].model;

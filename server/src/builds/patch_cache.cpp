@@ -1,11 +1,11 @@
 #include "mallorn/server/patch_cache.hpp"
 
 #include <fcntl.h>
-#include <sys/statvfs.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <ctime>
 
 #include "mallorn/core/hash.hpp"
@@ -234,14 +234,17 @@ core::result<patch_row> patch_cache::build(const build_job& job) {
 
   if (opts_.min_free) {
     // A build on a full disk fails late with ENOSPC after minutes of work, and starves the index.
-    struct statvfs st {};
-    if (::statvfs(opts_.dir.c_str(), &st) == 0) {
-      const std::uint64_t room = static_cast<std::uint64_t>(st.f_bavail) * st.f_frsize;
+    // ENOSPC makes the failure transient: the pair is retried, not remembered as unpatchable.
+    const auto probe = opts_.space ? opts_.space : statvfs_space_probe();
+    if (const auto room = probe->free_bytes(opts_.dir)) {
       const std::uint64_t need = opts_.min_free + job.target.fingerprint.file_size;
-      if (room < need)
-        return core::make_error(core::errc::io_error, "not enough free space for a build in " + opts_.dir.string() +
-                                                          ": " + std::to_string(room) + " bytes free, " +
-                                                          std::to_string(need) + " needed");
+      if (*room < need) {
+        auto e = core::make_error(core::errc::io_error, "not enough free space for a build in " + opts_.dir.string() +
+                                                            ": " + std::to_string(*room) + " bytes free, " +
+                                                            std::to_string(need) + " needed");
+        e.sys_errno = ENOSPC;
+        return e;
+      }
     }
   }
   std::optional<core::ed25519_public_key> public_key;

@@ -25,7 +25,7 @@ const option_spec options[] = {
     {"report-history", "MALLORN_REPORT_HISTORY", "N  reports kept per device besides its latest state (default 20)"},
     {"report-cap", "MALLORN_REPORT_CAP", "N  reports kept in total; the oldest go first (default 100000)"},
     {"report-retention", "MALLORN_REPORT_RETENTION", "DAYS  reports older than this are deleted (default 30; 0 = keep)"},
-    {"min-free", "MALLORN_MIN_FREE", "SIZE   free space the data and store disks must keep: builds and uploads are refused below it (default 64M)"},
+    {"min-free", "MALLORN_MIN_FREE", "SIZE   free space the data, patch and store disks must keep: below it mallornd is read-only (builds, uploads, reports answer 503 disk_full) until space returns (default 64M)"},
     {"listen", "MALLORN_LISTEN", "ADDR:PORT  where to listen (default 127.0.0.1:8080; [::]:8080 for IPv6; port 0 = any)"},
     {"port-file", "MALLORN_PORT_FILE", "FILE  write the bound port here once listening"},
     {"config", "MALLORN_CONFIG", "FILE      JSON file with any of these options (keys with '_' for '-')"},

@@ -5,13 +5,16 @@
 #include <sys/statvfs.h>
 
 #include "mallorn/core/model_format.hpp"
+#include "mallorn/server/disk_guard.hpp"
 
 namespace mallorn::server {
 
 http_response json_response(unsigned status, const nlohmann::json& body) {
   http_response r;
   r.status = status;
-  r.body = body.dump();
+  // replace: messages echo client strings (a version name in a 404...), which need not be UTF-8;
+  // a strict dump() would throw out of the handler (found by router_fuzz).
+  r.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   r.body += '\n';
   r.set("Content-Type", "application/json");
   return r;
@@ -27,6 +30,13 @@ http_response unavailable_response(int sys_errno) {
   auto r = error_response(503, "unavailable", std::string("the server is short of resources (") +
                                                   std::strerror(sys_errno) + "); retry later");
   r.set("Retry-After", "5");
+  return r;
+}
+
+http_response disk_full_response() {
+  auto r = error_response(503, "disk_full",
+                          "the server's disk is full: it serves what it has and stores nothing new; retry later");
+  r.set("Retry-After", std::to_string(disk_guard::retry_after_seconds));
   return r;
 }
 

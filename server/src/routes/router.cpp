@@ -6,6 +6,7 @@
 
 #include <ctime>
 
+#include "mallorn/server/disk_guard.hpp"
 #include "mallorn/server/keyring_source.hpp"
 #include "mallorn/server/request_path.hpp"
 #include "route_json.hpp"
@@ -106,6 +107,8 @@ void router::audit_admin(const http_request& req, const http_response& r) const 
   if (auto ok = cfg_.audit->record(e); !ok) spdlog::error("audit log: {}", ok.err().what());
 }
 
+bool router::read_only() const { return cfg_.disk && cfg_.disk->degraded(); }
+
 bool router::demo_read_allowed(const http_request& req, const std::vector<std::string>& seg) const {
   // Demo mode opens the read-only views the dashboard shows, nothing that changes state.
   if (!cfg_.ui_demo || (req.method != "GET" && req.method != "HEAD") || seg.size() < 2 || seg[0] != "admin")
@@ -188,15 +191,24 @@ router::body_plan router::plan_request(const http_request& head) {
     p.reject = std::move(r);
     return p;
   }
+  if (head.method == "PUT" && seg.size() == 4 && seg[0] == "admin" && seg[1] == "models" && read_only()) {
+    auto r = disk_full_response();  // before a byte of the body is staged
+    r.route = route;
+    r.close = true;
+    p.reject = std::move(r);
+    return p;
+  }
   if (head.method == "PUT" && seg.size() == 4 && seg[0] == "admin" && seg[1] == "models") {
     // Refuse before reading the body when it cannot fit with --min-free to spare (a full store
     // disk also stops the index and the patch cache).
     std::uint64_t declared = 0;
     if (const auto* cl = head.header("content-length")) declared = std::strtoull(cl->c_str(), nullptr, 10);
-    if (auto room = free_bytes(store_.root()); room && *room < cfg_.min_free + declared) {
+    const auto room = free_bytes(store_.root());
+    const bool fits = cfg_.disk ? cfg_.disk->has_room_for(declared) : !room || *room >= cfg_.min_free + declared;
+    if (!fits) {
       auto r = error_response(507, "insufficient_storage",
-                              "the model store's disk has " + std::to_string(*room) + " bytes free; the upload needs " +
-                                  std::to_string(declared) + " plus " + std::to_string(cfg_.min_free) + " to spare");
+                              "the model store's disk is short of room: the upload needs " + std::to_string(declared) +
+                                  " bytes plus " + std::to_string(cfg_.min_free) + " to spare");
       r.route = route;
       r.close = true;
       p.reject = std::move(r);

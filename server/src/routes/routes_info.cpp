@@ -3,12 +3,14 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <ctime>
 #include <set>
 
 #include "mallorn/core/hash.hpp"
 #include "mallorn/core/log_safe.hpp"
+#include "mallorn/server/disk_guard.hpp"
 #include "mallorn/server/fleet/rollout_engine.hpp"
 #include "mallorn/server/request_path.hpp"
 #include "mallorn/server/router.hpp"
@@ -85,7 +87,15 @@ http_response router::report(const http_request& req) {
   }
   r.client = req.client;
   r.received_at = static_cast<std::int64_t>(std::time(nullptr));
-  if (auto ok = db_.insert_report(r); !ok) return storage_unavailable(ok.err());
+  // Read-only mode: the agent keeps the report in its outbox and sends it again later.
+  if (read_only()) return disk_full_response();
+  if (auto ok = db_.insert_report(r); !ok) {
+    if (ok.err().sys_errno == ENOSPC || ok.err().sys_errno == EDQUOT) {
+      if (cfg_.disk) cfg_.disk->note_full("the index database could not store a report");
+      return disk_full_response();
+    }
+    return storage_unavailable(ok.err());
+  }
   if (cfg_.rollouts) cfg_.rollouts->on_report(r);  // per-rollout counts and the health gate
   if (!r.error.empty() || r.state == "rolled_back" || r.state == "failed")
     spdlog::warn("device {} ({}): {} {} -> {}: {}", r.device_id, core::log_safe(r.model), r.state,
@@ -99,7 +109,9 @@ http_response router::healthz() {
   // balancer should send devices elsewhere.
   const auto reachable = db_.database().ping();
   const bool healthy = !draining() && reachable.ok();
-  nlohmann::json body = {{"status", draining() ? "draining" : reachable ? "ok" : "database_unreachable"},
+  // Read-only (disk full) still serves check-update and downloads: healthy, but said so.
+  const std::string status = draining() ? "draining" : !reachable ? "database_unreachable" : read_only() ? "read_only" : "ok";
+  nlohmann::json body = {{"status", status},
                          {"database", {{"backend", db_.database().dialect() == storage::sql_dialect::postgres ? "postgresql" : "sqlite"},
                                        {"reachable", reachable.ok()}}},
                          {"models", cat->models.size()},
@@ -107,6 +119,10 @@ http_response router::healthz() {
                          {"patches", cache_.count()},
                          {"builds_queued", cache_.queued()},
                          {"builds_running", cache_.running()}};
+  if (cfg_.disk)
+    body["disk"] = {{"read_only", cfg_.disk->degraded()},
+                    {"free_bytes", cfg_.disk->free_bytes()},
+                    {"min_free_bytes", cfg_.disk->min_free()}};
   if (!reachable) spdlog::warn("healthz: {}", reachable.err().what());
   auto r = json_response(healthy ? 200 : 503, body);
   if (!healthy) r.set("Retry-After", "5");
@@ -126,6 +142,11 @@ http_response router::upload_model(const http_request& req, const std::string& m
       return error_response(400, "digest_mismatch", "the body's SHA-256 is " + core::to_hex(*got) + ", not " + expected);
   }
   auto added = store_.add_version(model, version, req.body_file);
+  if (!added && (added.err().sys_errno == ENOSPC || added.err().sys_errno == EDQUOT)) {
+    spdlog::warn("store: upload of {} {} failed: {}", model, version, added.err().what());
+    if (cfg_.disk) cfg_.disk->note_full("storing an upload");
+    return disk_full_response();
+  }
   if (!added) {
     // The store's message names server paths: it goes to the log; the client gets a stable code.
     spdlog::warn("store: upload of {} {} failed: {}", model, version, added.err().what());

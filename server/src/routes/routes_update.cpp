@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "mallorn/server/disk_guard.hpp"
 #include "mallorn/server/fleet/rollout_engine.hpp"
 #include "mallorn/server/request_path.hpp"
 #include "mallorn/server/router.hpp"
@@ -152,6 +153,20 @@ http_response router::check_update(const http_request& req) {
   }
 
   build_job job{{current->sha256, target->sha256, *profile}, *current, *target};
+  if (read_only()) {
+    // Disk full: a patch already built is served; a new build could not be stored.
+    auto ready = cache_.find(job.key);
+    if (!ready || ready->target_number != target->number) {
+      metrics_.cache_lookup(false);
+      out["status"] = "busy";
+      out["code"] = "disk_full";
+      out["retry_after"] = disk_guard::retry_after_seconds;
+      out["reason"] = "the server's disk is full and cannot build this patch now; retry later";
+      auto r = json_response(503, out);
+      r.set("Retry-After", std::to_string(disk_guard::retry_after_seconds));
+      return r;
+    }
+  }
   auto status = cache_.request(job);
   metrics_.cache_lookup(status.state == build_state::ready);
   switch (status.state) {
@@ -223,6 +238,10 @@ http_response router::create_patch(const http_request& req) {
   if (source->sha256 == target->sha256)
     return error_response(400, "same_version", "source and target have the same content");
   build_job job{{source->sha256, target->sha256, "standard"}, *source, *target};
+  if (read_only()) {
+    auto ready = cache_.find(job.key);
+    if (!ready || ready->target_number != target->number) return disk_full_response();
+  }
   auto status = cache_.request(job);
   if (status.state == build_state::queued || status.state == build_state::running) {
     if (q.count("async")) {

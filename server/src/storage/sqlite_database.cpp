@@ -2,17 +2,29 @@
 // Every statement the server runs is short; a build or a hash never runs while the mutex is held.
 #include <sqlite3.h>
 
+#include <cerrno>
 #include <memory>
 #include <mutex>
 #include <unordered_map>
+
+#include <spdlog/spdlog.h>
 
 #include "mallorn/server/storage/sql_database.hpp"
 
 namespace mallorn::server::storage {
 namespace {
 
+// SQLITE_FULL and I/O errors carry their errno, so callers tell a full disk (read-only mode,
+// 503 disk_full) from a broken statement.
 core::error sqlite_error(sqlite3* db, const std::string& what) {
-  return core::make_error(core::errc::io_error, "index database: " + what + ": " + sqlite3_errmsg(db));
+  auto e = core::make_error(core::errc::io_error, "index database: " + what + ": " + sqlite3_errmsg(db));
+  const int code = sqlite3_errcode(db) & 0xff;
+  if (code == SQLITE_FULL) e.sys_errno = ENOSPC;
+  else if (code == SQLITE_IOERR && sqlite3_system_errno(db)) e.sys_errno = sqlite3_system_errno(db);
+  // Growing the "-shm" file writes into a hole: no room on the disk, whatever errno was last.
+  else if (sqlite3_extended_errcode(db) == SQLITE_IOERR_SHMSIZE) e.sys_errno = ENOSPC;
+  else if (code == SQLITE_IOERR) e.sys_errno = EIO;
+  return e;
 }
 
 class sqlite_session final : public sql_session {
@@ -85,9 +97,8 @@ class sqlite_session final : public sql_session {
   core::result<void> exec_script(std::string_view sql) override {
     char* msg = nullptr;
     if (sqlite3_exec(db_, std::string(sql).c_str(), nullptr, nullptr, &msg) != SQLITE_OK) {
-      std::string text = msg ? msg : "unknown error";
       sqlite3_free(msg);
-      return core::make_error(core::errc::io_error, "index database: " + text);
+      return sqlite_error(db_, "running '" + std::string(sql.substr(0, 60)) + "'");
     }
     return {};
   }
@@ -150,7 +161,9 @@ class sqlite_database final : public sql_database {
 
 }  // namespace
 
-core::result<std::unique_ptr<sql_database>> open_sqlite(const std::filesystem::path& file) {
+namespace {
+
+core::result<std::unique_ptr<sql_database>> open_sqlite_with(const std::filesystem::path& file, bool exclusive) {
   sqlite3* raw = nullptr;
   int rc = sqlite3_open_v2(file.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
   if (rc != SQLITE_OK) {
@@ -164,17 +177,31 @@ core::result<std::unique_ptr<sql_database>> open_sqlite(const std::filesystem::p
   // keeps the index consistent across power loss (a patch row lost then is rebuilt on demand).
   // A small WAL (checkpoint every 128 pages, truncated back to 1 MiB): the default lets it grow to
   // 4 MB, which alone filled a small data disk.
+  // Exclusive locking keeps the WAL index in memory instead of the "-shm" file (see open_sqlite).
+  const std::string pragmas = std::string(exclusive ? "PRAGMA locking_mode=EXCLUSIVE; " : "") +
+                              "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; "
+                              "PRAGMA wal_autocheckpoint=128; PRAGMA journal_size_limit=1048576;";
   char* msg = nullptr;
-  if (sqlite3_exec(raw,
-                   "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; "
-                   "PRAGMA wal_autocheckpoint=128; PRAGMA journal_size_limit=1048576;",
-                   nullptr,
-                   nullptr, &msg) != SQLITE_OK) {
-    std::string text = msg ? msg : "unknown error";
+  if (sqlite3_exec(raw, pragmas.c_str(), nullptr, nullptr, &msg) != SQLITE_OK) {
     sqlite3_free(msg);
-    return core::make_error(core::errc::io_error, "index database " + file.string() + ": " + text);
+    return sqlite_error(raw, "opening " + file.string());
   }
   return db;
+}
+
+}  // namespace
+
+core::result<std::unique_ptr<sql_database>> open_sqlite(const std::filesystem::path& file) {
+  auto db = open_sqlite_with(file, false);
+  if (db || (db.err().sys_errno != ENOSPC && db.err().sys_errno != EDQUOT)) return db;
+  // A full disk has no room for the WAL's shared-memory file, so the index cannot even be read.
+  // In exclusive locking mode SQLite keeps that index in the heap: mallornd starts and serves
+  // (read-only mode, disk_guard.hpp), and writes again once space returns. The price, until the
+  // next start: no other process can open the file.
+  spdlog::critical("index database {}: {}; opened in exclusive mode (no other process can read it until mallornd "
+                   "restarts)",
+                   file.string(), db.err().what());
+  return open_sqlite_with(file, true);
 }
 
 }  // namespace mallorn::server::storage

@@ -69,6 +69,12 @@ put("http_range_fuzz", "if-none-match", b"\x81" + size + b'W/"x", "y"\n"y"')
 put("http_range_fuzz", "target", b"\x02" + size + b"/model/hello/2?channel=beta&x=%41+b")
 put("http_range_fuzz", "target-dots", b"\x02" + size + b"/model/%2e%2e/2")
 put("http_range_fuzz", "decode", b"\x43" + size + b"a%20b+c%00")
+# Framing (selector 4): each line a Transfer-Encoding field; 0x20 adds Content-Length, 0x10 HTTP/1.0.
+put("http_range_fuzz", "framing-chunked", b"\x04" + size + b"chunked")
+put("http_range_fuzz", "framing-gzip", b"\x04" + size + b"gzip, chunked")
+put("http_range_fuzz", "framing-twice", b"\x04" + size + b"chunked\nChunked")
+put("http_range_fuzz", "framing-cl-te", b"\x24" + size + b"chunked")
+put("http_range_fuzz", "framing-http10", b"\x14" + size + b"chunked")
 
 # router_fuzz: "METHOD TARGET\nheaders\n\nbody".
 old_sha = "a587da596f929ee4a4008022e90b7b44f5d6c155186864e37ea180a0f5cda557"  # tfm-hello-world-int8 old.tflite

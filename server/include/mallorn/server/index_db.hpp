@@ -12,11 +12,9 @@
 
 #include "mallorn/core/error.hpp"
 #include "mallorn/core/fingerprint.hpp"
-
-namespace mallorn::server::storage {
-class sql_database;
-struct migration;
-}  // namespace mallorn::server::storage
+// Complete, not forward-declared: open()'s default `extra_migrations = {}` builds and destroys a
+// vector of them wherever open() is called (clang refuses an incomplete element type there).
+#include "mallorn/server/storage/sql_database.hpp"
 
 namespace mallorn::server {
 

@@ -23,6 +23,7 @@
 
 #include "mallorn/core/error.hpp"
 #include "mallorn/core/signature.hpp"
+#include "mallorn/server/disk_guard.hpp"
 #include "mallorn/server/index_db.hpp"
 #include "mallorn/server/metrics.hpp"
 #include "mallorn/server/model_store.hpp"
@@ -55,6 +56,7 @@ struct cache_options {
   // A build needs this much free space beyond the two models' size on the patch directory's disk
   // (a patch is at most about as large as its target); 0: no check.
   std::uint64_t min_free = 0;
+  std::shared_ptr<const space_probe> space;  // how free space is measured (nullptr: statvfs)
 };
 
 enum class build_state { ready, queued, running, queue_full, failed };

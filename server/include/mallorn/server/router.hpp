@@ -90,6 +90,7 @@ struct http_response {
 };
 
 class keyring_source;
+class disk_guard;
 
 struct router_config {
   std::optional<std::string> admin_token;  // the "admin" token (scope admin); nullopt and no
@@ -103,6 +104,9 @@ struct router_config {
   // refused with 403 before their body is read, instead of failing to stage.
   bool uploads_enabled = true;
   std::uint64_t min_free = 64ull << 20;    // uploads leaving less free space on the store's disk: 507
+  // The data disks' free space (disk_guard.hpp); nullptr: never read-only. While it is degraded,
+  // builds, uploads and reports answer 503 disk_full; check-update and downloads go on.
+  disk_guard* disk = nullptr;
   std::chrono::milliseconds create_patch_wait{10 * 60 * 1000};
   // Staged rollouts (docs/rollouts.md); nullptr: /admin/rollouts and /admin/groups answer 404 and
   // every device is offered the latest version.
@@ -172,6 +176,7 @@ class router {
   http_response issue_token(const http_request& req);
   http_response enrollments(const http_request& req);
   http_response admission(const std::string& device_id, const std::string& action);
+  bool read_only() const;  // the data disk is full (cfg_.disk)
 
   // Fleets of identical devices ask the same question: the answer to a check-update that is
   // "ready" or "up to date" is kept per (sha256/short id, model, channel, profile) until the
@@ -199,6 +204,8 @@ http_response error_response(unsigned status, const std::string& code, const std
 // The index database failed (PostgreSQL down, disk full): 503 + Retry-After, so devices come back
 // later instead of treating it as a hard error; the cause is logged, not sent.
 http_response storage_unavailable(const core::error& e);
+// The data disk is full (read-only mode): 503 disk_full + Retry-After; nothing was stored.
+http_response disk_full_response();
 // Bytes available to unprivileged writers on the filesystem holding `path` (nullopt: unknown).
 std::optional<std::uint64_t> free_bytes(const std::filesystem::path& path);
 
