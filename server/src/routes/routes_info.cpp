@@ -1,6 +1,7 @@
 // The informational and admin routes: manifest, fingerprint, report, healthz, uploads, rescan,
 // devices.
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <charconv>
@@ -97,16 +98,27 @@ http_response router::healthz() {
   // A replica that cannot reach its database cannot take reports or publish builds: the load
   // balancer should send devices elsewhere.
   const auto reachable = db_.database().ping();
-  const bool healthy = !draining() && reachable.ok();
-  nlohmann::json body = {{"status", draining() ? "draining" : reachable ? "ok" : "database_unreachable"},
+  // ... nor one whose patch directory (a shared mount, with several replicas) or store is gone.
+  const bool patches_ok = ::access(cache_.dir().c_str(), R_OK | W_OK | X_OK) == 0;
+  const bool store_ok = ::access(store_.root().c_str(), R_OK | X_OK) == 0;
+  const bool healthy = !draining() && reachable.ok() && patches_ok && store_ok;
+  const char* status = draining()            ? "draining"
+                       : !reachable          ? "database_unreachable"
+                       : !patches_ok || !store_ok ? "storage_unreachable"
+                                             : "ok";
+  nlohmann::json body = {{"status", status},
+                         {"replica", cfg_.replica},
                          {"database", {{"backend", db_.database().dialect() == storage::sql_dialect::postgres ? "postgresql" : "sqlite"},
                                        {"reachable", reachable.ok()}}},
+                         {"storage", {{"patches", patches_ok}, {"models", store_ok}}},
                          {"models", cat->models.size()},
                          {"versions", cat->version_count()},
                          {"patches", cache_.count()},
                          {"builds_queued", cache_.queued()},
                          {"builds_running", cache_.running()}};
   if (!reachable) spdlog::warn("healthz: {}", reachable.err().what());
+  if (!patches_ok || !store_ok)
+    spdlog::warn("healthz: {} is not accessible", !patches_ok ? cache_.dir().string() : store_.root().string());
   auto r = json_response(healthy ? 200 : 503, body);
   if (!healthy) r.set("Retry-After", "5");
   return r;
