@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "mallorn/core/hash.hpp"
+#include "mallorn/server/config.hpp"
 #include "support/daemon_process.hpp"
 #include "support/daemon_store_rig.hpp"
 #include "support/postgres_server.hpp"
@@ -172,7 +173,7 @@ TEST(ScaleOut, HundredConcurrentChecksOverThreeReplicasBuildOnce) {
           << "\noutput = \"/dev/null\"\nwrite-out = \"%{http_code}\\n\"\nsilent\nmax-time = 120\n";
     }
   }
-  auto all = run_shell("curl --parallel --parallel-immediate --parallel-max 100 --config " + (tmp / "curl.cfg").string());
+  auto all = run_shell("curl -s --parallel --parallel-immediate --parallel-max 100 --config " + (tmp / "curl.cfg").string());
   std::istringstream codes(all.out);
   int answered = 0;
   for (std::string code; std::getline(codes, code);) {
@@ -356,10 +357,17 @@ TEST(ScaleOut, NginxInFrontCachesPatchesNotCheckUpdates) {
   auto tested = run_shell(nginx + " -t 2>&1");
   ASSERT_EQ(tested.exit_code, 0) << tested.out << conf.str();
   ASSERT_EQ(run_shell(nginx + " 2>&1").exit_code, 0) << run_shell("cat " + (prefix / "error.log").string()).out;
+  // Stopped and gone before its prefix directory is removed (nginx deletes its pid file on exit).
   struct stop_nginx {
-    std::string cmd;
-    ~stop_nginx() { run_shell(cmd + " -s stop 2>/dev/null"); }
-  } stopper{nginx};
+    fs::path pid_file;
+    ~stop_nginx() {
+      pid_t pid = 0;
+      std::ifstream(pid_file) >> pid;
+      if (pid <= 0) return;
+      ::kill(pid, SIGTERM);
+      for (int i = 0; i < 300 && ::kill(pid, 0) == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  } stopper{prefix / "nginx.pid"};
   const std::string front = "http://127.0.0.1:" + std::to_string(port);
   ASSERT_TRUE(eventually(std::chrono::seconds(30), [&] { return curl(front + "/healthz").status == 200; }));
 
@@ -409,4 +417,26 @@ TEST(ScaleOut, NginxInFrontCachesPatchesNotCheckUpdates) {
     auto r = post(front + "/check-update", {{"sha256", sha_of(c.rig.pairs[0].v1)}, {"device_id", "after-" + std::to_string(i)}});
     EXPECT_EQ(r.status, 200) << r.body;
   }
+}
+
+TEST(ScaleOutConfig, PublicPatchBaseAndReplicaNameAreValidated) {
+  EXPECT_EQ(*server::parse_public_base("https://cdn.example.com/"), "https://cdn.example.com");
+  EXPECT_EQ(*server::parse_public_base("http://cdn.example.com:8443/mallorn//"), "http://cdn.example.com:8443/mallorn");
+  EXPECT_EQ(*server::parse_public_base(""), "");  // unset
+  for (const std::string& bad : std::vector<std::string>{"ftp://cdn", "cdn.example.com", "https://", "https:///path", "https://u:p@cdn",
+                                "https://cdn/?x=1", "https://cdn/#f", "https://cdn/a b", "https://cdn/\x01",
+                                "https://cdn/\"><script>", "https://cdn/\\x", std::string("https://cdn/\xc3\xa9"),
+                                "https://" + std::string(600, 'a')}) {
+    auto r = server::parse_public_base(bad);
+    EXPECT_FALSE(r) << bad;
+  }
+  auto flag = server::load_config({"--public-patch-base", "javascript:alert(1)"}, nullptr);
+  ASSERT_FALSE(flag);
+  EXPECT_NE(flag.err().message.find("--public-patch-base"), std::string::npos);
+  EXPECT_TRUE(server::is_valid_replica_name("replica-1.eu_west"));
+  for (const std::string& bad : std::vector<std::string>{"", "a b", "a/b", "../x", "a\nb", std::string(65, 'a')})
+    EXPECT_FALSE(server::is_valid_replica_name(bad)) << bad;
+  EXPECT_TRUE(server::is_valid_replica_name(server::default_replica_name()));
+  EXPECT_FALSE(server::load_config({"--build-lease", "1"}, nullptr));
+  EXPECT_EQ(server::load_config({"--build-lease", "45"}, nullptr)->config.build_lease, std::chrono::seconds(45));
 }
