@@ -173,7 +173,7 @@ TEST(ScaleOut, HundredConcurrentChecksOverThreeReplicasBuildOnce) {
           << "\noutput = \"/dev/null\"\nwrite-out = \"%{http_code}\\n\"\nsilent\nmax-time = 120\n";
     }
   }
-  auto all = run_shell("curl -s --parallel --parallel-immediate --parallel-max 100 --config " + (tmp / "curl.cfg").string());
+  auto all = run_shell("curl -s --no-progress-meter --parallel --parallel-immediate --parallel-max 100 --config " + (tmp / "curl.cfg").string());
   std::istringstream codes(all.out);
   int answered = 0;
   for (std::string code; std::getline(codes, code);) {
@@ -195,6 +195,13 @@ TEST(ScaleOut, HundredConcurrentChecksOverThreeReplicasBuildOnce) {
   })) << json(answers).dump() << "\n" << c["r0"].log() << c["r1"].log() << c["r2"].log();
   const std::string patch_id = answers["r0"]["patch_id"];
   for (const char* name : {"r1", "r2"}) EXPECT_EQ(answers[name]["patch_id"], patch_id) << name;
+  // Wait until no replica builds anything any more: a second build, had one started, is counted.
+  EXPECT_TRUE(eventually(std::chrono::seconds(120), [&] {
+    double busy = 0;
+    for (const char* name : {"r0", "r1", "r2"})
+      busy += metric(c[name].url(), {"mallornd_builds_running{"}) + metric(c[name].url(), {"mallornd_builds_queued{"});
+    return busy == 0 && c.sql("SELECT COUNT(*) FROM build_jobs") == "0\n";
+  }));
   double builds = 0;
   for (const char* name : {"r0", "r1", "r2"}) {
     builds += metric(c[name].url(), {"mallornd_builds_total{", "result=\"ok\""});
