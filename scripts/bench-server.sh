@@ -5,7 +5,8 @@
 #   - GET /patch/<id> of the largest patch vs nginx serving the same file: wrk's Transfer/sec;
 #   - the same two over TLS (mallornd's OpenSSL vs nginx's, the same self-signed certificate);
 #   - 10,000 idle keep-alive connections held against a fresh mallornd: its RSS, and a fresh request;
-#   - time from the first check-update to a ready patch for the largest model pair, fresh data dir.
+#   - time from the first check-update to a ready patch for the largest model pair, fresh data dir;
+#   - then scripts/bench-scaleout.sh: the PostgreSQL index vs SQLite, patches through nginx's cache.
 # Prints a table and writes it into docs/benchmarks.md between
 # <!-- server-bench:begin --> and <!-- server-bench:end --> (the rest of the file is left alone).
 # Everything (wrk, nginx, mallornd) runs on this machine, so the client competes for the same cores.
@@ -542,4 +543,12 @@ fi
 # (runnable alone) writing its own section of docs/benchmarks.md. BENCH_ROLLOUTS=0 skips it.
 if [ "${BENCH_ROLLOUTS:-1}" = 1 ]; then
   BENCH_DURATION=$DURATION BENCH_REPEAT=$REPEAT "$ROOT/scripts/bench-rollouts.sh" || log "the rollout benchmark failed"
+fi
+
+# ---------------------------------------------------------------- scale-out
+# The PostgreSQL index vs SQLite, and downloads through nginx's cache (its own section of
+# docs/benchmarks.md and the capacity model in docs/scaling.md). BENCH_SCALEOUT=0 skips it.
+if [ "${BENCH_SCALEOUT:-1}" = 1 ]; then
+  stop_pid "$NGX_PID"; stop_pid "$MD_PID"; NGX_PID=""; MD_PID=""
+  "$ROOT/scripts/bench-scaleout.sh" || log "bench-scaleout.sh failed"
 fi

@@ -21,6 +21,8 @@ set -euo pipefail
 # private server (initdb + pg_ctl) the storage tests run the shared suite against.
 # tzdata: /usr/share/zoneinfo, the zone database mallornd reads for rollout maintenance windows
 # in IANA zones ("Europe/Berlin"); tests/server/time_zone_test.cpp compares against it.
+# nginx: the load balancer and patch cache in front of several replicas (deploy/nginx/mallorn.conf),
+# started on a private port by tests/server/scaleout_test.cpp and scripts/bench-server.sh.
 packages=(build-essential cmake pkg-config git ca-certificates libzstd-dev zstd libssl-dev liblzma-dev
           nlohmann-json3-dev libspdlog-dev libdivsufsort-dev libgtest-dev googletest python3
           xdelta3 bsdiff time libboost-dev libsqlite3-dev libsystemd-dev curl openssl systemd
@@ -29,7 +31,7 @@ packages=(build-essential cmake pkg-config git ca-certificates libzstd-dev zstd 
           libpaho-mqttpp-dev libpaho-mqtt-dev mosquitto
           chromium chromium-driver python3-selenium
           debhelper dpkg-dev dh-python help2man lintian bash-completion
-          clang-14 libclang-rt-14-dev libpq-dev postgresql
+          clang-14 libclang-rt-14-dev libpq-dev postgresql nginx
           tzdata)
 if ! command -v dpkg >/dev/null 2>&1; then
   echo "deps.sh: not a Debian-like system; make sure these are installed: ${packages[*]}" >&2

@@ -137,6 +137,15 @@ int main(int argc, char** argv) {
   cache_opts.level = cfg.level;
   cache_opts.neural = cfg.neural;
   cache_opts.min_free = cfg.min_free;
+  // Several replicas share a PostgreSQL index and (docs/scaling.md) the patch directory.
+  const std::string replica = cfg.replica_name.empty() ? server::default_replica_name() : cfg.replica_name;
+  cache_opts.owner = replica;
+  cache_opts.lease = cfg.build_lease;
+  cache_opts.shared = (*db)->database().dialect() == server::storage::sql_dialect::postgres;
+  if (const char* delay = std::getenv("MALLORN_TEST_BUILD_DELAY_MS"); delay && *delay) {  // tests only
+    cache_opts.build_delay = std::chrono::milliseconds(std::strtoull(delay, nullptr, 10));
+    spdlog::warn("MALLORN_TEST_BUILD_DELAY_MS: every build pauses {} ms (a test setting)", cache_opts.build_delay.count());
+  }
   if (!cfg.signing_key_file.empty()) {
     auto key = core::load_private_key_file(cfg.signing_key_file);
     if (!key) return fail(key.err().what());
@@ -150,7 +159,14 @@ int main(int argc, char** argv) {
   spdlog::info("store {}: {} models, {} versions ({} files hashed)", cfg.models_dir.string(), scan->models,
                scan->versions, scan->hashed);
 
+  spdlog::info("replica {}{}", replica, cache_opts.shared ? " (shared index and patch directory)" : "");
   server::metrics stats;
+  // Named explicitly (several replicas): every sample carries the name. Either way it is on one.
+  if (!cfg.replica_name.empty()) stats.set_replica(cfg.replica_name);
+  stats.add_section([replica](std::string& out) {
+    out += "# HELP mallornd_replica_info This replica's name (--replica-name, default the host name).\n"
+           "# TYPE mallornd_replica_info gauge\nmallornd_replica_info{replica=\"" + replica + "\"} 1\n";
+  });
   server::patch_cache cache(**db, cache_opts, stats);
   if (auto opened = cache.open(); !opened) return fail(opened.err().what() + full_hint);
   spdlog::info("patch cache {}: {} patches, {} bytes (budget {})", cfg.patches_dir.string(), cache.count(),
@@ -181,6 +197,8 @@ int main(int argc, char** argv) {
   rcfg.max_upload = cfg.max_upload;
   rcfg.min_free = cfg.min_free;
   rcfg.disk = &disk;
+  rcfg.replica = replica;
+  rcfg.public_base = cfg.public_patch_base;
   if (cfg.ui) {
     auto ui = server::ui_files::load(cfg.ui_dir.empty() ? server::ui_files::default_dir() : cfg.ui_dir);
     if (!ui) return fail(ui.err().what() + " (start with --ui-dir DIR, or --no-ui)");
@@ -264,6 +282,9 @@ int main(int argc, char** argv) {
       (*rollouts)->tick();
       if (n % 5) continue;
       if (auto r = cache.flush_usage(); !r) spdlog::error("{}", r.err().what());
+      // Other replicas' builds and evictions reach this one's view of the cache.
+      if (cache_opts.shared)
+        if (auto r = cache.sync(); !r) spdlog::warn("patch cache sync: {}", r.err().what());
       // Report history: the global cap and the retention (the per-device cap applies on insert).
       if (ticks++ % 12 == 0) {
         auto pruned = (*db)->prune_reports(static_cast<std::int64_t>(std::time(nullptr)));

@@ -410,6 +410,26 @@ TYPED_TEST(StorageSuite, BuildJobClaimIsAtomicUnderConcurrency) {
   EXPECT_EQ(wins.load(), 20);
 }
 
+TYPED_TEST(StorageSuite, PatchLookupsAndPinsSharedByReplicas) {
+  auto db = this->open_index();
+  ASSERT_TRUE(db);
+  ASSERT_TRUE(db->insert_patch(patch("p1", "s1", "t1", 100)));
+  auto by_key = db->find_patch("s1", "t1", "standard");
+  ASSERT_TRUE(by_key && *by_key);
+  EXPECT_EQ((*by_key)->id, "p1");
+  EXPECT_FALSE(db->find_patch("s1", "t1", "mcu")->has_value());
+  ASSERT_TRUE(db->find_patch_by_id("p1")->has_value());
+  EXPECT_FALSE(db->find_patch_by_id("p2")->has_value());
+  // Pinned by replica b until 2000 (renewed: the later time stands): a cannot evict it until then.
+  ASSERT_TRUE(db->pin_patch("p1", "b", 1500));
+  ASSERT_TRUE(db->pin_patch("p1", "b", 2000));
+  EXPECT_FALSE(*db->delete_patch_unless_pinned("p1", 1900));
+  EXPECT_TRUE(db->find_patch_by_id("p1")->has_value());
+  EXPECT_TRUE(*db->delete_patch_unless_pinned("p1", 2001));  // b died or finished: the pin lapsed
+  EXPECT_FALSE(db->find_patch_by_id("p1")->has_value());
+  EXPECT_FALSE(*db->delete_patch_unless_pinned("p1", 2002));  // already gone
+}
+
 TYPED_TEST(StorageSuite, VersionNumbersAreStableAndNeverReused) {
   auto db = this->open_index();
   ASSERT_TRUE(db);

@@ -2,6 +2,9 @@
 
 #include "mallorn/proto/mqtt_client.hpp"
 
+#include <unistd.h>
+
+#include <cctype>
 #include <charconv>
 #include <cstring>
 #include <fstream>
@@ -78,6 +81,15 @@ const option_spec options[] = {
     {"mqtt-client-id", "MALLORN_MQTT_CLIENT_ID", "ID MQTT client id (default mallornd)"},
     {"mqtt-prefix", "MALLORN_MQTT_PREFIX", "P     MQTT topic prefix (default mallorn/v1)"},
     {"mqtt-max-block", "MALLORN_MQTT_MAX_BLOCK", "N  largest block sent over MQTT, 64..65535 bytes (default 4096)"},
+    {"replica-name", "MALLORN_REPLICA_NAME",
+     "NAME  this replica's name in build claims, /metrics labels, logs and /healthz; unique per replica\n"
+     "                     ([A-Za-z0-9._-], default: the host name)"},
+    {"build-lease", "MALLORN_BUILD_LEASE",
+     "S   seconds a replica's build claim lives without renewal; another replica takes a dead one's build over\n"
+     "                     after it (default 30)"},
+    {"public-patch-base", "MALLORN_PUBLIC_PATCH_BASE",
+     "URL  a CDN in front of /patch/ and /model/: check-update answers add patch_public_url and\n"
+     "                     full_public_url under it (e.g. https://cdn.example.com)"},
     {"mqtt-max-sessions", "MALLORN_MQTT_MAX_SESSIONS",
      "N  MQTT devices downloading (and, separately, waiting for a build) at once; more are told to wait (default 10000)"},
 };
@@ -169,7 +181,18 @@ core::result<void> apply(server_config& c, const std::string& key, const std::st
       return bad("--mqtt-prefix: expected a topic prefix without wildcards or a trailing '/', got '" + value + "'");
     c.mqtt_prefix = value;
   } else if (key == "mqtt-max-block") return uint(c.mqtt_max_block, 64, 65535);
-  else if (key == "no-neural") c.neural = !truthy(value);
+  else if (key == "replica-name") {
+    if (!is_valid_replica_name(value)) return bad("--replica-name: expected 1..64 of [A-Za-z0-9._-]");
+    c.replica_name = value;
+  } else if (key == "build-lease") {
+    auto v = parse_number<std::uint64_t>(value);
+    if (!v || *v < 2 || *v > 3600) return bad("--build-lease: expected seconds in 2..3600, got '" + value + "'");
+    c.build_lease = std::chrono::seconds(*v);
+  } else if (key == "public-patch-base") {
+    auto base = parse_public_base(value);
+    if (!base) return bad("--public-patch-base: " + base.err().message);
+    c.public_patch_base = *base;
+  } else if (key == "no-neural") c.neural = !truthy(value);
   else if (key == "no-ui") c.ui = !truthy(value);
   else if (key == "ui-demo") c.ui_demo = truthy(value);
   else if (key == "ui-dir") c.ui_dir = value;
@@ -227,6 +250,41 @@ core::result<std::map<std::string, std::string>> read_config_file(const std::str
 }
 
 }  // namespace
+
+bool is_valid_replica_name(const std::string& name) {
+  if (name.empty() || name.size() > 64) return false;
+  for (char ch : name)
+    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '.' && ch != '_' && ch != '-') return false;
+  return true;
+}
+
+core::result<std::string> parse_public_base(const std::string& url) {
+  if (url.empty()) return std::string();  // unset
+  if (url.size() > 512) return bad("longer than 512 characters");
+  for (char ch : url) {
+    const auto u = static_cast<unsigned char>(ch);
+    if (u <= 0x20 || u >= 0x7f || ch == '\\' || ch == '"') return bad("has a space, quote, backslash or non-ASCII character");
+  }
+  std::string rest;
+  if (url.rfind("https://", 0) == 0) rest = url.substr(8);
+  else if (url.rfind("http://", 0) == 0) rest = url.substr(7);
+  else return bad("expected an http:// or https:// URL");
+  if (url.find_first_of("?#") != std::string::npos) return bad("a query or fragment has no place in a base URL");
+  const std::string host = rest.substr(0, rest.find('/'));
+  if (host.empty() || host.find('@') != std::string::npos) return bad("expected a host (and no user info) after the scheme");
+  std::string out = url;
+  while (out.back() == '/') out.pop_back();
+  return out;
+}
+
+std::string default_replica_name() {
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  std::string name;  // a host name is nearly always valid; anything else becomes '-'
+  for (char ch : std::string(host).substr(0, 64))
+    name += std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '_' || ch == '-' ? ch : '-';
+  return name.empty() ? "mallornd" : name;
+}
 
 std::optional<std::uint64_t> parse_size(const std::string& text) {
   if (text.empty()) return std::nullopt;

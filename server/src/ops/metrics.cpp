@@ -27,6 +27,37 @@ void header(std::string& out, const char* name, const char* help, const char* ty
   out += '\n';
 }
 
+// Adds `label` to every sample line of an exposition (comments untouched): the replica label is
+// put on here once rather than threaded through every series and section.
+std::string with_label(const std::string& text, const std::string& label) {
+  std::string out;
+  out.reserve(text.size() + text.size() / 4);
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    std::size_t end = text.find('\n', pos);
+    if (end == std::string::npos) end = text.size();
+    const std::string_view line(text.data() + pos, end - pos);
+    if (line.empty() || line.front() == '#' || line.find("replica=\"") != std::string_view::npos) {
+      out += line;
+    } else {
+      const auto brace = line.find('{'), space = line.find(' ');
+      if (brace != std::string_view::npos && brace < space) {
+        out += line.substr(0, brace + 1);
+        out += label;
+        if (line[brace + 1] != '}') out += ',';
+        out += line.substr(brace + 1);
+      } else {
+        out += line.substr(0, space);
+        out += '{' + label + '}';
+        out += line.substr(space);
+      }
+    }
+    out += '\n';
+    pos = end + 1;
+  }
+  return out;
+}
+
 }  // namespace
 
 histogram::histogram(std::vector<double> upper_bounds)
@@ -141,7 +172,7 @@ std::string metrics::render() const {
     out += g.name + " " + number(g.read()) + "\n";
   }
   for (const auto& section : sections_) section(out);
-  return out;
+  return replica_.empty() ? out : with_label(out, "replica=\"" + replica_ + "\"");
 }
 
 }  // namespace mallorn::server

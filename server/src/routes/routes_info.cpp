@@ -1,6 +1,7 @@
 // The informational and admin routes: manifest, fingerprint, report, healthz, uploads, rescan,
 // devices.
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -108,12 +109,21 @@ http_response router::healthz() {
   // A replica that cannot reach its database cannot take reports or publish builds: the load
   // balancer should send devices elsewhere.
   const auto reachable = db_.database().ping();
-  const bool healthy = !draining() && reachable.ok();
+  // ... nor one whose patch directory (a shared mount, with several replicas) or store is gone.
+  const bool patches_ok = ::access(cache_.dir().c_str(), R_OK | W_OK | X_OK) == 0;
+  const bool store_ok = ::access(store_.root().c_str(), R_OK | X_OK) == 0;
+  const bool healthy = !draining() && reachable.ok() && patches_ok && store_ok;
   // Read-only (disk full) still serves check-update and downloads: healthy, but said so.
-  const std::string status = draining() ? "draining" : !reachable ? "database_unreachable" : read_only() ? "read_only" : "ok";
+  const char* status = draining()                ? "draining"
+                       : !reachable              ? "database_unreachable"
+                       : !patches_ok || !store_ok ? "storage_unreachable"
+                       : read_only()             ? "read_only"
+                                                 : "ok";
   nlohmann::json body = {{"status", status},
+                         {"replica", cfg_.replica},
                          {"database", {{"backend", db_.database().dialect() == storage::sql_dialect::postgres ? "postgresql" : "sqlite"},
                                        {"reachable", reachable.ok()}}},
+                         {"storage", {{"patches", patches_ok}, {"models", store_ok}}},
                          {"models", cat->models.size()},
                          {"versions", cat->version_count()},
                          {"patches", cache_.count()},
@@ -124,6 +134,8 @@ http_response router::healthz() {
                     {"free_bytes", cfg_.disk->free_bytes()},
                     {"min_free_bytes", cfg_.disk->min_free()}};
   if (!reachable) spdlog::warn("healthz: {}", reachable.err().what());
+  if (!patches_ok || !store_ok)
+    spdlog::warn("healthz: {} is not accessible", !patches_ok ? cache_.dir().string() : store_.root().string());
   auto r = json_response(healthy ? 200 : 503, body);
   if (!healthy) r.set("Retry-After", "5");
   return r;

@@ -212,6 +212,19 @@ http_response router::check_update(const http_request& req) {
   return error_response(500, "internal", "unreachable");
 }
 
+http_response router::with_public_urls(http_response r) const {
+  if (cfg_.public_base.empty() || r.status >= 300) return r;
+  auto doc = nlohmann::json::parse(r.body, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object()) return r;
+  // The paths stay what they are: mallorn-agent only follows paths on the server it asked.
+  if (doc.contains("patch_url") && doc["patch_url"].is_string())
+    doc["patch_public_url"] = cfg_.public_base + doc["patch_url"].get<std::string>();
+  if (doc.contains("full_url") && doc["full_url"].is_string())
+    doc["full_public_url"] = cfg_.public_base + doc["full_url"].get<std::string>();
+  r.body = doc.dump() + "\n";
+  return r;
+}
+
 http_response router::create_patch(const http_request& req) {
   auto target_path = parse_target(req.target);
   const auto& q = target_path->query;

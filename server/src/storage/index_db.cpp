@@ -93,6 +93,9 @@ CREATE TABLE IF NOT EXISTS patches(
   hits BIGINT NOT NULL DEFAULT 0, bytes_served BIGINT NOT NULL DEFAULT 0, build_seconds DOUBLE PRECISION NOT NULL DEFAULT 0,
   UNIQUE(source_sha256, target_sha256, profile));
 )sql";
+  static const char* const patch_pins_sql =
+      "CREATE TABLE patch_pins(patch_id TEXT NOT NULL, owner TEXT NOT NULL, until BIGINT NOT NULL, "
+      "PRIMARY KEY(patch_id, owner))";
   return {
       {1, "models, patches, reports",
        v1_common + R"sql(
@@ -122,6 +125,8 @@ CREATE INDEX IF NOT EXISTS reports_by_device ON reports(device_id, seq);
        "state TEXT NOT NULL, updated BIGINT NOT NULL)",
        "CREATE TABLE build_jobs(job_key TEXT PRIMARY KEY, owner TEXT, lease_until BIGINT NOT NULL DEFAULT 0, "
        "state TEXT NOT NULL, updated BIGINT NOT NULL)"},
+      // Patches in use (downloads in progress) on any replica, so another one does not evict them.
+      {101, "patch_pins", patch_pins_sql, patch_pins_sql},
   };
 }
 
@@ -206,6 +211,45 @@ core::result<void> index_db::insert_patch(const patch_row& p) {
          static_cast<std::int64_t>(p.is_signed), p.created, p.last_used, i64(p.hits), i64(p.bytes_served),
          p.build_seconds, i64(p.target_number)});
   });
+}
+
+core::result<std::optional<patch_row>> index_db::find_patch(const std::string& source_sha256,
+                                                          const std::string& target_sha256, const std::string& profile) {
+  auto rows = db_->query(
+      "SELECT id,source_sha256,target_sha256,profile,model,source_version,target_version,size,is_signed,"
+      "created,last_used,hits,bytes_served,build_seconds,target_number FROM patches "
+      "WHERE source_sha256=? AND target_sha256=? AND profile=?",
+      {source_sha256, target_sha256, profile});
+  if (!rows) return rows.err();
+  if (rows->empty()) return std::optional<patch_row>{};
+  return std::optional<patch_row>{patch_from(rows->front())};
+}
+
+core::result<std::optional<patch_row>> index_db::find_patch_by_id(const std::string& id) {
+  auto rows = db_->query(
+      "SELECT id,source_sha256,target_sha256,profile,model,source_version,target_version,size,is_signed,"
+      "created,last_used,hits,bytes_served,build_seconds,target_number FROM patches WHERE id=?",
+      {id});
+  if (!rows) return rows.err();
+  if (rows->empty()) return std::optional<patch_row>{};
+  return std::optional<patch_row>{patch_from(rows->front())};
+}
+
+core::result<void> index_db::pin_patch(const std::string& id, const std::string& owner, std::int64_t until) {
+  return db_->exec("INSERT INTO patch_pins(patch_id, owner, until) VALUES(?,?,?) "
+                   "ON CONFLICT(patch_id, owner) DO UPDATE SET until=excluded.until",
+                   {id, owner, until});
+}
+
+core::result<bool> index_db::delete_patch_unless_pinned(const std::string& id, std::int64_t now) {
+  MALLORN_TRY(db_->exec("DELETE FROM patch_pins WHERE until < ?", {now}));
+  // One statement: a pin committed before it runs keeps the row (and so the file).
+  auto rows = db_->query(
+      "DELETE FROM patches WHERE id=? AND NOT EXISTS (SELECT 1 FROM patch_pins WHERE patch_id=? AND until >= ?) "
+      "RETURNING id",
+      {id, id, now});
+  if (!rows) return rows.err();
+  return !rows->empty();
 }
 
 core::result<void> index_db::delete_patch(const std::string& id) {

@@ -56,7 +56,21 @@ struct server_config {
   std::string mqtt_broker, mqtt_client_id = "mallornd", mqtt_prefix = "mallorn/v1";
   std::uint32_t mqtt_max_block = 4096;
   std::size_t mqtt_max_sessions = 10000;
+  // Several replicas (docs/scaling.md): this one's name in build claims, /metrics, logs and
+  // /healthz (default: the host name); how long a build claim or pin lives without renewal; and
+  // where devices may fetch /patch/ and /model/ files from (a CDN), added to check-update answers.
+  std::string replica_name;  // "" = not set: default_replica_name(), and /metrics samples unlabelled
+  std::chrono::seconds build_lease{30};
+  std::string public_patch_base;  // "" or an http(s) URL without a trailing '/'
 };
+
+// --public-patch-base: an http:// or https:// URL with a host and no query, fragment, user info,
+// spaces or control characters; the trailing '/' is dropped. Errors name the rule broken.
+core::result<std::string> parse_public_base(const std::string& url);
+// --replica-name: 1..64 of [A-Za-z0-9._-].
+bool is_valid_replica_name(const std::string& name);
+// The host name, with any character outside [A-Za-z0-9._-] replaced by '-'.
+std::string default_replica_name();
 
 // The --help text.
 std::string config_usage();

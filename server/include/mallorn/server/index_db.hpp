@@ -85,6 +85,15 @@ class index_db {
   core::result<std::vector<patch_row>> all_patches();
   core::result<void> insert_patch(const patch_row& p);
   core::result<void> delete_patch(const std::string& id);
+  // Lookups for a replica that did not build the patch itself (another one published the row).
+  core::result<std::optional<patch_row>> find_patch(const std::string& source_sha256, const std::string& target_sha256,
+                                                    const std::string& profile);
+  core::result<std::optional<patch_row>> find_patch_by_id(const std::string& id);
+  // Pins shared by replicas (table patch_pins): `owner` is serving `id` until `until` (unix
+  // seconds; renewed while it serves). delete_patch_unless_pinned removes the row only when no
+  // unexpired pin holds it (true: removed; the caller then removes the file).
+  core::result<void> pin_patch(const std::string& id, const std::string& owner, std::int64_t until);
+  core::result<bool> delete_patch_unless_pinned(const std::string& id, std::int64_t now);
   core::result<void> add_patch_usage(const std::string& id, std::uint64_t hits, std::uint64_t bytes,
                                      std::int64_t last_used);
 
@@ -95,7 +104,7 @@ class index_db {
   // reused. Returns version -> number.
   core::result<std::map<std::string, std::uint64_t>> assign_version_numbers(
       const std::string& model, const std::vector<std::pair<std::string, std::string>>& versions);
-  // Build jobs shared by replicas (table build_jobs; not yet used by patch_cache): `claim_build`
+  // Build jobs shared by replicas (table build_jobs, used by patch_cache): `claim_build`
   // atomically makes `owner` the builder of `key` for `lease_s` seconds unless another owner
   // holds an unexpired lease (a builder that died loses its claim when its lease runs out);
   // `renew_build` extends the lease (false: the claim was taken over); `finish_build` releases it.

@@ -49,6 +49,9 @@ class metrics {
   // Labelled series owned elsewhere (rollouts): appends complete HELP/TYPE/sample lines.
   void add_section(std::function<void(std::string&)> render) { sections_.push_back(std::move(render)); }
 
+  // Every sample render() writes carries replica="<name>" (several replicas behind one scrape job;
+  // unset: samples unlabelled, as for a single server).
+  void set_replica(std::string name) { replica_ = std::move(name); }
   std::string render() const;
 
  private:
@@ -72,6 +75,7 @@ class metrics {
   };
   std::vector<gauge> gauges_;
   std::vector<std::function<void(std::string&)>> sections_;
+  std::string replica_;
 };
 
 }  // namespace mallorn::server

@@ -2,10 +2,18 @@
 // demand by a small bounded pool (one build per pair however many devices ask), evicted LRU
 // under a size budget (never while a download holds a pin).
 //
-// Crash safety: a build writes "<dir>/.build-*" (itself written temp + fsync + rename), is
-// verified by applying it, is renamed to "<dir>/<sha256>.mlrn" and fsynced, and only then gets
-// its index row. open() deletes build leftovers, rows whose file is missing or short, and files
-// without a row — so a kill -9 at any instant leaves nothing half-written that could be served.
+// Crash safety: a build writes "<dir>/.build-<owner>-*" (itself written temp + fsync + rename),
+// is verified by applying it, is renamed to "<dir>/<sha256>.mlrn" and fsynced, and only then gets
+// its index row. open() deletes this owner's build leftovers, rows whose file is missing or short,
+// and files without a row — so a kill -9 at any instant leaves nothing half-written that could be
+// served.
+//
+// Several replicas (docs/scaling.md) share the index database and the directory. A build is
+// claimed in the build_jobs table with a lease renewed while it runs, so one replica builds a pair
+// however many ask; the others answer "building" until the row appears and adopt it then, and take
+// the build over when the builder's lease runs out (it died). A shared directory holds other
+// replicas' files in flight: open() only removes other owners' leftovers and unindexed files older
+// than `orphan_age`. Eviction removes a row only while no replica pins it (patch_pins), then the file.
 #pragma once
 #include <atomic>
 #include <chrono>
@@ -57,6 +65,18 @@ struct cache_options {
   // (a patch is at most about as large as its target); 0: no check.
   std::uint64_t min_free = 0;
   std::shared_ptr<const space_probe> space;  // how free space is measured (nullptr: statvfs)
+  // This replica's name in build claims, pins and temp file names ([A-Za-z0-9._-], unique per replica).
+  std::string owner = "local";
+  // A claim or pin not renewed for this long is void (its replica died); renewed every third of it.
+  std::chrono::seconds lease{30};
+  // Several replicas share the directory and the index (PostgreSQL): look up patches others
+  // published, pin downloads in the database, and at open remove other owners' temp files and
+  // unindexed patches only once older than `orphan_age` (they may be a build being published).
+  // Not shared: the directory is this process's alone and open() removes whatever it does not know.
+  bool shared = false;
+  std::chrono::seconds orphan_age{3600};
+  // Tests only: each build pauses this long after writing its temp file (a slow build to kill).
+  std::chrono::milliseconds build_delay{0};
 };
 
 enum class build_state { ready, queued, running, queue_full, failed };
@@ -101,9 +121,11 @@ class patch_cache {
   void stop();
 
   std::optional<patch_row> find(const build_key& key) const;
-  std::optional<patch_row> find_by_id(const std::string& id) const;
+  // Shared: a patch another replica published is looked up in the index on a miss.
+  std::optional<patch_row> find_by_id(const std::string& id);
   std::vector<patch_row> list() const;
   std::filesystem::path file_of(const std::string& id) const { return opts_.dir / (id + ".mlrn"); }
+  const std::filesystem::path& dir() const { return opts_.dir; }
 
   // Ready -> the patch; otherwise queues the build unless it is queued, running, recently failed
   // or the queue is full. Never blocks on a build.
@@ -111,8 +133,10 @@ class patch_cache {
   // Waits until the pair's build is neither queued nor running, up to `timeout`.
   build_status wait(const build_key& key, std::chrono::milliseconds timeout);
 
-  // Holds the patch against eviction while the returned handle lives.
+  // Holds the patch against eviction (by any replica) while the returned handle lives.
   std::shared_ptr<void> pin(const std::string& id);
+  // Re-reads the shared index: patches other replicas built or evicted (called every few seconds).
+  core::result<void> sync();
   // Download accounting (kept in memory, written by flush_usage()).
   void record_download(const std::string& id, std::uint64_t bytes);
   core::result<void> flush_usage();
@@ -130,6 +154,11 @@ class patch_cache {
   core::result<patch_row> build(const build_job& job);
   void evict_over_budget(const std::string& keep_id);
   build_status status_locked(const build_key& key) const;
+  // Shared-index helpers (several replicas): a row another replica published, if its file is whole.
+  std::optional<patch_row> adopt(core::result<std::optional<patch_row>> row, std::optional<std::uint64_t> target_number);
+  bool built_elsewhere(const build_key& key);  // another replica holds an unexpired claim
+  void renewer();
+  std::string job_name(const build_key& key) const;
 
   index_db& db_;
   cache_options opts_;
@@ -159,6 +188,8 @@ class patch_cache {
   bool stopping_ = false;
   std::atomic<std::uint64_t> generation_{0};
   std::vector<std::thread> workers_;
+  std::thread renewer_;
+  std::condition_variable renew_cv_;
 };
 
 }  // namespace mallorn::server

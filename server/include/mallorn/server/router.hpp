@@ -115,6 +115,8 @@ struct router_config {
   // (GET of /admin/devices, /admin/builds, /admin/rollouts) answer without a token.
   std::shared_ptr<const ui_files> ui;
   bool ui_demo = false;
+  std::string replica;      // --replica-name (shown by /healthz)
+  std::string public_base;  // --public-patch-base: check-update adds patch_public_url / full_public_url
   std::function<std::chrono::steady_clock::time_point()> clock = [] { return std::chrono::steady_clock::now(); };
   // Device identity (--device-auth; docs/security.md). The registry is set when the mode is not off.
   identity::device_auth_mode device_auth = identity::device_auth_mode::off;
@@ -143,6 +145,8 @@ class router {
  private:
   body_plan plan_request(const http_request& head);
   http_response check_update(const http_request& req);
+  // --public-patch-base: adds absolute CDN URLs beside the paths (agents keep using the paths).
+  http_response with_public_urls(http_response r) const;
   http_response get_patch(const http_request& req, const std::string& id);
   http_response get_model(const http_request& req, const std::string& model, const std::string& version);
   http_response manifest();
