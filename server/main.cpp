@@ -211,6 +211,22 @@ int main(int argc, char** argv) {
     if (!kr) return fail("--keyring: " + kr.err().what());
     rcfg.keyring = *kr;
     spdlog::info("keyring {}: serving v{} at GET /keyring", cfg.keyring_file.string(), (*kr)->current()->version);
+    // Publishing a keyring is an admin action done by replacing the file: audited like the others
+    // (actor "keyring-file"; 200 served, 409 refused), the one served at start included.
+    auto audit_keyring = [&audit, file = cfg.keyring_file.string()](std::uint64_t version, unsigned status,
+                                                                     const std::string& reason) {
+      server::audit_entry e;
+      e.actor = "keyring-file";
+      e.scope = "admin";
+      e.action = "keyring.publish";
+      e.target = file + " v" + std::to_string(version) + ": " + reason;
+      e.status = status;
+      if (auto r = audit.record(e); !r) spdlog::warn("audit: cannot record the keyring publication: {}", r.err().what());
+    };
+    audit_keyring((*kr)->current()->version, 200, "served at start");
+    (*kr)->on_publication([audit_keyring](const server::keyring_publication& p) {
+      audit_keyring(p.version, p.accepted ? 200 : 409, p.reason);
+    });
   }
   // Under the shipped unit the store is read-only (ReadOnlyPaths=): say so once, answer 403.
   rcfg.uploads_enabled = ::access(cfg.models_dir.c_str(), W_OK) == 0;

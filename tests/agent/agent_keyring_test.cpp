@@ -116,6 +116,10 @@ TEST_F(KeyringRotation, RevokeRotateRollbackExpiryAndRootRotation) {
     ASSERT_EQ(r.exit_code, 0) << r.out << agent_log();
     EXPECT_EQ(stored_version(), 1u);
     EXPECT_EQ(installed(), sha(model_file("coral-mnv1-025-quant_2020-to-2021a", "new.tflite")));
+    // Publishing the keyring (the file mallornd serves) is in the audit log.
+    auto audit = run_shell("curl -s -H 'Authorization: Bearer keyring-test-admin-token' " + a->url("/admin/audit"));
+    EXPECT_NE(audit.out.find("keyring.publish"), std::string::npos) << audit.out;
+    EXPECT_NE(audit.out.find("served.json v1: served at start"), std::string::npos) << audit.out;
   }
   fs::copy_file(dir_ / "ring-v2.json", dir_ / "served.json", fs::copy_options::overwrite_existing);
   {

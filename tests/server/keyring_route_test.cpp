@@ -4,6 +4,7 @@
 
 #include <fstream>
 #include <thread>
+#include <vector>
 
 #include "mallorn/core/keyring.hpp"
 #include "mallorn/server/keyring_source.hpp"
@@ -82,6 +83,8 @@ TEST(KeyringRoute, ReloadsNewerFilesAndIgnoresOlderOrBrokenOnes) {
   write(file, core::encode_keyring_json(signed_ring(5, root)));
   auto src = server::keyring_source::open(file);
   ASSERT_TRUE(src.ok());
+  std::vector<server::keyring_publication> published;  // what mallornd's audit log records
+  (*src)->on_publication([&](const server::keyring_publication& p) { published.push_back(p); });
   auto wait_and_get = [&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // re-read at most once a second
     return (*src)->current()->version;
@@ -96,4 +99,16 @@ TEST(KeyringRoute, ReloadsNewerFilesAndIgnoresOlderOrBrokenOnes) {
   EXPECT_EQ((*src)->current()->binary, served) << "another keyring under the same version is ignored";
   write(file, core::encode_keyring_json(signed_ring(6, root)));
   EXPECT_EQ(wait_and_get(), 6u);
+  // Every change was reported: three refusals, then v6 served.
+  ASSERT_EQ(published.size(), 4u);
+  EXPECT_FALSE(published[0].accepted);
+  EXPECT_EQ(published[0].version, 4u);
+  EXPECT_NE(published[0].reason.find("older"), std::string::npos) << published[0].reason;
+  EXPECT_FALSE(published[1].accepted);
+  EXPECT_EQ(published[1].version, 0u);
+  EXPECT_FALSE(published[2].accepted);
+  EXPECT_EQ(published[2].served_before, 5u);
+  EXPECT_TRUE(published[3].accepted);
+  EXPECT_EQ(published[3].version, 6u);
+  EXPECT_EQ(published[3].served_before, 5u);
 }

@@ -59,17 +59,27 @@ std::shared_ptr<const served_keyring> keyring_source::current() {
   seen_mtime_ = mtime;
   seen_size_ = size;
   auto k = load();
+  keyring_publication pub;
+  pub.served_before = served_->version;
   if (!k) {
     spdlog::error("keyring: {} changed but is not usable, still serving v{}: {}", file_.string(), served_->version, k.err().what());
-  } else if ((*k)->version < served_->version) {
+    pub.reason = "not usable: " + k.err().what();
+  } else if (pub.version = (*k)->version; (*k)->version < served_->version) {
     spdlog::error("keyring: {} now holds v{}, older than the served v{}; ignored", file_.string(), (*k)->version, served_->version);
+    pub.reason = "older than the served v" + std::to_string(served_->version);
   } else if ((*k)->version == served_->version && (*k)->signed_part != served_->signed_part) {
     // Devices refuse a second, different keyring under a version they hold: so do we.
     spdlog::error("keyring: {} holds a different keyring under the served version v{}; ignored", file_.string(), served_->version);
+    pub.reason = "a different keyring under the served version";
   } else if ((*k)->binary != served_->binary) {  // newer, or the same one with more signatures
     spdlog::info("keyring: serving v{} (was v{})", (*k)->version, served_->version);
     served_ = *k;
+    pub.accepted = true;
+    pub.reason = "serving v" + std::to_string(pub.version);
+  } else {
+    return served_;  // the same keyring written again: nothing was published
   }
+  if (listener_) listener_(pub);
   return served_;
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -23,12 +24,28 @@ struct served_keyring {
   std::string etag;
 };
 
+// A keyring the operator published (the file changed) and what the server did with it: the
+// audit log records each one (keyring publication is an admin action done through a file).
+struct keyring_publication {
+  std::uint64_t version = 0;       // what the file holds (0: unreadable)
+  std::uint64_t served_before = 0;
+  bool accepted = false;
+  std::string reason;              // why it was refused, or "serving vN"
+};
+
 class keyring_source {
  public:
+  using publication_listener = std::function<void(const keyring_publication&)>;
   // Fails when FILE is missing, malformed, or not signed by its own root threshold.
   static core::result<std::shared_ptr<keyring_source>> open(const std::filesystem::path& file);
   // The newest good keyring (reloaded at most once a second when the file changed).
   std::shared_ptr<const served_keyring> current();
+  // Called (under the source's lock, from whichever thread noticed the change) for every changed
+  // file after open(): accepted or refused.
+  void on_publication(publication_listener listener) {
+    std::lock_guard lock(mu_);
+    listener_ = std::move(listener);
+  }
 
  private:
   explicit keyring_source(std::filesystem::path file) : file_(std::move(file)) {}
@@ -39,6 +56,7 @@ class keyring_source {
   std::filesystem::file_time_type seen_mtime_{};
   std::uintmax_t seen_size_ = 0;
   std::int64_t checked_at_ = 0;
+  publication_listener listener_;
 };
 
 struct http_response;
