@@ -13,6 +13,7 @@
 #include "mallorn/server/identity/device_requests.hpp"
 #include "support/daemon_process.hpp"
 #include "support/daemon_store_rig.hpp"
+#include "support/curl_call.hpp"
 #include "support/shell.hpp"
 
 using namespace mallorn;
@@ -23,9 +24,8 @@ namespace {
 
 const std::string admin_secret = "identity-admin-token-0123456789";
 
-struct reply {
-  int status = 0;
-  std::string body;
+// The shared curl call (support/curl_call.hpp), with the JSON error code at hand.
+struct reply : curl_result {
   json doc() const { return json::parse(body, nullptr, false); }
   std::string code() const {
     auto d = doc();
@@ -33,22 +33,14 @@ struct reply {
   }
 };
 
-reply curl(const std::string& args) {
-  auto r = run_shell("curl -s -w '\\n%{http_code}' " + args + " 2>/dev/null");
-  reply out;
-  auto nl = r.out.rfind('\n');
-  if (nl == std::string::npos) return out;
-  out.status = std::atoi(r.out.c_str() + nl + 1);
-  out.body = r.out.substr(0, nl);
-  return out;
-}
+reply call(const std::string& args) { return {mallorn::test::curl(args)}; }
 
 // POSTs a JSON body from a file (no shell quoting of hostile bytes).
 reply post(const std::filesystem::path& dir, const std::string& url, const std::string& body, const std::string& extra = "") {
   static int n = 0;
   const auto file = dir / ("body-" + std::to_string(n++) + ".json");
   std::ofstream(file, std::ios::binary) << body;
-  return curl(extra + " -X POST -H 'Content-Type: application/json' --data-binary @" + file.string() + " '" + url + "'");
+  return call(extra + " -X POST -H 'Content-Type: application/json' --data-binary @" + file.string() + " '" + url + "'");
 }
 
 std::string b64(const std::uint8_t* p, std::size_t n) {
@@ -151,7 +143,7 @@ TEST(DeviceIdentityMtls, TheCertificateNamesTheDevice) {
   EXPECT_EQ(bare.status, 401) << bare.body;
   EXPECT_EQ(bare.code(), "device_auth_required");
   // The device list holds exactly the authenticated ids.
-  auto devices = curl("--cacert " + certs.p("ca.pem") + " " + rig.admin() + " " + https(d, "/admin/devices")).doc();
+  auto devices = call("--cacert " + certs.p("ca.pem") + " " + rig.admin() + " " + https(d, "/admin/devices")).doc();
   std::set<std::string> ids;
   for (const auto& dv : devices["devices"]) ids.insert(dv["device_id"].get<std::string>());
   EXPECT_EQ(ids, (std::set<std::string>{"dev-a", "dev-san", "dev-uri"})) << devices;
@@ -272,15 +264,15 @@ TEST(DeviceIdentityEnrollment, HostileBodiesAreRefusedAndStoreNothing) {
   for (const auto& body : {std::string("{}"), json{{"device_id", "dev-x"}, {"timestamp", "now"}}.dump(),
                            json{{"device_id", "dev-x"}, {"timestamp", 1}, {"nonce", "XYZ"}}.dump()})
     EXPECT_EQ(post(dir, d.url("/token"), body).status, 400) << body;
-  auto stored = curl(rig.admin() + " " + d.url("/admin/enrollments"));
+  auto stored = call(rig.admin() + " " + d.url("/admin/enrollments"));
   ASSERT_EQ(stored.status, 200) << stored.body;
   EXPECT_TRUE(stored.doc()["devices"].empty()) << stored.body;
   // optional: anonymous devices are served, a bad token is not.
   EXPECT_EQ(post(dir, d.url("/report"), report_body("anon-1")).status, 200);
   EXPECT_EQ(post(dir, d.url("/report"), report_body("anon-1"), "-H 'Authorization: Bearer nope'").status, 401);
   // Admin routes need the admin scope and a known device.
-  EXPECT_EQ(curl("-X POST " + d.url("/admin/devices/dev-x/admit")).status, 401);
-  EXPECT_EQ(curl("-X POST " + rig.admin() + " " + d.url("/admin/devices/dev-x/admit")).status, 404);
+  EXPECT_EQ(call("-X POST " + d.url("/admin/devices/dev-x/admit")).status, 401);
+  EXPECT_EQ(call("-X POST " + rig.admin() + " " + d.url("/admin/devices/dev-x/admit")).status, 404);
 }
 
 TEST(DeviceIdentityEnrollment, PendingEnrollmentsAreCappedPerAddressAndInTotal) {
