@@ -15,8 +15,11 @@ set -euo pipefail
 # chromium-driver, python3-selenium: the dashboard's browser test (tests/ui/dashboard_test.py).
 # debhelper, dpkg-dev, dh-python, help2man, lintian, bash-completion: the Debian packages (debian/,
 # scripts/test-packages.sh: dpkg-buildpackage with debhelper's cmake and python3 support, man pages
-# from --help, lintian, and bash-completion's loader to test the installed completion). clang-14,
-# libclang-rt-14-dev: the libFuzzer targets (scripts/fuzz.sh) need clang and its fuzzer/ASan runtime.
+# from --help, lintian, and bash-completion's loader to test the installed completion). clang-16,
+# libclang-rt-16-dev: the ASan+UBSan build (scripts/test-sanitize.sh) and the libFuzzer targets
+# (scripts/fuzz.sh) share one clang build with its fuzzer/ASan runtime; clang 16, not Debian's
+# default 14, because 14 cannot compile the Asio C++20 coroutines of mallornd and the agent under
+# sanitizer instrumentation.
 # libpq-dev: mallornd's PostgreSQL index back-end (--database postgresql://...); postgresql: the
 # private server (initdb + pg_ctl) the storage tests run the shared suite against.
 # tzdata: /usr/share/zoneinfo, the zone database mallornd reads for rollout maintenance windows
@@ -31,7 +34,7 @@ packages=(build-essential cmake pkg-config git ca-certificates libzstd-dev zstd 
           libpaho-mqttpp-dev libpaho-mqtt-dev mosquitto
           chromium chromium-driver python3-selenium
           debhelper dpkg-dev dh-python help2man lintian bash-completion
-          clang-14 libclang-rt-14-dev libpq-dev postgresql nginx
+          clang-16 libclang-rt-16-dev libpq-dev postgresql nginx
           tzdata)
 if ! command -v dpkg >/dev/null 2>&1; then
   echo "deps.sh: not a Debian-like system; make sure these are installed: ${packages[*]}" >&2

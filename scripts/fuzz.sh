@@ -1,20 +1,18 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets (tests/fuzz/*_fuzz.cpp) with Debian's clang in build-fuzz and runs
-# each on its checked-in seed corpus (tests/fuzz/corpus/<target>/) for a time budget. Fails on
-# the first crash, leak, timeout or undefined behaviour, printing the reproducer's path.
+# Builds the libFuzzer targets (tests/fuzz/*_fuzz.cpp) in the instrumented build that
+# scripts/test-sanitize.sh shares (scripts/configure-instrumented.sh: clang 16, ASan+UBSan, coverage)
+# and runs each on its checked-in seed corpus (tests/fuzz/corpus/<target>/) for a time budget.
+# Fails on the first crash, leak, timeout or undefined behaviour, printing the reproducer's path.
 #   FUZZ_SECONDS   budget per target (default 20)
 #   FUZZ_TARGETS   space-separated subset (default: all)
-#   FUZZ_BUILD     build directory (default build-fuzz)
-# Reproduce a crash: build-fuzz/bin/<target> build-fuzz/artifacts/<target>/crash-...
+#   FUZZ_BUILD     build directory (default build-asan, the sanitizer suite's)
+# Reproduce a crash: build-asan/bin/<target> build-asan/artifacts/<target>/crash-...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/deps.sh
 seconds=${FUZZ_SECONDS:-20}
-build=${FUZZ_BUILD:-build-fuzz}
-launcher=()
-command -v ccache >/dev/null 2>&1 && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
-CC=clang-14 CXX=clang++-14 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMALLORN_FUZZ=ON -DMALLORN_PYTHON=OFF \
-  "${launcher[@]}" >/dev/null
+build=${FUZZ_BUILD:-build-asan}
+./scripts/configure-instrumented.sh "$build"
 cmake --build "$build" -j"$(nproc)" --target mallorn_fuzzers
 targets=${FUZZ_TARGETS:-$(cd tests/fuzz && ls ./*_fuzz.cpp | sed 's|^\./||; s|\.cpp$||')}
 # One target per core at a time (each fuzzer is single-threaded): the budget is per target, the

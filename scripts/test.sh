@@ -1,34 +1,33 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh Debian 12 machine, one stage after another (each prints its
-# wall and CPU time; a summary closes the run):
+# wall and CPU time; a summary closes the run). Every test runs in exactly one build:
 #   deps       scripts/deps.sh
-#   release    Release build + ctest -j2 (includes the Python package's pytest suites)
-#   sanitize   scripts/test-sanitize.sh: the suite again built with ASan+UBSan (GCC, -O1 -g1)
-#   fuzz       scripts/fuzz.sh: the libFuzzer targets (clang) on their corpora, FUZZ_SECONDS each
+#   release    Release build of what the Release-only tests need (tests/release_only_tests.txt:
+#              the Python package's pytest suites, the patch-size guards, the Cortex-M4 image under
+#              qemu, the dashboard in chromium, the systemd units), and those tests
+#   sanitize   scripts/test-sanitize.sh: every other test, built with ASan+UBSan (clang 16)
+#   fuzz       scripts/fuzz.sh: the libFuzzer targets, from the sanitize stage's build (no second
+#              compile), on their corpora for FUZZ_SECONDS each
 #   packages   scripts/test-packages.sh: the Debian packages (own build, lintian, install, purge)
 # Stages run in this order so no two builds compete for the cores. Every stage runs even when an
 # earlier one failed (one CI run shows every failure); the exit status is 1 if any failed.
 #   TEST_STAGES   space-separated subset (default: all of the above)
 #   FUZZ_SECONDS  fuzzing budget per target (default 10; scripts/fuzz.sh alone: 20)
-#   SANITIZE_AREAS test areas built and run under ASan+UBSan (default "core formats"; size guards left out)
-# Why the sanitizer stage runs a subset by default: on 2 cores the whole suite under ASan+UBSan
-# takes ~20 min to build and ~10 to run, which with the Release suite, the fuzz build and the
-# packages' own build does not fit CI's 45 minutes. The subset is every model and container
-# parser and the patch engine (the parser-robustness tests that need ASan to see over-reads; the
-# patch-size guards, which only compare sizes, run in the Release stage); the MCU decoder,
-# mallornd's request path, the MQTT/LoRa codecs, the identity and rollout parsers and the agent's
-# reading of server answers run under ASan+UBSan in the fuzz stage (router_fuzz drives every route). The whole
-# suite: SANITIZE_AREAS="core formats cli server agent firmware proto" TEST_STAGES=sanitize.
+#   SANITIZE_AREAS only these test areas under ASan+UBSan (default: all; see test-sanitize.sh)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 stages=${TEST_STAGES:-deps release sanitize fuzz packages}
 export FUZZ_SECONDS=${FUZZ_SECONDS:-10}
-export SANITIZE_AREAS=${SANITIZE_AREAS-core formats}
-export SANITIZE_EXCLUDE=${SANITIZE_EXCLUDE-PatchSizeGuard\.}
 
+# The programs and test binaries the Release-only tests run (the other test binaries are built and
+# run by the sanitize stage).
+release_targets=(mallorn mallornd mallorn-agent mallorn_pyext formats_tests)
 stage_release() {
-  cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DMALLORN_PYTHON=ON && cmake --build build -j2 &&
-    ctest --test-dir build --output-on-failure -j2
+  local only
+  only=$(./scripts/release-only-tests.sh) &&
+    cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DMALLORN_PYTHON=ON &&
+    cmake --build build -j2 --target "${release_targets[@]}" &&
+    ctest --test-dir build --output-on-failure -j2 -R "$only"
 }
 
 summary=()

@@ -95,7 +95,7 @@ TEST(Daemon, CurlDownloadResumeRangesAndApply) {
 
   // Full download, then the device applies it with the CLI and the release key.
   ASSERT_EQ(curl("-o " + patch.string() + " " + url).status, 200);
-  EXPECT_EQ(sha_of(patch), ready["patch_sha256"]);
+  EXPECT_EQ(sha_of(patch), ready["patch_sha256"].get<std::string>());
   const auto out = rig.dir / "new.tflite";
   auto applied = run_shell((bin_dir() / "mallorn").string() + " patch " + pair.v1.string() + " " + patch.string() +
                            " -o " + out.string() + " --pubkey " + (rig.dir / "release.pub").string() + " 2>&1");
