@@ -3,7 +3,8 @@
 # Shared by run.sh, test.sh and bench.sh; does nothing (and needs no root) when all are present.
 set -euo pipefail
 # liblzma-dev: the patch body's `lzma` transform (LZMA2 with the old model as preset dictionary),
-# which packs novel metadata (flatbuffer tables) tighter than zstd.
+# which packs novel metadata (flatbuffer tables) tighter than zstd. libbz2-dev: the `bwt` transform
+# (bzip2 block sorting), which packs some novel tables and f16 weights tighter still.
 # libdivsufsort-dev: suffix arrays for the differ's bsdiff-style matcher (formats/CMakeLists.txt).
 # libboost-dev (Beast/Asio), libsqlite3-dev, libsystemd-dev (sd_notify): mallornd. curl, openssl:
 # the server's integration tests drive it with real curl over HTTP and HTTPS. systemd: only for
@@ -26,7 +27,7 @@ set -euo pipefail
 # in IANA zones ("Europe/Berlin"); tests/server/time_zone_test.cpp compares against it.
 # nginx: the load balancer and patch cache in front of several replicas (deploy/nginx/mallorn.conf),
 # started on a private port by tests/server/scaleout_test.cpp and scripts/bench-server.sh.
-packages=(build-essential cmake pkg-config git ca-certificates libzstd-dev zstd libssl-dev liblzma-dev
+packages=(build-essential cmake pkg-config git ca-certificates libzstd-dev zstd libssl-dev liblzma-dev libbz2-dev
           nlohmann-json3-dev libspdlog-dev libdivsufsort-dev libgtest-dev googletest python3
           xdelta3 bsdiff time libboost-dev libsqlite3-dev libsystemd-dev curl openssl systemd
           pybind11-dev python3-dev python3-pytest python3-venv mypy

@@ -5,6 +5,7 @@
 #include "float_cast.hpp"
 #include "mallorn/core/body_format.hpp"
 #include "mallorn/core/bytes.hpp"
+#include "bzip2_codec.hpp"
 #include "lzma_codec.hpp"
 #include "plane_coder.hpp"
 #include "zstd_codec.hpp"
@@ -131,6 +132,51 @@ void combine(std::span<const std::uint8_t> a, std::span<const std::uint8_t> b, t
   for (std::size_t i = whole; i < n; ++i) out[i] = a[i] ^ b[i];
 }
 
+// The zstd pipelines' residual (transforms 0, 2, 3), planed: what a `bwt` frame's bzip2 stream holds.
+// `basis` is the reference or, for the cast transforms, the prediction made from it.
+void planed_residual(std::span<const std::uint8_t> target, std::span<const std::uint8_t> basis, transform tf, unsigned pw,
+                     unsigned ew, std::vector<std::uint8_t>& planed) {
+  if (tf == transform::raw) {
+    plane(target, pw, planed);
+    return;
+  }
+  std::vector<std::uint8_t> residual;
+  combine(target, basis, tf, ew, true, residual);
+  plane(residual, pw, planed);
+}
+
+// bzip2 of each applicable residual (raw without a reference; XOR and element difference with one),
+// the smallest with its mode byte in front.
+std::vector<std::uint8_t> encode_bwt(const data_frame& f, std::span<const std::uint8_t> target,
+                                     std::span<const std::uint8_t> ref) {
+  std::vector<std::uint8_t> best, planed;
+  auto modes = ref.empty() ? std::vector<bwt_mode>{bwt_mode::raw} : std::vector<bwt_mode>{bwt_mode::xor_ref, bwt_mode::sub_ref};
+  for (auto mode : modes) {
+    transform tf = mode == bwt_mode::raw ? transform::raw : mode == bwt_mode::xor_ref ? transform::xor_ref : transform::sub_ref;
+    planed_residual(target, ref, tf, f.plane_width, f.elem_width, planed);
+    auto packed = detail::bzip2_compress(planed);
+    if (packed.empty() || (!best.empty() && packed.size() + 1 >= best.size())) continue;
+    best.assign(1, static_cast<std::uint8_t>(mode));
+    best.insert(best.end(), packed.begin(), packed.end());
+  }
+  return best;
+}
+
+result<void> decode_bwt(const data_frame& f, std::span<const std::uint8_t> ref, std::vector<std::uint8_t>& out) {
+  if (f.payload.empty() || f.payload[0] > static_cast<std::uint8_t>(bwt_mode::sub_ref)) return bad("bad bwt mode");
+  auto mode = static_cast<bwt_mode>(f.payload[0]);
+  if ((mode == bwt_mode::raw) != ref.empty()) return bad("bwt mode does not fit the reference length");
+  std::vector<std::uint8_t> planed(f.out_len), residual;
+  MALLORN_TRY(detail::bzip2_decompress(f.payload.subspan(1), planed));
+  if (mode == bwt_mode::raw) {
+    unplane(planed, f.plane_width, out);
+    return {};
+  }
+  unplane(planed, f.plane_width, residual);
+  combine(residual, ref, mode == bwt_mode::xor_ref ? transform::xor_ref : transform::sub_ref, f.elem_width, false, out);
+  return {};
+}
+
 }  // namespace
 
 std::uint64_t reference_length(const std::vector<segment>& ref) {
@@ -197,6 +243,7 @@ result<void> check_data_frame(const data_frame& f, std::uint64_t source_size) {
     case transform::approx: ok = f.plane_width == 1; break;
     case transform::lzma: ok = f.plane_width == 1; break;
     case transform::context_ref: ok = (ref_len == f.out_len || ref_len == 0) && f.plane_width == 1; break;
+    case transform::bwt: ok = ref_len == f.out_len || ref_len == 0; break;
   }
   if (!ok) return bad("reference length does not fit the transform");
   return {};
@@ -207,6 +254,7 @@ std::vector<std::uint8_t> encode_payload(const data_frame& f, std::span<const st
   if (f.tf == transform::prefix) return detail::zstd_compress(target, ref, level);
   if (f.tf == transform::context_ref) return detail::context_encode_best(target, ref, f.elem_width);
   if (f.tf == transform::lzma) return detail::lzma_compress(target, ref);
+  if (f.tf == transform::bwt) return encode_bwt(f, target, ref);
   if (is_quant(f.tf)) {
     if (quant.empty() || target.size() % quant.size()) return {};  // no parameters: not encodable
     std::vector<std::uint8_t> pred, residual, out;
@@ -219,21 +267,13 @@ std::vector<std::uint8_t> encode_payload(const data_frame& f, std::span<const st
     out.insert(out.end(), packed.begin(), packed.end());
     return out;
   }
-  std::vector<std::uint8_t> residual, planed;
-  std::span<const std::uint8_t> basis;
-  std::vector<std::uint8_t> pred;
+  std::vector<std::uint8_t> planed, pred;
+  std::span<const std::uint8_t> basis = ref;
   if (is_cast(f.tf)) {
     predict_cast(f.tf, ref, pred);
     basis = pred;
-  } else {
-    basis = ref;
   }
-  if (f.tf == transform::raw) {
-    plane(target, f.plane_width, planed);
-  } else {
-    combine(target, basis, f.tf, f.elem_width, true, residual);
-    plane(residual, f.plane_width, planed);
-  }
+  planed_residual(target, basis, f.tf, f.plane_width, f.elem_width, planed);
   return detail::zstd_compress(planed, {}, level);
 }
 
@@ -243,6 +283,7 @@ result<void> decode_payload(const data_frame& f, std::span<const std::uint8_t> r
   if (f.tf == transform::approx) return decode_approx(f, ref, out);
   if (f.tf == transform::context_ref) return detail::context_decode(f.payload, ref, f.elem_width, out);
   if (f.tf == transform::lzma) return detail::lzma_decompress(f.payload, ref, out);
+  if (f.tf == transform::bwt) return decode_bwt(f, ref, out);
   if (is_quant(f.tf)) {
     byte_cursor c(f.payload);
     auto count = c.varint();

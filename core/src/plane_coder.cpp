@@ -7,41 +7,13 @@
 
 #include "mallorn/core/bytes.hpp"
 #include "mallorn/core/range_coder.hpp"
+#include "bit_model.hpp"
+#include "mixing_coder.hpp"
 
 namespace mallorn::core::detail {
 namespace {
 
 error bad(const std::string& what) { return make_error(errc::invalid_patch, "context coder: " + what); }
-
-// One adaptive bit probability: p = chance of a 0 in 1/65536, n = how often it was updated (its
-// adaptation rate slows from 1/2 towards 1/2^rate_limit as evidence accumulates, so a context seen
-// a few times already predicts well and one seen often tracks slow drift).
-struct bit_model {
-  std::uint16_t p = 1u << 15;
-  std::uint16_t n = 0;
-};
-
-constexpr unsigned rate_limit = 5;
-constexpr unsigned max_count = 30;
-
-constexpr std::array<std::uint8_t, max_count + 1> rate_shifts() {
-  std::array<std::uint8_t, max_count + 1> s{};
-  // shift ~ log2(n + 1.5), at least 1, at most rate_limit
-  for (unsigned n = 0; n <= max_count; ++n) {
-    unsigned v = 1;
-    while (v < rate_limit && (2u << v) <= 2 * n + 3) ++v;  // 2^(v+1) <= 2n+3  <=>  2^v <= n+1.5
-    s[n] = static_cast<std::uint8_t>(v);
-  }
-  return s;
-}
-constexpr auto shifts = rate_shifts();
-
-inline void update(bit_model& m, unsigned b) {
-  unsigned sh = shifts[m.n];
-  if (m.n < max_count) ++m.n;
-  if (b == 0) m.p = static_cast<std::uint16_t>(m.p + ((65536u - m.p) >> sh));
-  else m.p = static_cast<std::uint16_t>(m.p - (m.p >> sh));
-}
 
 // Context of plane k (0 = most significant byte) of element i. `out` holds the already-coded
 // planes (all of planes < k, and plane k for elements < i).
@@ -304,25 +276,11 @@ bool resid_decode(std::span<const std::uint8_t> payload, std::span<const std::ui
   return ok && d.rc.finished_cleanly() && d.raw.finished_cleanly();
 }
 
-}  // namespace
-
-std::vector<std::uint8_t> context_encode(std::span<const std::uint8_t> target, std::span<const std::uint8_t> ref,
-                                         unsigned width, unsigned model) {
-  std::vector<std::uint8_t> zeros;
-  if (ref.empty()) {  // no old counterpart: the models see an all-zero reference
-    zeros.assign(target.size(), 0);
-    ref = zeros;
-  }
+// Models 0 and 1: one range-coder stream per plane, each plane coded after the one above it.
+std::vector<std::vector<std::uint8_t>> plane_encode(std::span<const std::uint8_t> target,
+                                                    std::span<const std::uint8_t> ref, unsigned width, unsigned model) {
   std::size_t n = target.size() / width;
   context_fn ctx{width, model};
-  std::vector<std::uint8_t> out;
-  put_u8(out, static_cast<std::uint8_t>(model));
-  if (model == residual_model) {
-    auto coded = resid_encode(target, ref, width);
-    out.insert(out.end(), coded.begin(), coded.end());
-    out.insert(out.end(), target.begin() + n * width, target.end());
-    return out;
-  }
   std::vector<std::vector<std::uint8_t>> coded(planes_of(width));
   std::vector<bit_model> models;
   for (unsigned k = 0; k < width; ++k) {
@@ -341,8 +299,33 @@ std::vector<std::uint8_t> context_encode(std::span<const std::uint8_t> target, s
       }
     }
     coded[k] = rc.finish();
+  }
+  return coded;
+}
+
+}  // namespace
+
+std::vector<std::uint8_t> context_encode(std::span<const std::uint8_t> target, std::span<const std::uint8_t> ref,
+                                         unsigned width, unsigned model) {
+  std::vector<std::uint8_t> zeros;
+  if (ref.empty()) {  // no old counterpart: the models see an all-zero reference
+    zeros.assign(target.size(), 0);
+    ref = zeros;
+  }
+  std::size_t n = target.size() / width;
+  std::vector<std::uint8_t> out;
+  put_u8(out, static_cast<std::uint8_t>(model));
+  if (model == residual_model) {
+    auto coded = resid_encode(target, ref, width);
+    out.insert(out.end(), coded.begin(), coded.end());
+    out.insert(out.end(), target.begin() + n * width, target.end());
+    return out;
+  }
+  auto coded = model == mixing_model ? mixing_encode(target, ref, width) : plane_encode(target, ref, width, model);
+  for (unsigned k = 0; k < width; ++k) {
     bool raw = coded[k].size() >= n;
     if (raw) {
+      std::size_t byte_at = width - 1 - k;
       coded[k].resize(n);
       for (std::size_t i = 0; i < n; ++i) coded[k][i] = target[i * width + byte_at];
     }
@@ -396,6 +379,17 @@ result<void> context_decode(std::span<const std::uint8_t> payload, std::span<con
   }
   if (total > c.remaining() || c.remaining() - total != tail) return bad("plane lengths do not match the payload");
   const std::uint8_t* at = payload.data() + c.pos();
+  if (*model == mixing_model) {
+    std::array<mixing_plane, 8> planes{};
+    for (unsigned k = 0; k < width; ++k) {
+      planes[k] = {std::span<const std::uint8_t>(at, len[k]), raw[k]};
+      at += len[k];
+    }
+    if (!mixing_decode(std::span<const mixing_plane>(planes.data(), width), ref, width, out))
+      return bad("plane stream damaged");
+    std::copy(at, at + tail, out.begin() + n * width);
+    return {};
+  }
   context_fn ctx{width, *model};
   std::vector<bit_model> models;
   for (unsigned k = 0; k < width; ++k) {

@@ -1,7 +1,8 @@
 // The `context_ref` transform's coder: "compress new given old". Each byte plane of the new tensor
 // (most significant first) is coded with an adaptive binary range coder whose contexts come from
 // the old tensor's byte at the same position, the new element's already-coded higher byte and the
-// neighbouring element. Payload layout: docs/patch-format.md (transform 11).
+// neighbouring element (model 3 mixes the old-bytes and neighbour predictions: mixing_coder.hpp).
+// Payload layout: docs/patch-format.md (transform 11).
 #pragma once
 #include <cstdint>
 #include <span>
@@ -11,7 +12,7 @@
 
 namespace mallorn::core::detail {
 
-inline constexpr unsigned context_models = 3;  // model ids 0..2 (see plane_coder.cpp)
+inline constexpr unsigned context_models = 4;  // model ids 0..3 (see plane_coder.cpp, mixing_coder.hpp)
 inline constexpr unsigned residual_model = 2;
 
 // Encodes `target` given `ref` (same length) as elements of `width` bytes (1, 2, 4 or 8) with

@@ -79,6 +79,7 @@ std::vector<gap_chunk> cut_gap_stream(const plan& p, bytes new_file) {
 // a smaller patch (level >= 9), not at the fast default.
 constexpr int approx_min_level = 9;
 constexpr int lzma_min_level = 19;
+constexpr int bwt_min_level = 19;
 
 // Gap bytes are metadata: either zstd against the reference (exact matches) or bsdiff-style
 // approximate matches (numbers that shifted slightly), whichever is smaller.
@@ -109,6 +110,18 @@ void compress_gap_chunk(gap_chunk& c, bytes old_file, const model_layout& ol, st
     auto packed = body::encode_payload(lz, c.bytes, ref.bytes_view, level);
     if (!packed.empty() && packed.size() < c.frame.payload.size()) {
       m.tf = body::transform::lzma;
+      c.frame.payload = std::move(packed);
+    }
+  }
+  // bzip2 has no dictionary, but its block sorting packs novel tables tighter than LZ77 can.
+  if (level >= bwt_min_level) {
+    body::data_frame bw = m;
+    bw.tf = body::transform::bwt;
+    bw.plane_width = 1;
+    bw.reference.clear();
+    auto packed = body::encode_payload(bw, c.bytes, {}, level);
+    if (!packed.empty() && packed.size() < c.frame.payload.size()) {
+      m = bw;
       c.frame.payload = std::move(packed);
     }
   }

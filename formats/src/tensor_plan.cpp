@@ -71,6 +71,9 @@ std::optional<body::transform> cast_between(const tensor_info& from, const tenso
   return std::nullopt;
 }
 
+// bzip2 (block sorting) costs ~1 s per 4 MiB chunk and mode: only at the server's high levels.
+constexpr int bwt_min_level = 19;
+
 // Candidate encodings for a target tensor given its matched source tensor (if any).
 std::vector<candidate> candidates_for(const tensor_info& t, const tensor_info* s, bool neural, int level) {
   std::vector<candidate> out;
@@ -82,6 +85,7 @@ std::vector<candidate> candidates_for(const tensor_info& t, const tensor_info* s
   if (s && s->size == t.size) {
     both(body::transform::xor_ref, tensor_encoding::xor_delta, 1);
     if (neural) out.push_back({body::transform::context_ref, 1, ew, tensor_encoding::xor_delta});
+    if (level >= bwt_min_level) both(body::transform::bwt, tensor_encoding::xor_delta, ew);
     if (ew > 1 || t.type == dtype::i8 || t.type == dtype::u8) both(body::transform::sub_ref, tensor_encoding::sub_delta, ew);
     out.push_back({body::transform::prefix, 1, 1, tensor_encoding::ref_delta});
   } else if (s) {
@@ -97,6 +101,10 @@ std::vector<candidate> candidates_for(const tensor_info& t, const tensor_info* s
   }
   both(body::transform::raw, tensor_encoding::literal, 1);
   if (neural) out.push_back({body::transform::context_ref, 1, ew, tensor_encoding::literal, 0, false});
+  if (level >= bwt_min_level) {  // bzip2 of the new bytes alone (planed or not)
+    out.push_back({body::transform::bwt, 1, 1, tensor_encoding::literal, 0, false});
+    if (neural && pw > 1) out.push_back({body::transform::bwt, pw, 1, tensor_encoding::literal, 0, false});
+  }
   // LZMA2 with the old tensor as dictionary: slow to encode, so only at the server's high levels.
   if (level >= 19) out.push_back({body::transform::lzma, 1, 1, s ? tensor_encoding::ref_delta : tensor_encoding::literal,
                                   0, s && s->size <= body::max_reference});
@@ -110,6 +118,7 @@ body::segment reference_for(body::transform tf, const tensor_info& s, std::uint6
     case body::transform::approx: return {0, 0};  // approx is used for the gap stream only
     case body::transform::xor_ref:
     case body::transform::context_ref:
+    case body::transform::bwt:
     case body::transform::sub_ref: return {s.offset + chunk_off, chunk_len};
     case body::transform::cast_f32_f16:
     case body::transform::cast_f32_bf16: return {s.offset + chunk_off * 2, chunk_len * 2};
@@ -297,7 +306,7 @@ void encode_tensor_job(plan& p, std::size_t job, bytes old_file, const model_lay
   bytes piece = new_file.subspan(t.offset + j.offset, j.length);
   auto cands = candidates_for(t, s, opts.neural, opts.level);
   // zstd candidates are compared at a fast level and only the winner is redone at the asked level;
-  // context-coded and LZMA candidates have no level, so the best of them competes as it is.
+  // context-coded, LZMA and bzip2 candidates have no level, so the best of them competes as it is.
   encoded_frame best, best_ctx;
   std::optional<candidate> best_c, best_ctx_c;
   int trial_level = std::min(opts.level, 3);
@@ -307,7 +316,7 @@ void encode_tensor_job(plan& p, std::size_t job, bytes old_file, const model_lay
   for (const auto& c : cands) {
     auto f = encode_frame(c, piece, ref_of(c), old_file, trial_level, j.offset);
     if (f.payload.empty()) continue;
-    const bool ctx = c.tf == body::transform::context_ref || c.tf == body::transform::lzma;
+    const bool ctx = c.tf == body::transform::context_ref || c.tf == body::transform::lzma || c.tf == body::transform::bwt;
     auto& slot = ctx ? best_ctx : best;
     auto& slot_c = ctx ? best_ctx_c : best_c;
     if (!slot_c || f.payload.size() < slot.payload.size()) {

@@ -4,6 +4,8 @@
 
 #include "../../core/src/float_cast.hpp"
 #include "mallorn/core/body_format.hpp"
+#include "mallorn/core/io.hpp"
+#include "support/models.hpp"
 
 namespace body = mallorn::core::body;
 using bytes_t = std::vector<std::uint8_t>;
@@ -58,6 +60,8 @@ TEST(DataFrame, EveryTransformRoundTrips) {
       {body::transform::cast_bf16_f32, 4096, 2048, 1, 1},
       {body::transform::context_ref, 4096, 4096, 1, 4}, {body::transform::context_ref, 4097, 0, 1, 2},
       {body::transform::lzma, 4096, 8192, 1, 1}, {body::transform::lzma, 4096, 0, 1, 1},
+      {body::transform::bwt, 4096, 0, 2, 1},      {body::transform::bwt, 4099, 4099, 4, 4},
+      {body::transform::bwt, 4096, 4096, 1, 2},
   };
   for (const auto& c : cases) {
     auto target = random_bytes(c.out, 1);
@@ -155,6 +159,60 @@ TEST(DataFrame, RequantizationRoundTripsAndNeedsParameters) {
   payload[0] = 3;  // 3 groups do not divide 4000 elements
   f.payload = payload;
   EXPECT_FALSE(body::decode_payload(f, ref, out).ok());
+}
+
+// bzip2 frames on real metadata (the flatbuffer tables of a real TFLite model, which bsdiff's bzip2
+// packs tighter than zstd): exact round trip, the mode byte must fit the reference, and damaged,
+// truncated or over-long payloads are refused, never overrun.
+TEST(DataFrame, BwtPacksRealTablesAndRefusesDamage) {
+  auto model = mallorn::core::read_file(mallorn::test::models_dir() / "pairs" / "tfm-mnist-lstm" / "new.tflite");
+  ASSERT_TRUE(model.ok());
+  bytes_t target(model->begin(), model->begin() + std::min<std::size_t>(model->size(), 32768));
+  body::data_frame f;
+  f.tf = body::transform::bwt;
+  f.out_len = target.size();
+  ASSERT_TRUE(body::check_data_frame(f, 0).ok());
+  auto payload = body::encode_payload(f, target, {}, 19);
+  ASSERT_FALSE(payload.empty());
+  EXPECT_EQ(payload[0], static_cast<std::uint8_t>(body::bwt_mode::raw));
+  EXPECT_LT(payload.size(), target.size()) << "a real model's bytes compress";
+  f.payload = payload;
+  bytes_t out;
+  ASSERT_TRUE(body::decode_payload(f, {}, out).ok());
+  EXPECT_EQ(out, target);
+  // A raw-mode payload with a reference, or an xor-mode one without, does not fit.
+  auto ref = random_bytes(target.size(), 4);
+  f.reference.push_back({0, ref.size()});
+  EXPECT_FALSE(body::decode_payload(f, ref, out).ok()) << "raw mode with a reference";
+  f.reference.clear();
+  bytes_t xor_mode = payload;
+  xor_mode[0] = static_cast<std::uint8_t>(body::bwt_mode::xor_ref);
+  f.payload = xor_mode;
+  EXPECT_FALSE(body::decode_payload(f, {}, out).ok()) << "xor mode without a reference";
+  xor_mode[0] = 3;
+  EXPECT_FALSE(body::decode_payload(f, {}, out).ok()) << "unknown mode";
+  std::mt19937 rng(5);
+  int refused = 0;
+  for (int k = 0; k < 200; ++k) {
+    auto damaged = payload;
+    damaged[1 + rng() % (damaged.size() - 1)] ^= static_cast<std::uint8_t>(1 + rng() % 255);
+    f.payload = damaged;
+    auto r = body::decode_payload(f, {}, out);
+    EXPECT_EQ(out.size(), target.size());
+    refused += !r.ok();
+  }
+  EXPECT_GT(refused, 150) << "bzip2's block CRC and structure catch most damage";
+  for (std::size_t cut : {std::size_t{0}, std::size_t{1}, payload.size() / 2, payload.size() - 1}) {
+    f.payload = std::span<const std::uint8_t>(payload).first(cut);
+    EXPECT_FALSE(body::decode_payload(f, {}, out).ok()) << cut;
+  }
+  bytes_t longer = payload;
+  longer.push_back(0);
+  f.payload = longer;
+  EXPECT_FALSE(body::decode_payload(f, {}, out).ok()) << "trailing bytes";
+  f.payload = payload;
+  f.out_len = target.size() + 1;
+  EXPECT_FALSE(body::decode_payload(f, {}, out).ok()) << "stream shorter than the frame";
 }
 
 TEST(DataFrame, RejectsInconsistentFrames) {

@@ -7,6 +7,7 @@
 #include <map>
 #include <random>
 
+#include "../../core/src/mixing_coder.hpp"
 #include "../../core/src/plane_coder.hpp"
 #include "mallorn/core/body_format.hpp"
 #include "mallorn/core/io.hpp"
@@ -118,6 +119,20 @@ TEST(ContextCoder, EveryModelRoundTripsOnRealRetrainedTensors) {
     }
     // Retrained weights are mostly noise: the coder must still find some redundancy in them.
     EXPECT_LT(best, raw * 95 / 100) << pair;
+  }
+}
+
+// Model 3 mixes the old-bytes prediction (model 0's) with the neighbour's (model 1's): on real
+// retrained tensors it must beat the better of the two single-context models in total.
+TEST(ContextCoder, MixingBeatsEitherSingleContextOnRealTensors) {
+  for (const char* pair : {"tfm-mnist-lstm", "tfm-custom-model-rf-keras"}) {
+    std::uint64_t old_only = 0, near_only = 0, mixed = 0;
+    for (const auto& t : changed_tensors(pair)) {
+      old_only += detail::context_encode(t.new_bytes, t.old_bytes, t.width, 0).size();
+      near_only += detail::context_encode(t.new_bytes, t.old_bytes, t.width, 1).size();
+      mixed += detail::context_encode(t.new_bytes, t.old_bytes, t.width, detail::mixing_model).size();
+    }
+    EXPECT_LT(mixed, std::min(old_only, near_only)) << pair << ": model 0 " << old_only << ", model 1 " << near_only;
   }
 }
 

@@ -1,7 +1,7 @@
-// libFuzzer target: arbitrary bytes as a context_ref or lzma data-frame payload (the context
-// coder's and the LZMA2 decoder) must never crash, hang, or read/write outside the payload,
-// reference and output. The first two input bytes pick the transform, the element width, whether
-// there is a reference, and the output length; the reference is a fixed pseudo-random buffer.
+// libFuzzer target: arbitrary bytes as a context_ref, lzma or bwt data-frame payload (the context
+// coder's, the LZMA2 and the bzip2 decoder) must never crash, hang, or read/write outside the
+// payload, reference and output. The first two input bytes pick the transform, the element width,
+// whether there is a reference, and the output length; the reference is a fixed pseudo-random buffer.
 #include <cstdint>
 #include <vector>
 
@@ -19,7 +19,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   static const std::uint8_t widths[4] = {1, 2, 4, 8};
   body::data_frame f;
   f.ch = body::channel::tensor;
-  f.tf = data[1] & 1 ? body::transform::lzma : body::transform::context_ref;
+  // 1 in 4 inputs a bwt frame (with the byte planing its raw mode allows), else lzma or context_ref.
+  f.tf = (data[1] & 3) == 3 ? body::transform::bwt : data[1] & 1 ? body::transform::lzma : body::transform::context_ref;
+  if (f.tf == body::transform::bwt) f.plane_width = f.elem_width;
   f.elem_width = widths[data[0] & 3];
   bool with_ref = data[0] & 4;
   f.out_len = 1 + (static_cast<std::uint64_t>(data[0] >> 3) << 9) + (data[1] >> 1);  // up to ~16 KiB, any tail

@@ -45,8 +45,16 @@ enum class transform : std::uint8_t {
   approx = 10,       // bsdiff-style: approximate matches in the reference + byte differences + extra bytes
   context_ref = 11,  // each byte plane range-coded with contexts from the reference (ref_len == out_len or 0)
   lzma = 12,         // raw LZMA2 with the reference as preset dictionary (any ref_len)
+  bwt = 13,          // as raw / xor_ref / sub_ref (a mode byte says which) with bzip2 instead of zstd
 };
-inline constexpr std::uint8_t max_transform = 12;
+inline constexpr std::uint8_t max_transform = 13;
+
+// The first payload byte of a `bwt` frame: what the bzip2 stream holds (before unplaning).
+enum class bwt_mode : std::uint8_t {
+  raw = 0,      // the output itself (reference length 0)
+  xor_ref = 1,  // output XOR reference (reference length = output length)
+  sub_ref = 2,  // output - reference, element-wise (reference length = output length)
+};
 
 // One bsdiff control triple: `add` bytes of reference+difference, `extra` literal bytes, then the
 // reference position moves by `seek`.
