@@ -45,8 +45,10 @@ enum class transform : std::uint8_t {
   approx = 10,       // bsdiff-style: approximate matches in the reference + byte differences + extra bytes
   context_ref = 11,  // each byte plane range-coded with contexts from the reference (ref_len == out_len or 0)
   lzma = 12,         // raw LZMA2 with the reference as preset dictionary (any ref_len)
+  // 13 is taken by the bzip2 stage (engine-ratio branch).
+  sparse_approx = 14,  // approx with the difference bytes as zero runs, sections stored / zstd / LZMA2
 };
-inline constexpr std::uint8_t max_transform = 12;
+inline constexpr std::uint8_t max_transform = 14;
 
 // One bsdiff control triple: `add` bytes of reference+difference, `extra` literal bytes, then the
 // reference position moves by `seek`.
@@ -59,6 +61,12 @@ struct approx_step {
 // control triples (varint add, varint extra, zigzag seek) || difference bytes || extra bytes.
 std::vector<std::uint8_t> pack_approx(std::span<const approx_step> steps, std::span<const std::uint8_t> diff,
                                       std::span<const std::uint8_t> extra, int level);
+// Packs a sparse_approx payload from the same parts: u8 coder (0 stored, 1 zstd without magic,
+// 2 LZMA2), varint control length, varint sparse-difference length, then the coded sections
+// control || sparse difference || extra. The smallest coder wins: on tiny patches every byte of a
+// zstd frame header and every 128 KiB block of zero differences shows.
+std::vector<std::uint8_t> pack_sparse_approx(std::span<const approx_step> steps, std::span<const std::uint8_t> diff,
+                                             std::span<const std::uint8_t> extra, int level);
 
 // Affine re-quantization parameters of one group of elements (see transform::quant_*).
 struct quant_group {
