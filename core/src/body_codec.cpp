@@ -450,6 +450,25 @@ std::vector<std::uint8_t> encode_data_frame_payload(const data_frame& f) {
   return out;
 }
 
+std::vector<std::uint8_t> encode_single_frame_body(const data_frame& f) {
+  auto full = encode_data_frame_payload(f);
+  std::size_t fields = 4;
+  while (full[fields] & 0x80) ++fields;  // the output length varint
+  std::vector<std::uint8_t> out(full.begin() + 1, full.begin() + 4);
+  out.insert(out.end(), full.begin() + static_cast<std::ptrdiff_t>(fields) + 1, full.end());
+  return out;
+}
+
+std::vector<std::uint8_t> expand_single_frame_body(std::span<const std::uint8_t> body, std::uint64_t target_size) {
+  std::vector<std::uint8_t> out;
+  out.reserve(body.size() + 11);
+  put_u8(out, static_cast<std::uint8_t>(channel::gap));
+  out.insert(out.end(), body.begin(), body.begin() + static_cast<std::ptrdiff_t>(std::min<std::size_t>(3, body.size())));
+  put_varint(out, target_size);
+  if (body.size() > 3) out.insert(out.end(), body.begin() + 3, body.end());
+  return out;
+}
+
 result<data_frame> parse_data_frame(std::span<const std::uint8_t> payload) {
   byte_cursor c(payload);
   data_frame f;

@@ -231,8 +231,13 @@ struct patch_applier::impl {
           std::vector<std::uint8_t> payload;
           payload.swap(buf);
           ph = phase::frame_head;
-          MALLORN_TRY(on_frame(payload));
-          if (hdr.single_frame_body()) MALLORN_TRY(end_of_body());
+          if (hdr.single_frame_body()) {
+            // Version 3: the channel (gap) and output length (target size) are implied.
+            MALLORN_TRY(on_frame(body::expand_single_frame_body(payload, hdr.target_size)));
+            MALLORN_TRY(end_of_body());
+          } else {
+            MALLORN_TRY(on_frame(payload));
+          }
         }
       }
     }

@@ -166,7 +166,7 @@ encoded_body assemble_body(const plan& p, const std::vector<gap_chunk>& chunks, 
   // The whole target from one gap chunk: the single-frame body of container version 3 (no ops
   // frame, frame header or end frame; see docs/patch-format.md).
   if (p.ops.size() == 1 && p.ops[0].kind == body::op_kind::gap && chunks.size() == 1) {
-    result.bytes = body::encode_data_frame_payload(chunks[0].frame.meta);
+    result.bytes = body::encode_single_frame_body(chunks[0].frame.meta);
     if (result.bytes.size() <= body::max_frame) {
       result.single_frame = true;
       return result;

@@ -113,6 +113,10 @@ result<void> check_data_frame(const data_frame& f, std::uint64_t source_size);
 void append_frame(std::vector<std::uint8_t>& body, frame_type type, std::span<const std::uint8_t> payload);
 std::vector<std::uint8_t> encode_data_frame_payload(const data_frame& f);
 result<data_frame> parse_data_frame(std::span<const std::uint8_t> payload);
+// Container version 3's body: a gap frame's payload without the channel byte and the output length
+// (the target size), which the header already says; and back to a data frame payload.
+std::vector<std::uint8_t> encode_single_frame_body(const data_frame& f);
+std::vector<std::uint8_t> expand_single_frame_body(std::span<const std::uint8_t> body, std::uint64_t target_size);
 
 struct op {
   op_kind kind;
