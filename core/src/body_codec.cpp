@@ -110,6 +110,92 @@ result<void> decode_approx(const data_frame& f, std::span<const std::uint8_t> re
   return {};
 }
 
+// The control section of approx and sparse_approx: varint add, varint extra, zigzag seek per step.
+std::vector<std::uint8_t> control_section(std::span<const approx_step> steps) {
+  std::vector<std::uint8_t> out;
+  for (const auto& st : steps) {
+    put_varint(out, st.add);
+    put_varint(out, st.extra);
+    put_varint(out, zigzag(st.seek));
+  }
+  return out;
+}
+
+// sparse_approx coders of the section bytes.
+constexpr std::uint8_t sparse_stored = 0, sparse_zstd = 1, sparse_lzma = 2;
+
+// The difference section as zero runs: (varint zeros, varint n, n bytes)* covering `diff_len`.
+std::vector<std::uint8_t> sparse_diff(std::span<const std::uint8_t> diff) {
+  std::vector<std::uint8_t> out;
+  std::size_t i = 0;
+  while (i < diff.size()) {
+    std::size_t z = i;
+    while (z < diff.size() && diff[z] == 0) ++z;
+    std::size_t e = z;
+    // A literal run ends at the first two zeros in a row (one zero costs less inside the run).
+    while (e < diff.size() && !(diff[e] == 0 && (e + 1 == diff.size() || diff[e + 1] == 0))) ++e;
+    put_varint(out, z - i);
+    put_varint(out, e - z);
+    out.insert(out.end(), diff.begin() + z, diff.begin() + e);
+    i = e;
+  }
+  return out;
+}
+
+result<void> decode_sparse_approx(const data_frame& f, std::span<const std::uint8_t> ref, std::vector<std::uint8_t>& out) {
+  byte_cursor c(f.payload);
+  auto coder = c.u8();
+  auto ctrl_len = c.varint();
+  auto sparse_len = ctrl_len ? c.varint() : std::nullopt;
+  auto extra_len = sparse_len ? c.varint() : std::nullopt;
+  // Each zero run pair costs at least two bytes and covers at least one difference byte.
+  if (!extra_len || *coder > sparse_lzma || *ctrl_len > max_approx_control || *sparse_len > 2 * f.out_len + 2 ||
+      *extra_len > f.out_len)
+    return bad("bad sparse approx header");
+  std::vector<std::uint8_t> sections(*ctrl_len + *sparse_len + *extra_len);
+  auto coded = f.payload.subspan(c.pos());
+  if (*coder == sparse_stored) {
+    if (coded.size() != sections.size()) return bad("stored sparse approx sections have the wrong length");
+    std::copy(coded.begin(), coded.end(), sections.begin());
+  } else if (*coder == sparse_zstd) {
+    MALLORN_TRY(detail::zstd_decompress(coded, {}, sections, true));
+  } else {
+    MALLORN_TRY(detail::lzma_decompress(coded, {}, sections));
+  }
+  byte_cursor ctrl(std::span<const std::uint8_t>(sections).first(*ctrl_len));
+  byte_cursor sparse(std::span<const std::uint8_t>(sections).subspan(*ctrl_len, *sparse_len));
+  const std::uint8_t* extra = sections.data() + *ctrl_len + *sparse_len;
+  std::uint64_t extra_used = 0, written = 0, zeros = 0, literal = 0;
+  std::int64_t old_pos = 0;
+  out.resize(f.out_len);
+  while (ctrl.remaining() > 0) {
+    auto add = ctrl.varint(), ext = add ? ctrl.varint() : std::nullopt, seek = ext ? ctrl.varint() : std::nullopt;
+    if (!seek) return bad("truncated sparse approx control");
+    if (*add > f.out_len - written || *ext > *extra_len - extra_used || *ext > f.out_len - written - *add)
+      return bad("sparse approx control overruns its sections");
+    if (old_pos < 0 || static_cast<std::uint64_t>(old_pos) > ref.size() || *add > ref.size() - old_pos)
+      return bad("sparse approx match outside the reference");
+    for (std::uint64_t i = 0; i < *add; ++i) {
+      while (zeros == 0 && literal == 0) {
+        auto z = sparse.varint(), n = z ? sparse.varint() : std::nullopt;
+        if (!n || (*z == 0 && *n == 0) || *n > sparse.remaining()) return bad("bad sparse difference run");
+        zeros = *z, literal = *n;
+      }
+      std::uint8_t d = 0;
+      if (zeros) --zeros;
+      else d = *sparse.u8(), --literal;
+      out[written + i] = static_cast<std::uint8_t>(d + ref[old_pos + i]);
+    }
+    written += *add, old_pos += static_cast<std::int64_t>(*add);
+    std::copy_n(extra + extra_used, *ext, out.begin() + written);
+    written += *ext, extra_used += *ext;
+    old_pos += unzigzag(*seek);
+  }
+  if (written != f.out_len || extra_used != *extra_len || zeros || literal || sparse.remaining())
+    return bad("sparse approx sections do not cover the output exactly");
+  return {};
+}
+
 // out = a (+|-|^) b, element-wise. `sub` subtracts for the encoder, adds for the decoder.
 void combine(std::span<const std::uint8_t> a, std::span<const std::uint8_t> b, transform tf, unsigned ew, bool encode,
              std::vector<std::uint8_t>& out) {
@@ -229,7 +315,7 @@ result<void> check_data_frame(const data_frame& f, std::uint64_t source_size) {
     ref_len += s.length;
     if (ref_len > max_reference) return bad("reference larger than the limit");
   }
-  bool ok = true;
+  bool ok = false;  // a transform id without a case below (a gap in the numbering) is refused
   switch (f.tf) {
     case transform::raw: ok = ref_len == 0; break;
     case transform::prefix: ok = f.plane_width == 1; break;
@@ -242,6 +328,7 @@ result<void> check_data_frame(const data_frame& f, std::uint64_t source_size) {
       ok = ref_len == 4 * f.out_len && f.plane_width == 1; break;
     case transform::approx: ok = f.plane_width == 1; break;
     case transform::lzma: ok = f.plane_width == 1; break;
+    case transform::sparse_approx: ok = f.plane_width == 1; break;
     case transform::context_ref: ok = (ref_len == f.out_len || ref_len == 0) && f.plane_width == 1; break;
     case transform::bwt: ok = ref_len == f.out_len || ref_len == 0; break;
   }
@@ -281,6 +368,7 @@ result<void> decode_payload(const data_frame& f, std::span<const std::uint8_t> r
   out.resize(f.out_len);
   if (f.tf == transform::prefix) return detail::zstd_decompress(f.payload, ref, out);
   if (f.tf == transform::approx) return decode_approx(f, ref, out);
+  if (f.tf == transform::sparse_approx) return decode_sparse_approx(f, ref, out);
   if (f.tf == transform::context_ref) return detail::context_decode(f.payload, ref, f.elem_width, out);
   if (f.tf == transform::lzma) return detail::lzma_decompress(f.payload, ref, out);
   if (f.tf == transform::bwt) return decode_bwt(f, ref, out);
@@ -341,12 +429,7 @@ std::vector<quant_group> fit_quantization(std::span<const std::uint8_t> ref_f32,
 
 std::vector<std::uint8_t> pack_approx(std::span<const approx_step> steps, std::span<const std::uint8_t> diff,
                                       std::span<const std::uint8_t> extra, int level) {
-  std::vector<std::uint8_t> sections;
-  for (const auto& st : steps) {
-    put_varint(sections, st.add);
-    put_varint(sections, st.extra);
-    put_varint(sections, zigzag(st.seek));
-  }
+  auto sections = control_section(steps);
   std::size_t ctrl_len = sections.size();
   sections.insert(sections.end(), diff.begin(), diff.end());
   sections.insert(sections.end(), extra.begin(), extra.end());
@@ -357,6 +440,31 @@ std::vector<std::uint8_t> pack_approx(std::span<const approx_step> steps, std::s
   if (packed.empty()) return {};
   out.insert(out.end(), packed.begin(), packed.end());
   return out;
+}
+
+std::vector<std::uint8_t> pack_sparse_approx(std::span<const approx_step> steps, std::span<const std::uint8_t> diff,
+                                             std::span<const std::uint8_t> extra, int level) {
+  auto sections = control_section(steps);
+  std::size_t ctrl_len = sections.size();
+  auto sparse = sparse_diff(diff);
+  sections.insert(sections.end(), sparse.begin(), sparse.end());
+  sections.insert(sections.end(), extra.begin(), extra.end());
+  std::vector<std::uint8_t> best;
+  auto consider = [&](std::uint8_t coder, std::span<const std::uint8_t> coded) {
+    std::vector<std::uint8_t> out;
+    put_u8(out, coder);
+    put_varint(out, ctrl_len);
+    put_varint(out, sparse.size());
+    put_varint(out, extra.size());
+    if (best.empty() || out.size() + coded.size() < best.size()) {
+      out.insert(out.end(), coded.begin(), coded.end());
+      best = std::move(out);
+    }
+  };
+  consider(sparse_stored, sections);
+  if (auto z = detail::zstd_compress(sections, {}, std::max(level, 19), true); !z.empty()) consider(sparse_zstd, z);
+  if (auto l = detail::lzma_compress(sections, {}); !l.empty()) consider(sparse_lzma, l);
+  return best;
 }
 
 void append_frame(std::vector<std::uint8_t>& body, frame_type type, std::span<const std::uint8_t> payload) {
@@ -380,6 +488,25 @@ std::vector<std::uint8_t> encode_data_frame_payload(const data_frame& f) {
     prev = s.offset + s.length;
   }
   out.insert(out.end(), f.payload.begin(), f.payload.end());
+  return out;
+}
+
+std::vector<std::uint8_t> encode_single_frame_body(const data_frame& f) {
+  auto full = encode_data_frame_payload(f);
+  std::size_t fields = 4;
+  while (full[fields] & 0x80) ++fields;  // the output length varint
+  std::vector<std::uint8_t> out(full.begin() + 1, full.begin() + 4);
+  out.insert(out.end(), full.begin() + static_cast<std::ptrdiff_t>(fields) + 1, full.end());
+  return out;
+}
+
+std::vector<std::uint8_t> expand_single_frame_body(std::span<const std::uint8_t> body, std::uint64_t target_size) {
+  std::vector<std::uint8_t> out;
+  out.reserve(body.size() + 11);
+  put_u8(out, static_cast<std::uint8_t>(channel::gap));
+  out.insert(out.end(), body.begin(), body.begin() + static_cast<std::ptrdiff_t>(std::min<std::size_t>(3, body.size())));
+  put_varint(out, target_size);
+  if (body.size() > 3) out.insert(out.end(), body.begin() + 3, body.end());
   return out;
 }
 

@@ -145,6 +145,30 @@ struct patch_applier::impl {
     return {};
   }
 
+  result<void> end_of_body() {
+    if (wanted != need::ops_or_end || gap_pos != gap_buf.size()) return bad("body: ends in the middle of an op");
+    if (written != hdr.target_size) return bad("body: ends before the whole target was produced");
+    if (body_consumed != hdr.body_size) return bad("body: trailing bytes after the end frame");
+    if (body_hash.finish() != hdr.body_sha256) return bad("body sha256 does not match the header");
+    ph = phase::done;
+    return {};
+  }
+
+  // Version 3: the body is one gap data frame's payload, as if preceded by an ops frame holding
+  // the single op `gap target_size` and followed by the end frame.
+  result<void> start_single_frame() {
+    if (hdr.target_size == 0 || hdr.body_size == 0 || hdr.body_size > body::max_frame)
+      return bad("body: single-frame body size out of range");
+    ops = {body::op{body::op_kind::gap, hdr.target_size}};
+    op_index = 0;
+    op_done = 0;
+    MALLORN_TRY(run());  // now waiting for gap data
+    frame_kind = static_cast<std::uint8_t>(body::frame_type::data);
+    frame_len = hdr.body_size;
+    ph = phase::frame_payload;
+    return {};
+  }
+
   result<void> on_frame(std::span<const std::uint8_t> payload) {
     switch (static_cast<body::frame_type>(frame_kind)) {
       case body::frame_type::ops: {
@@ -173,12 +197,7 @@ struct patch_applier::impl {
       }
       case body::frame_type::end: {
         if (!payload.empty()) return bad("body: end frame with a payload");
-        if (wanted != need::ops_or_end || gap_pos != gap_buf.size()) return bad("body: ends in the middle of an op");
-        if (written != hdr.target_size) return bad("body: ends before the whole target was produced");
-        if (body_consumed != hdr.body_size) return bad("body: trailing bytes after the end frame");
-        if (body_hash.finish() != hdr.body_sha256) return bad("body sha256 does not match the header");
-        ph = phase::done;
-        return {};
+        return end_of_body();
       }
     }
     return bad("body: unknown frame type " + std::to_string(frame_kind));
@@ -212,7 +231,13 @@ struct patch_applier::impl {
           std::vector<std::uint8_t> payload;
           payload.swap(buf);
           ph = phase::frame_head;
-          MALLORN_TRY(on_frame(payload));
+          if (hdr.single_frame_body()) {
+            // Version 3: the channel (gap) and output length (target size) are implied.
+            MALLORN_TRY(on_frame(body::expand_single_frame_body(payload, hdr.target_size)));
+            MALLORN_TRY(end_of_body());
+          } else {
+            MALLORN_TRY(on_frame(payload));
+          }
         }
       }
     }
@@ -242,6 +267,8 @@ struct patch_applier::impl {
       in = in.subspan(header_used);
       buf.clear();
       ph = phase::frame_head;
+      if (hdr.single_frame_body())
+        if (auto ok = start_single_frame(); !ok) return fail(ok.err());
     }
     if (ph == phase::done) {
       if (!in.empty()) return fail(bad("bytes after the end of the patch"));

@@ -133,8 +133,10 @@ std::vector<std::uint8_t> v2_fields(const patch_header& h, std::uint8_t flags, c
   // Bit 6: the tensor section (counts, stats) follows; a tensorless patch (raw files, vocab-only
   // GGUF, ...) leaves it out.
   bool tensors = h.tensors_modified || h.tensors_unchanged || h.tensors_added || h.tensors_removed || !h.tensor_stats.empty();
+  // Bit 7: version 3's single-frame body (always set there, never in version 2).
   put_u8(out, static_cast<std::uint8_t>(static_cast<unsigned>(h.profile) | static_cast<unsigned>(h.format) << 1 |
-                                        static_cast<unsigned>(h.compression) << 4 | (tensors ? 0x40u : 0u)));
+                                        static_cast<unsigned>(h.compression) << 4 | (tensors ? 0x40u : 0u) |
+                                        (h.single_frame_body() ? 0x80u : 0u)));
   put_u8(out, static_cast<std::uint8_t>(flags | h.level << 2 | (h.created_at ? 0x80 : 0)));
   if (h.created_at) put_varint(out, h.created_at);
   put_varint(out, h.source_size);
@@ -170,7 +172,7 @@ std::vector<std::uint8_t> encode_v2(const patch_header& h, bool with_signature) 
   }
   std::vector<std::uint8_t> out(patch_magic.begin(), patch_magic.end());
   out.reserve(total);
-  put_u8(out, compact_container_version);
+  put_u8(out, h.version);
   put_varint(out, total);
   out.insert(out.end(), fields.begin(), fields.end());
   auto check = sha256_of(out);
@@ -179,7 +181,7 @@ std::vector<std::uint8_t> encode_v2(const patch_header& h, bool with_signature) 
 }
 
 std::vector<std::uint8_t> encode_unsigned_part(const patch_header& h, bool with_signature) {
-  return h.version == compact_container_version ? encode_v2(h, with_signature) : encode_v1(h, with_signature);
+  return h.version == container_version ? encode_v1(h, with_signature) : encode_v2(h, with_signature);
 }
 
 // Checks shared by both versions once the small fields are known.
@@ -220,12 +222,16 @@ result<header_probe> parse_v2(std::span<const std::uint8_t> bytes) {
   byte_cursor f(all.first(*size - header_check_size));
   f.take(c.pos());
   patch_header h;
-  h.version = compact_container_version;
+  h.version = bytes[4];
   auto kinds = f.u8();
   auto flags_level = f.u8();
   if (!flags_level) return make_error(errc::invalid_patch, "header: truncated");
   unsigned profile = *kinds & 1u, format = (*kinds >> 1) & 7u, compression = (*kinds >> 4) & 3u;
-  if (*kinds >> 7) return make_error(errc::invalid_patch, "header: reserved bits are not zero");
+  // Bit 7 is the single-frame body: set in every version 3 header and in no version 2 header.
+  if ((*kinds >> 7) != (h.version == single_frame_container_version ? 1u : 0u))
+    return make_error(errc::invalid_patch, "header: body form bit does not match the container version");
+  if (h.single_frame_body() && static_cast<patch_profile>(*kinds & 1u) != patch_profile::standard)
+    return make_error(errc::invalid_patch, "header: a single-frame body exists only in the standard profile");
   bool tensors = (*kinds & 0x40u) != 0;
   h.flags = *flags_level & 3u;
   h.level = static_cast<std::uint8_t>((*flags_level >> 2) & 31u);
@@ -325,11 +331,10 @@ result<header_probe> parse_header(std::span<const std::uint8_t> bytes) {
   header_probe probe;
   if (bytes.size() >= 4 && std::memcmp(bytes.data(), patch_magic.data(), 4) != 0)
     return make_error(errc::invalid_patch, "not a Mallorn patch (bad magic)");
-  if (bytes.size() >= 5 && bytes[4] != container_version && bytes[4] != compact_container_version)
-    return make_error(errc::unsupported_version,
-                      "container version " + std::to_string(bytes[4]) + " is not supported (this build reads versions " +
-                          std::to_string(container_version) + " and " + std::to_string(compact_container_version) + ")");
-  if (bytes.size() >= 5 && bytes[4] == compact_container_version) return parse_v2(bytes);
+  if (bytes.size() >= 5 && (bytes[4] < container_version || bytes[4] > single_frame_container_version))
+    return make_error(errc::unsupported_version, "container version " + std::to_string(bytes[4]) +
+                                                     " is not supported (this build reads versions 1 to 3)");
+  if (bytes.size() >= 5 && bytes[4] != container_version) return parse_v2(bytes);
   if (bytes.size() < header_fixed_size) return probe;
 
   byte_cursor c(bytes);

@@ -1,5 +1,8 @@
 #include "zstd_codec.hpp"
 
+// For ZSTD_c_format / ZSTD_d_format (experimental section, stable since zstd 1.4): they are only
+// parameter ids passed to the exported setParameter, so the shared libzstd serves them.
+#define ZSTD_STATIC_LINKING_ONLY
 #include <zstd.h>
 
 #include <algorithm>
@@ -32,9 +35,10 @@ constexpr int max_window_log = 25;
 }  // namespace
 
 std::vector<std::uint8_t> zstd_compress(std::span<const std::uint8_t> src, std::span<const std::uint8_t> prefix,
-                                        int level) {
+                                        int level, bool magicless) {
   ZSTD_CCtx* c = thread_cctx();
   ZSTD_CCtx_reset(c, ZSTD_reset_session_and_parameters);
+  if (magicless) ZSTD_CCtx_setParameter(c, ZSTD_c_format, ZSTD_f_zstd1_magicless);
   ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, std::clamp(level, 1, ZSTD_maxCLevel()));
   // The frame's length and integrity are carried by the container; save the bytes.
   ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 0);
@@ -59,15 +63,29 @@ std::vector<std::uint8_t> zstd_compress(std::span<const std::uint8_t> src, std::
   return out;
 }
 
-result<void> zstd_decompress(std::span<const std::uint8_t> src, std::span<const std::uint8_t> prefix,
-                             std::span<std::uint8_t> out) {
+static result<std::size_t> decompress_into(std::span<const std::uint8_t> src, std::span<const std::uint8_t> prefix,
+                                           std::span<std::uint8_t> out, bool magicless) {
   ZSTD_DCtx* d = thread_dctx();
   ZSTD_DCtx_reset(d, ZSTD_reset_session_and_parameters);
   ZSTD_DCtx_setParameter(d, ZSTD_d_windowLogMax, max_window_log);
+  if (magicless) ZSTD_DCtx_setParameter(d, ZSTD_d_format, ZSTD_f_zstd1_magicless);
   if (!prefix.empty()) ZSTD_DCtx_refPrefix(d, prefix.data(), prefix.size());
   std::size_t n = ZSTD_decompressDCtx(d, out.data(), out.size(), src.data(), src.size());
   if (ZSTD_isError(n))
     return make_error(errc::invalid_patch, std::string("zstd: ") + ZSTD_getErrorName(n));
+  return n;
+}
+
+result<std::size_t> zstd_decompress_bounded(std::span<const std::uint8_t> src, std::span<std::uint8_t> out,
+                                            bool magicless) {
+  return decompress_into(src, {}, out, magicless);
+}
+
+result<void> zstd_decompress(std::span<const std::uint8_t> src, std::span<const std::uint8_t> prefix,
+                             std::span<std::uint8_t> out, bool magicless) {
+  auto got = decompress_into(src, prefix, out, magicless);
+  if (!got) return got.err();
+  std::size_t n = *got;
   if (n != out.size())
     return make_error(errc::invalid_patch, "zstd: frame decoded to " + std::to_string(n) + " bytes, expected " +
                                                std::to_string(out.size()));

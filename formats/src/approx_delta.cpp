@@ -36,11 +36,13 @@ std::pair<std::int64_t, std::int64_t> suffix_index::longest_match(std::span<cons
   return a > b ? std::pair{static_cast<std::int64_t>(sa_[lo]), a} : std::pair{static_cast<std::int64_t>(sa_[hi]), b};
 }
 
-std::vector<std::uint8_t> encode_approx(const suffix_index& index, std::span<const std::uint8_t> target, int level) {
+std::optional<approx_parts> match_approx(const suffix_index& index, std::span<const std::uint8_t> target) {
   const auto old = index.ref();
   const std::int64_t old_size = static_cast<std::int64_t>(old.size()), new_size = static_cast<std::int64_t>(target.size());
-  std::vector<core::body::approx_step> steps;
-  std::vector<std::uint8_t> diff, extra;
+  approx_parts parts;
+  auto& steps = parts.steps;
+  auto& diff = parts.diff;
+  auto& extra = parts.extra;
   std::int64_t scan = 0, len = 0, pos = 0, last_scan = 0, last_pos = 0, last_offset = 0;
   // bsdiff's scan can go quadratic on repetitive data; past this much work zstd's answer stands.
   std::int64_t budget = 48 * new_size + (1 << 20);
@@ -50,7 +52,7 @@ std::vector<std::uint8_t> encode_approx(const suffix_index& index, std::span<con
     for (; scan < new_size; ++scan) {
       std::tie(pos, len) = index.longest_match(target.subspan(scan));
       budget -= len + 64;
-      if (budget < 0) return {};
+      if (budget < 0) return std::nullopt;
       for (; scsc < scan + len; ++scsc)
         if (scsc + last_offset < old_size && old[scsc + last_offset] == target[scsc]) ++old_score;
       // A new exact match that is clearly better than continuing the current alignment.
@@ -93,7 +95,13 @@ std::vector<std::uint8_t> encode_approx(const suffix_index& index, std::span<con
     last_pos = pos - len_b;
     last_offset = pos - scan;
   }
-  return core::body::pack_approx(steps, diff, extra, level);
+  return parts;
+}
+
+std::vector<std::uint8_t> encode_approx(const suffix_index& index, std::span<const std::uint8_t> target, int level) {
+  auto parts = match_approx(index, target);
+  if (!parts) return {};
+  return core::body::pack_approx(parts->steps, parts->diff, parts->extra, level);
 }
 
 }  // namespace mallorn::formats::detail

@@ -3,6 +3,7 @@
 // tables), which exact-match compressors such as zstd handle poorly.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -23,8 +24,17 @@ class suffix_index {
   std::vector<std::int32_t> sa_;
 };
 
+// bsdiff's output for one target: control triples, difference bytes of the approximate matches,
+// and the bytes between them.
+struct approx_parts {
+  std::vector<core::body::approx_step> steps;
+  std::vector<std::uint8_t> diff, extra;
+};
+// Empty when the scan exceeded its work budget (the caller then keeps its zstd encoding).
+std::optional<approx_parts> match_approx(const suffix_index& index, std::span<const std::uint8_t> target);
+
 // The approx transform's payload for `target` (see core::body::transform::approx), or empty when
-// the scan exceeded its work budget (the caller then keeps its zstd encoding).
+// the scan exceeded its work budget.
 std::vector<std::uint8_t> encode_approx(const suffix_index& index, std::span<const std::uint8_t> target, int level);
 
 }  // namespace mallorn::formats::detail

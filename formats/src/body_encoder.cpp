@@ -11,12 +11,6 @@ namespace body = core::body;
 constexpr std::size_t ops_per_frame = 32768;  // keeps a decoded ops frame well under max_ops_decoded
 constexpr std::uint64_t merge_distance = 64;   // old-model gaps closer than this become one segment
 
-struct gap_chunk {
-  std::vector<std::uint8_t> bytes;
-  std::uint64_t first_target = 0;  // target offset of its first byte
-  encoded_frame frame;
-};
-
 // The old model's bytes outside tensors: where new metadata most likely comes from.
 std::vector<body::segment> old_gaps(const model_layout& layout, std::uint64_t size) {
   std::vector<body::segment> out;
@@ -55,51 +49,79 @@ std::vector<body::segment> reference_for_gap(bytes old_file, const model_layout&
   return {{start, limit}};
 }
 
-std::vector<gap_chunk> cut_gap_stream(const plan& p, bytes new_file) {
-  std::vector<gap_chunk> chunks;
-  for (const auto& o : p.ops) {
-    if (o.kind != body::op_kind::gap) continue;
-    std::uint64_t done = 0;
-    while (done < o.length) {
-      if (chunks.empty() || chunks.back().bytes.size() == body::max_chunk) {
-        chunks.emplace_back();
-        chunks.back().first_target = o.target_offset + done;
-      }
-      auto& c = chunks.back();
-      auto n = std::min<std::uint64_t>(o.length - done, body::max_chunk - c.bytes.size());
-      auto src = new_file.subspan(o.target_offset + done, n);
-      c.bytes.insert(c.bytes.end(), src.begin(), src.end());
-      done += n;
-    }
-  }
-  return chunks;
-}
-
 // The approximate matcher costs a suffix array of the reference and a scan: worth it when asking for
 // a smaller patch (level >= 9), not at the fast default.
 constexpr int approx_min_level = 9;
 constexpr int lzma_min_level = 19;
 constexpr int bwt_min_level = 19;
 
+// The chunk's bytes, gathered from the new model (pages released once copied).
+std::vector<std::uint8_t> gather(const gap_chunk& c, bytes new_file, const page_releaser& release) {
+  std::vector<std::uint8_t> out;
+  out.reserve(c.size);
+  for (const auto& p : c.pieces) {
+    auto src = new_file.subspan(p.offset, p.length);
+    out.insert(out.end(), src.begin(), src.end());
+    release(src);
+  }
+  return out;
+}
+
+void append_data(std::vector<std::uint8_t>& out, const encoded_frame& f) {
+  body::append_frame(out, body::frame_type::data, body::encode_data_frame_payload(f.meta));
+}
+
+}  // namespace
+
+std::vector<gap_chunk> cut_gap_stream(const plan& p) {
+  std::vector<gap_chunk> chunks;
+  for (const auto& o : p.ops) {
+    if (o.kind != body::op_kind::gap) continue;
+    std::uint64_t done = 0;
+    while (done < o.length) {
+      if (chunks.empty() || chunks.back().size == body::max_chunk) {
+        chunks.emplace_back();
+        chunks.back().first_target = o.target_offset + done;
+      }
+      auto& c = chunks.back();
+      auto n = std::min<std::uint64_t>(o.length - done, body::max_chunk - c.size);
+      c.pieces.push_back({o.target_offset + done, n});
+      c.size += n;
+      done += n;
+    }
+  }
+  return chunks;
+}
+
 // Gap bytes are metadata: either zstd against the reference (exact matches) or bsdiff-style
 // approximate matches (numbers that shifted slightly), whichever is smaller.
-void compress_gap_chunk(gap_chunk& c, bytes old_file, const model_layout& ol, std::uint64_t new_size, int level,
-                        gap_reference_cache& cache) {
+void compress_gap_chunk(gap_chunk& c, bytes old_file, const model_layout& ol, bytes new_file, int level,
+                        gap_reference_cache& cache, const page_releaser& release) {
+  auto chunk_bytes = gather(c, new_file, release);
   auto& m = c.frame.meta;
   m.ch = body::channel::gap;
-  m.out_len = c.bytes.size();
-  const auto& ref = cache.get(reference_for_gap(old_file, ol, new_size, c.first_target), old_file);
+  m.out_len = chunk_bytes.size();
+  const auto& ref = cache.get(reference_for_gap(old_file, ol, new_file.size(), c.first_target), old_file);
   m.reference = ref.segments;
   if (ref.bytes_view.empty()) m.reference.clear();
   m.tf = ref.bytes_view.empty() ? body::transform::raw : body::transform::prefix;
-  c.frame.payload = body::encode_payload(m, c.bytes, ref.bytes_view, level);
+  c.frame.payload = body::encode_payload(m, chunk_bytes, ref.bytes_view, level);
   // The approximate matcher pays off on similar-but-shifted data; on novel bytes (zstd already near
   // the chunk's size) it only burns time searching at every position, so it is skipped there.
-  if (level >= approx_min_level && !ref.bytes_view.empty() && c.frame.payload.size() * 2 < c.bytes.size()) {
-    auto approx = encode_approx(ref.index(), c.bytes, level);
-    if (!approx.empty() && approx.size() < c.frame.payload.size()) {
-      m.tf = body::transform::approx;
-      c.frame.payload = std::move(approx);
+  if (level >= approx_min_level && !ref.bytes_view.empty() && c.frame.payload.size() * 2 < chunk_bytes.size()) {
+    if (auto parts = match_approx(ref.index(), chunk_bytes)) {
+      auto approx = body::pack_approx(parts->steps, parts->diff, parts->extra, level);
+      if (!approx.empty() && approx.size() < c.frame.payload.size()) {
+        m.tf = body::transform::approx;
+        c.frame.payload = std::move(approx);
+      }
+      // Zero runs instead of zstd blocks of zero differences, and no zstd frame header: what
+      // decides a tiny patch (a few edits in a large file).
+      auto sparse = body::pack_sparse_approx(parts->steps, parts->diff, parts->extra, level);
+      if (!sparse.empty() && sparse.size() < c.frame.payload.size()) {
+        m.tf = body::transform::sparse_approx;
+        c.frame.payload = std::move(sparse);
+      }
     }
   }
   // LZMA2 (literal contexts, rep-matches, optimal parsing) beats zstd on novel structured metadata
@@ -107,7 +129,7 @@ void compress_gap_chunk(gap_chunk& c, bytes old_file, const model_layout& ol, st
   if (level >= lzma_min_level) {
     body::data_frame lz = m;
     lz.tf = body::transform::lzma;
-    auto packed = body::encode_payload(lz, c.bytes, ref.bytes_view, level);
+    auto packed = body::encode_payload(lz, chunk_bytes, ref.bytes_view, level);
     if (!packed.empty() && packed.size() < c.frame.payload.size()) {
       m.tf = body::transform::lzma;
       c.frame.payload = std::move(packed);
@@ -119,22 +141,18 @@ void compress_gap_chunk(gap_chunk& c, bytes old_file, const model_layout& ol, st
     bw.tf = body::transform::bwt;
     bw.plane_width = 1;
     bw.reference.clear();
-    auto packed = body::encode_payload(bw, c.bytes, {}, level);
+    auto packed = body::encode_payload(bw, chunk_bytes, {}, level);
     if (!packed.empty() && packed.size() < c.frame.payload.size()) {
       m = bw;
       c.frame.payload = std::move(packed);
     }
   }
+  c.frame.payload.shrink_to_fit();
   m.payload = c.frame.payload;
 }
 
-void append_data(std::vector<std::uint8_t>& out, const encoded_frame& f) {
-  body::append_frame(out, body::frame_type::data, body::encode_data_frame_payload(f.meta));
-}
-
-}  // namespace
-
 const gap_reference_cache::entry& gap_reference_cache::get(const std::vector<body::segment>& segments, bytes old_file) {
+  std::lock_guard lock(mutex_);  // chunks are compressed on several threads
   for (const auto& e : entries_) {
     bool same = e->segments.size() == segments.size() &&
                 std::equal(segments.begin(), segments.end(), e->segments.begin(),
@@ -156,12 +174,19 @@ const gap_reference_cache::entry& gap_reference_cache::get(const std::vector<bod
   return *entries_.back();
 }
 
-std::vector<std::uint8_t> encode_body(const plan& p, bytes old_file, const model_layout& old_layout, bytes new_file,
-                                      const diff_options& opts, gap_reference_cache& cache) {
-  auto chunks = cut_gap_stream(p, new_file);
-  for (auto& c : chunks) compress_gap_chunk(c, old_file, old_layout, new_file.size(), opts.level, cache);
-
-  std::vector<std::uint8_t> out;
+encoded_body assemble_body(const plan& p, const std::vector<gap_chunk>& chunks, const diff_options& opts) {
+  encoded_body result;
+  // The whole target from one gap chunk: the single-frame body of container version 3 (no ops
+  // frame, frame header or end frame; see docs/patch-format.md).
+  if (p.ops.size() == 1 && p.ops[0].kind == body::op_kind::gap && chunks.size() == 1) {
+    result.bytes = body::encode_single_frame_body(chunks[0].frame.meta);
+    if (result.bytes.size() <= body::max_frame) {
+      result.single_frame = true;
+      return result;
+    }
+    result.bytes.clear();
+  }
+  auto& out = result.bytes;
   std::uint64_t prev_copy_end = 0;
   std::size_t next_chunk = 0;
   std::uint64_t gap_left = 0;  // bytes of the current gap chunk not yet consumed
@@ -181,7 +206,7 @@ std::vector<std::uint8_t> encode_body(const plan& p, bytes old_file, const model
         while (need > 0) {
           if (gap_left == 0) {
             append_data(out, chunks[next_chunk].frame);
-            gap_left = chunks[next_chunk].bytes.size();
+            gap_left = chunks[next_chunk].size;
             ++next_chunk;
           }
           auto n = std::min(need, gap_left);
@@ -192,7 +217,7 @@ std::vector<std::uint8_t> encode_body(const plan& p, bytes old_file, const model
     }
   }
   body::append_frame(out, body::frame_type::end, {});
-  return out;
+  return result;
 }
 
 }  // namespace mallorn::formats::detail

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <vector>
 
@@ -86,24 +87,46 @@ class gap_reference_cache {
     std::vector<core::body::segment> segments;
     std::vector<std::uint8_t> joined;  // empty when the reference is one contiguous segment
     bytes bytes_view;
-    // Built on first use: most references never need it (see compress_gap_chunk).
+    // Built on first use (by whichever thread needs it first): most references never need it
+    // (see compress_gap_chunk).
     const suffix_index& index() const {
-      if (!index_) index_ = std::make_unique<suffix_index>(bytes_view);
+      std::call_once(index_once_, [this] { index_ = std::make_unique<suffix_index>(bytes_view); });
       return *index_;
     }
 
    private:
+    mutable std::once_flag index_once_;
     mutable std::unique_ptr<suffix_index> index_;
   };
+  // Thread-safe; entries live as long as the cache.
   const entry& get(const std::vector<core::body::segment>& segments, bytes old_file);
 
  private:
+  std::mutex mutex_;
   std::vector<std::unique_ptr<entry>> entries_;
 };
 
-// Serialises a plan: compresses the gap stream against the old model and interleaves frames in
-// decoder order. Returns the body bytes.
-std::vector<std::uint8_t> encode_body(const plan& p, bytes old_file, const model_layout& old_layout, bytes new_file,
-                                      const diff_options& opts, gap_reference_cache& cache);
+// One piece of a plan's gap stream (at most max_chunk bytes), compressed on its own: chunks of
+// both plans are independent tasks for the worker threads.
+struct gap_chunk {
+  std::vector<core::body::segment> pieces;  // target byte ranges, in order
+  std::uint64_t size = 0;
+  std::uint64_t first_target = 0;  // target offset of its first byte
+  encoded_frame frame;
+};
+// Cuts the plan's gap ops into chunks (no bytes are copied yet).
+std::vector<gap_chunk> cut_gap_stream(const plan& p);
+// Compresses one chunk against the old model (reference chosen by position); chunks may be
+// compressed concurrently with a shared cache.
+void compress_gap_chunk(gap_chunk& c, bytes old_file, const model_layout& old_layout, bytes new_file, int level,
+                        gap_reference_cache& cache, const page_releaser& release);
+
+struct encoded_body {
+  std::vector<std::uint8_t> bytes;
+  bool single_frame = false;  // `bytes` is one gap data frame's payload (container version 3)
+};
+// Serialises a plan whose tensor jobs and gap chunks are all encoded: frames in decoder order, or
+// the single-frame form when the whole target is one gap chunk.
+encoded_body assemble_body(const plan& p, const std::vector<gap_chunk>& chunks, const diff_options& opts);
 
 }  // namespace mallorn::formats::detail

@@ -115,7 +115,8 @@ std::vector<candidate> candidates_for(const tensor_info& t, const tensor_info* s
 body::segment reference_for(body::transform tf, const tensor_info& s, std::uint64_t chunk_off, std::uint64_t chunk_len) {
   switch (tf) {
     case body::transform::raw:
-    case body::transform::approx: return {0, 0};  // approx is used for the gap stream only
+    case body::transform::approx:
+    case body::transform::sparse_approx: return {0, 0};  // used for the gap stream only
     case body::transform::xor_ref:
     case body::transform::context_ref:
     case body::transform::bwt:

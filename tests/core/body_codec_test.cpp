@@ -17,6 +17,18 @@ bytes_t random_bytes(std::size_t n, unsigned seed) {
   for (auto& x : b) x = static_cast<std::uint8_t>(rng());
   return b;
 }
+// A payload cut short anywhere, or with a byte appended, must not decode.
+void expect_cuts_and_trailing_bytes_refused(body::data_frame f, const bytes_t& payload, const bytes_t& ref) {
+  bytes_t out;
+  for (std::size_t cut : {std::size_t{0}, std::size_t{1}, payload.size() / 2, payload.size() - 1}) {
+    f.payload = std::span<const std::uint8_t>(payload).first(cut);
+    EXPECT_FALSE(body::decode_payload(f, ref, out).ok()) << cut;
+  }
+  bytes_t longer = payload;
+  longer.push_back(0);
+  f.payload = longer;
+  EXPECT_FALSE(body::decode_payload(f, ref, out).ok()) << "trailing bytes";
+}
 }  // namespace
 
 TEST(BytePlaning, RoundTripsEveryWidthWithTail) {
@@ -110,14 +122,7 @@ TEST(DataFrame, LzmaUsesTheReferenceAndRefusesDamage) {
     refused += !r.ok();
   }
   EXPECT_GT(refused, 150) << "most damage shows as a broken LZMA2 stream";
-  for (std::size_t cut : {std::size_t{0}, std::size_t{1}, payload.size() / 2, payload.size() - 1}) {
-    f.payload = std::span<const std::uint8_t>(payload).first(cut);
-    EXPECT_FALSE(body::decode_payload(f, ref, out).ok()) << cut;
-  }
-  bytes_t longer = payload;
-  longer.push_back(0);
-  f.payload = longer;
-  EXPECT_FALSE(body::decode_payload(f, ref, out).ok()) << "trailing bytes";
+  expect_cuts_and_trailing_bytes_refused(f, payload, ref);
 }
 
 TEST(DataFrame, ExactCastLeavesAlmostNothing) {
@@ -245,4 +250,82 @@ TEST(OpsFrame, RoundTripsWithDeltaCodedCopies) {
     EXPECT_EQ((*back)[i].src_offset, ops[i].src_offset);
   }
   EXPECT_EQ(enc_state, dec_state);
+}
+
+// sparse_approx: bsdiff's parts with the difference bytes as zero runs; each of the three coders
+// (stored, zstd without magic, LZMA2) must decode, and damage must not decode silently to the target.
+TEST(DataFrame, SparseApproxRoundTripsWithEveryCoderAndRefusesDamage) {
+  auto ref = random_bytes(300'000, 11);
+  // Target: the reference with a few bytes changed, a 40-byte insertion, and one big stretch moved.
+  bytes_t target(ref.begin(), ref.begin() + 200'000);
+  target[1000] ^= 5, target[150'000] += 1;
+  auto inserted = random_bytes(40, 12);
+  target.insert(target.begin() + 100'000, inserted.begin(), inserted.end());
+  target.insert(target.end(), ref.begin() + 250'000, ref.end());
+  // The parts bsdiff would find: add 100000 (two differences), 40 extra, add the rest, seek on.
+  std::vector<body::approx_step> steps{{100'000, 40, 0}, {100'000, 0, 50'000}, {50'000, 0, 0}};
+  bytes_t diff(250'000, 0);
+  diff[1000] = static_cast<std::uint8_t>(target[1000] - ref[1000]);
+  diff[150'000] = 1;
+  body::data_frame f;
+  f.tf = body::transform::sparse_approx;
+  f.out_len = target.size();
+  f.reference.push_back({0, ref.size()});
+  ASSERT_TRUE(body::check_data_frame(f, ref.size()).ok());
+  auto payload = body::pack_sparse_approx(steps, diff, inserted, 19);
+  EXPECT_LT(payload.size(), 80u) << "three control triples, two differences and 40 new bytes";
+  f.payload = payload;
+  bytes_t out;
+  ASSERT_TRUE(body::decode_payload(f, ref, out).ok());
+  EXPECT_EQ(out, target);
+  EXPECT_LE(payload[0], 2) << "coder: stored, zstd or LZMA2";
+  std::mt19937 rng(5);
+  int wrong = 0;
+  for (int k = 0; k < 300; ++k) {
+    auto damaged = payload;
+    damaged[rng() % damaged.size()] ^= static_cast<std::uint8_t>(1 + rng() % 255);
+    f.payload = damaged;
+    auto r = body::decode_payload(f, ref, out);
+    wrong += r.ok() && out == target;
+  }
+  // Only bytes that carry nothing (the last step's seek) may change without effect; the container's
+  // body SHA-256 covers those.
+  EXPECT_LT(wrong, 15) << "damage that decodes to the same output";
+  expect_cuts_and_trailing_bytes_refused(f, payload, ref);
+}
+
+TEST(DataFrame, SparseApproxRefusesRunsThatDoNotCoverTheDifferences) {
+  bytes_t ref(1000, 7);
+  body::data_frame f;
+  f.tf = body::transform::sparse_approx;
+  f.out_len = 1000;
+  f.reference.push_back({0, ref.size()});
+  bytes_t out;
+  auto stored = [&](bytes_t ctrl, bytes_t sparse) {
+    bytes_t p{0};  // stored
+    p.push_back(static_cast<std::uint8_t>(ctrl.size()));
+    p.push_back(static_cast<std::uint8_t>(sparse.size()));
+    p.push_back(0);  // no extra bytes
+    p.insert(p.end(), ctrl.begin(), ctrl.end());
+    p.insert(p.end(), sparse.begin(), sparse.end());
+    return p;
+  };
+  // add 1000 (varint e8 07), extra 0, seek 0; differences: 1000 zeros.
+  auto good = stored({0xe8, 0x07, 0, 0}, {0xe8, 0x07, 0});
+  f.payload = good;
+  ASSERT_TRUE(body::decode_payload(f, ref, out).ok());
+  EXPECT_EQ(out, ref);
+  for (const auto& bad_sparse : {bytes_t{0xe7, 0x07, 0}, bytes_t{0xe8, 0x07, 1, 9}, bytes_t{0, 0, 0xe8, 0x07, 0},
+                                 bytes_t{0xe8, 0x07, 0, 0, 0}}) {
+    auto p = stored({0xe8, 0x07, 0, 0}, bad_sparse);
+    f.payload = p;
+    EXPECT_FALSE(body::decode_payload(f, ref, out).ok()) << bad_sparse.size();
+  }
+  auto unknown_coder = good;
+  unknown_coder[0] = 3;
+  f.payload = unknown_coder;
+  EXPECT_FALSE(body::decode_payload(f, ref, out).ok());
+  f.payload = good;
+  f.plane_width = 2;
+  EXPECT_FALSE(body::check_data_frame(f, ref.size()).ok()) << "no byte planing";
 }

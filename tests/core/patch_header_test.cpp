@@ -26,13 +26,15 @@ patch_header sample(std::uint8_t version = container_version) {
 }
 }  // namespace
 
-// Every test runs on both container versions: 1 (fixed-width, still written for the mcu profile
-// and read everywhere) and 2 (compact, written by the standard-profile differ).
+// Every test runs on each container version: 1 (fixed-width, still written for the mcu profile
+// and read everywhere), 2 (compact, written by the standard-profile differ) and 3 (the compact
+// layout for a single-frame body).
 class PatchHeader : public ::testing::TestWithParam<std::uint8_t> {
  protected:
   patch_header sample() const { return ::sample(GetParam()); }
 };
-INSTANTIATE_TEST_SUITE_P(Versions, PatchHeader, ::testing::Values(container_version, compact_container_version),
+INSTANTIATE_TEST_SUITE_P(Versions, PatchHeader, ::testing::Values(container_version, compact_container_version,
+                                                                    single_frame_container_version),
                          [](const auto& info) { return "v" + std::to_string(info.param); });
 
 TEST_P(PatchHeader, RoundTripsEveryField) {
@@ -87,7 +89,7 @@ TEST_P(PatchHeader, EveryFlippedByteIsRejected) {
 
 TEST_P(PatchHeader, UnknownVersionIsReportedAsSuch) {
   auto enc = encode_header(sample());
-  enc[4] = 3;
+  enc[4] = 4;
   auto probe = parse_header(enc);
   ASSERT_FALSE(probe.ok());
   EXPECT_EQ(probe.err().code, errc::unsupported_version);

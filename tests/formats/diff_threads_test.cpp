@@ -57,3 +57,46 @@ TEST(DiffThreads, RealPairIsTheSameBytesForAnyThreadCount) {
   o.threads = 2;
   EXPECT_EQ(test::make_patch(*old_model, *new_model, o), one);
 }
+
+// At the server's setting the gap chunks of both candidate bodies (tensor-aware and generic) are
+// compressed on the workers too, sharing one reference cache: still the same bytes at 1, 2 and 4.
+TEST(DiffThreads, ServerSettingIsTheSameBytesAt1_2_4Threads) {
+  for (const char* name : {"tfm-micro-speech_realign", "m2v-test-model_tensor-rename"}) {
+    auto dir = test::models_dir() / "pairs" / name;
+    if (!std::filesystem::exists(dir)) GTEST_SKIP() << dir << " missing";
+    std::filesystem::path old_path, new_path;
+    for (const auto& e : std::filesystem::directory_iterator(dir)) {
+      auto stem = e.path().stem().string();
+      if (stem == "old") old_path = e.path();
+      if (stem == "new") new_path = e.path();
+    }
+    auto old_model = core::read_file(old_path);
+    auto new_model = core::read_file(new_path);
+    ASSERT_TRUE(old_model.ok() && new_model.ok()) << name;
+    formats::diff_options o;
+    o.level = 19;
+    o.neural = true;
+    o.threads = 1;
+    auto one = test::make_patch(*old_model, *new_model, o);
+    for (unsigned t : {2u, 4u}) {
+      o.threads = t;
+      EXPECT_EQ(test::make_patch(*old_model, *new_model, o), one) << name << ", " << t << " threads";
+    }
+    auto out = test::apply_in_chunks(*old_model, one, 0);
+    ASSERT_TRUE(out.ok()) << out.err().what();
+    EXPECT_TRUE(*out == *new_model) << name;
+  }
+}
+
+TEST(DiffThreads, SyntheticPatchAtLevel9IsTheSameBytesAt1_2_4Threads) {
+  // Level 9 adds the approximate matcher, whose suffix index is built once and shared by threads.
+  auto [old_model, new_model] = synthetic_pair();
+  formats::diff_options o;
+  o.level = 9;
+  o.threads = 1;
+  auto one = test::make_patch(old_model, new_model, o);
+  for (unsigned t : {2u, 4u}) {
+    o.threads = t;
+    EXPECT_EQ(test::make_patch(old_model, new_model, o), one) << t << " threads";
+  }
+}

@@ -58,7 +58,7 @@ def link(src: Path, dst: Path) -> Path:
 
 
 def patch_header_size(data: bytes) -> int:
-    """Header size of a version 1 (u32 at offset 8) or version 2 (varint at offset 5) patch."""
+    """Header size of a version 1 (u32 at offset 8) or version 2 or 3 (varint at offset 5) patch."""
     if data[4] == 1:
         return struct.unpack_from("<I", data, 8)[0]
     size, shift, at = 0, 0, 5

@@ -9,6 +9,7 @@ namespace mallorn::test {
 
 inline std::filesystem::path models_dir() { return MALLORN_MODELS_DIR; }
 inline std::filesystem::path bin_dir() { return MALLORN_BIN_DIR; }
+inline std::filesystem::path pair_dir(const char* name) { return models_dir() / "pairs" / name; }
 
 struct model_pair {
   std::string name;

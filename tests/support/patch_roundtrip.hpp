@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <random>
 
+#include "mallorn/core/io.hpp"
 #include "mallorn/core/patch_applier.hpp"
 #include "mallorn/formats/differ.hpp"
 
@@ -29,6 +30,13 @@ inline core::result<std::vector<std::uint8_t>> apply_in_chunks(std::span<const s
   }
   MALLORN_TRY(applier.finish());
   return std::move(out.data);
+}
+
+// A file's bytes; a test failure (and no bytes) when it cannot be read.
+inline std::vector<std::uint8_t> read_or_fail(const std::filesystem::path& p) {
+  auto r = core::read_file(p);
+  EXPECT_TRUE(r.ok()) << p;
+  return r.ok() ? *r : std::vector<std::uint8_t>{};
 }
 
 inline std::vector<std::uint8_t> make_patch(std::span<const std::uint8_t> old_model,

@@ -46,8 +46,9 @@ enum class transform : std::uint8_t {
   context_ref = 11,  // each byte plane range-coded with contexts from the reference (ref_len == out_len or 0)
   lzma = 12,         // raw LZMA2 with the reference as preset dictionary (any ref_len)
   bwt = 13,          // as raw / xor_ref / sub_ref (a mode byte says which) with bzip2 instead of zstd
+  sparse_approx = 14,  // approx with the difference bytes as zero runs, sections stored / zstd / LZMA2
 };
-inline constexpr std::uint8_t max_transform = 13;
+inline constexpr std::uint8_t max_transform = 14;
 
 // The first payload byte of a `bwt` frame: what the bzip2 stream holds (before unplaning).
 enum class bwt_mode : std::uint8_t {
@@ -67,6 +68,12 @@ struct approx_step {
 // control triples (varint add, varint extra, zigzag seek) || difference bytes || extra bytes.
 std::vector<std::uint8_t> pack_approx(std::span<const approx_step> steps, std::span<const std::uint8_t> diff,
                                       std::span<const std::uint8_t> extra, int level);
+// Packs a sparse_approx payload from the same parts: u8 coder (0 stored, 1 zstd without magic,
+// 2 LZMA2), varint control length, varint sparse-difference length, then the coded sections
+// control || sparse difference || extra. The smallest coder wins: on tiny patches every byte of a
+// zstd frame header and every 128 KiB block of zero differences shows.
+std::vector<std::uint8_t> pack_sparse_approx(std::span<const approx_step> steps, std::span<const std::uint8_t> diff,
+                                             std::span<const std::uint8_t> extra, int level);
 
 // Affine re-quantization parameters of one group of elements (see transform::quant_*).
 struct quant_group {
@@ -113,6 +120,10 @@ result<void> check_data_frame(const data_frame& f, std::uint64_t source_size);
 void append_frame(std::vector<std::uint8_t>& body, frame_type type, std::span<const std::uint8_t> payload);
 std::vector<std::uint8_t> encode_data_frame_payload(const data_frame& f);
 result<data_frame> parse_data_frame(std::span<const std::uint8_t> payload);
+// Container version 3's body: a gap frame's payload without the channel byte and the output length
+// (the target size), which the header already says; and back to a data frame payload.
+std::vector<std::uint8_t> encode_single_frame_body(const data_frame& f);
+std::vector<std::uint8_t> expand_single_frame_body(std::span<const std::uint8_t> body, std::uint64_t target_size);
 
 struct op {
   op_kind kind;

@@ -22,6 +22,10 @@ inline constexpr std::uint8_t container_version = 1;
 // Version 2: the compact form (varints, no timestamp) written by the standard-profile differ, so
 // that tiny patches are not dominated by their header. Same hashes, check and signature.
 inline constexpr std::uint8_t compact_container_version = 2;
+// Version 3: the version 2 layout for a body that is a single data frame (the whole target from one
+// gap frame: no ops, frame header or end frame). Written only for such bodies, so readers of
+// versions 1 and 2 still read every other patch; they refuse these with unsupported_version.
+inline constexpr std::uint8_t single_frame_container_version = 3;
 // v1's fixed part; reading this many bytes (or the whole patch if shorter) always reveals the
 // header size, in either version.
 inline constexpr std::size_t header_fixed_size = 176;
@@ -62,6 +66,8 @@ struct tensor_stat {
 
 struct patch_header {
   std::uint8_t version = container_version;
+  // Version 3 only: the body is one gap data frame's payload (docs/patch-format.md, "Single-frame body").
+  bool single_frame_body() const { return version == single_frame_container_version; }
   patch_profile profile = patch_profile::standard;
   model_format format = model_format::raw;
   std::uint8_t flags = 0;
@@ -99,7 +105,7 @@ struct header_probe {
 };
 // Parses the header at the start of `bytes`. With too few bytes it returns a probe without a
 // header (header_size tells how many are needed once known). Malformed -> invalid_patch;
-// unknown container version -> unsupported_version. Reads versions 1 and 2.
+// unknown container version -> unsupported_version. Reads versions 1, 2 and 3.
 result<header_probe> parse_header(std::span<const std::uint8_t> bytes);
 
 // Adds/replaces the signature.
