@@ -305,7 +305,8 @@ asio::awaitable<void> serve_connection(Stream& stream, session_context& ctx, std
     req.peer_device_ids = state.peer_device_ids;
     for (const auto& field : h) {
       std::string name(field.name_string());
-      for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      for (auto& c : name)
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');  // ASCII: no locale call per byte
       req.headers[name] = std::string(field.value());
     }
     const unsigned version = h.version();

@@ -29,12 +29,16 @@ std::optional<std::string> string_field(const nlohmann::json& doc, const char* n
   return doc[name].get<std::string>();
 }
 
+// ASCII only, without the locale calls of isxdigit/tolower (they showed in a check-update profile).
 bool is_hex(const std::string& s, std::size_t len) {
-  return s.size() == len && std::all_of(s.begin(), s.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
+  return s.size() == len && std::all_of(s.begin(), s.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+         });
 }
 
 std::string lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (auto& c : s)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
   return s;
 }
 
