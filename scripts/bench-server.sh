@@ -35,7 +35,9 @@ trap 'log "failed at line $LINENO: $BASH_COMMAND"' ERR
 # ---------------------------------------------------------------- packages and build
 ./scripts/deps.sh
 # Beyond deps.sh: the load tools, and mallornd's own build dependencies (Boost.Beast, SQLite).
-packages=(wrk nginx-light curl libboost-dev libsqlite3-dev)
+# Any nginx package will do (nginx, nginx-light, ...): nginx-light only when none is installed.
+packages=(wrk curl libboost-dev libsqlite3-dev)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || packages+=(nginx-light)
 if command -v dpkg >/dev/null 2>&1; then
   missing=()
   for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -346,3 +346,60 @@ TEST(Daemon, ClientsResettingMidDownloadDoNotKillTheServer) {
   ASSERT_EQ(curl("-o " + (rig.dir / "m").string() + " " + d.url("/model/" + pair.model + "/2")).status, 200);
   EXPECT_EQ(sha_of(rig.dir / "m"), sha_of(pair.v2));
 }
+
+// /metrics shows each route's latency as a Prometheus histogram, and real requests move it: the
+// check-update series counts every answer (the repeated ones are the prepared bytes of a cache
+// hit), its buckets are cumulative and end at _count, and other routes keep their own series.
+// The prepared answer is the same JSON as the first one, over HTTP/1.1 and HTTP/1.0 alike.
+TEST(Daemon, RequestLatencyHistogramPerRouteMovesWithRequests) {
+  daemon_rig rig({"coral-mnv2-quant_2020-to-2021a"});
+  daemon_process d(rig.dir.path(), rig.args());
+  ASSERT_TRUE(d.listening()) << d.log();
+  const auto& pair = rig.pairs[0];
+  const auto ready = wait_ready(d, pair.v1);
+  ASSERT_EQ(ready["status"], "ready");
+
+  const std::string series = "mallornd_request_duration_seconds";
+  const std::string route = "route=\"check-update\"";
+  auto count = [&] {
+    const auto v = metric_line(d, series + "_count{" + route + "}");
+    return v.empty() ? -1 : std::atoll(v.c_str());
+  };
+  const auto before = count();
+  ASSERT_GE(before, 1) << curl(d.url("/metrics")).body;
+  const auto sum_before = std::atof(metric_line(d, series + "_sum{" + route + "}").c_str());
+
+  const std::string args = "-X POST -H 'Content-Type: application/json' -d '" + check_update_body(pair.v1) + "' ";
+  for (int i = 0; i < 5; ++i) {
+    auto again = curl(args + d.url("/check-update"));
+    ASSERT_EQ(again.status, 200);
+    EXPECT_EQ(json::parse(again.body), ready);
+  }
+  auto old_http = curl("--http1.0 " + args + d.url("/check-update"));
+  ASSERT_EQ(old_http.status, 200);
+  EXPECT_EQ(json::parse(old_http.body), ready);
+  auto headers = run_shell("curl -s -D - -o /dev/null " + args + d.url("/check-update")).out;
+  EXPECT_NE(headers.find("Cache-Control: no-store"), std::string::npos) << headers;
+  EXPECT_NE(headers.find("Server: mallornd"), std::string::npos) << headers;
+
+  const auto after = count();
+  EXPECT_EQ(after, before + 7);
+  EXPECT_GT(std::atof(metric_line(d, series + "_sum{" + route + "}").c_str()), sum_before);
+  // Cumulative buckets: never decreasing, +Inf equal to _count, and the fast ones have moved.
+  const auto text = curl(d.url("/metrics")).body;
+  long long previous = 0, last = -1, sub_second = -1;
+  for (std::size_t pos = 0; (pos = text.find(series + "_bucket{" + route + ",le=\"", pos)) != std::string::npos; ++pos) {
+    const auto line_end = text.find('\n', pos);
+    const auto line = text.substr(pos, line_end - pos);
+    const long long n = std::atoll(line.c_str() + line.rfind(' ') + 1);
+    EXPECT_GE(n, previous) << line;
+    previous = last = n;
+    if (line.find("le=\"1\"") != std::string::npos) sub_second = n;
+  }
+  EXPECT_EQ(last, after) << text;
+  EXPECT_GE(sub_second, 7) << text;
+  EXPECT_NE(text.find(series + "_count{route=\"metrics\"}"), std::string::npos) << text;
+  // No series is named after what a client sent.
+  EXPECT_EQ(curl(d.url("/no-such-route-xyz")).status, 404);
+  EXPECT_EQ(curl(d.url("/metrics")).body.find("no-such-route-xyz"), std::string::npos);
+}

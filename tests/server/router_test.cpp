@@ -317,7 +317,17 @@ TEST(Router, RepeatedCheckUpdatesFollowStoreChanges) {
   const auto& pair = rig.pairs[0];
   const std::string body = json{{"sha256", server_rig::sha_of(pair.v1)}}.dump();
   auto first = rig.ready_update(pair.v1);
-  EXPECT_EQ(rig.call("POST", "/check-update", body).body, first.dump() + "\n");  // answered again, identically
+  auto again = rig.call("POST", "/check-update", body);
+  EXPECT_EQ(again.body, first.dump() + "\n");  // answered again, identically
+  // ... from the bytes serialized once (issue 18): status line, the headers and the same body.
+  ASSERT_NE(again.prepared, nullptr);
+  const std::string& wire = again.prepared->keep_alive;
+  EXPECT_EQ(wire.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << wire;
+  EXPECT_NE(wire.find("\r\nCache-Control: no-store\r\n"), std::string::npos) << wire;
+  EXPECT_NE(wire.find("\r\nContent-Length: " + std::to_string(again.body.size()) + "\r\n"), std::string::npos) << wire;
+  EXPECT_EQ(wire.find("Connection: close"), std::string::npos) << wire;
+  EXPECT_EQ(wire.substr(wire.size() - again.body.size()), again.body);
+  EXPECT_NE(again.prepared->close.find("\r\nConnection: close\r\n"), std::string::npos);
   // A new release in the store changes the answer at once (no stale cached reply).
   std::filesystem::copy_file(pair.v1, rig.dir / "models" / pair.model / "3.tflite");
   std::ofstream(rig.dir / "models" / pair.model / "3.tflite", std::ios::app) << "x";

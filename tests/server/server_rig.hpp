@@ -48,7 +48,15 @@ struct server_rig {
     server::http_request req{method, target, std::move(headers), body, {}, "127.0.0.1"};
     auto plan = routes->plan(req);
     if (plan.reject) return *plan.reject;
-    return routes->handle(req);
+    auto r = routes->handle(req);
+    if (r.prepared) {  // what the client receives: the prepared answer's headers and body
+      auto prepared = r.prepared;
+      const auto route = r.route;
+      r = prepared->answer;
+      r.route = route;
+      r.prepared = std::move(prepared);
+    }
+    return r;
   }
 
   static std::string sha_of(const std::filesystem::path& p) { return core::to_hex(*core::sha256_of_file(p)); }

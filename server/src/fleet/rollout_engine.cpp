@@ -230,33 +230,47 @@ void rollout_engine::on_report(const device_report& rep) {
   if (rep.model.empty() || rep.to_version.empty()) return;
   auto p = progress_of(rep.state);
   if (!p) return;
-  std::unique_lock lock(mutex_);
-  auto ids = by_model_.find(rep.model);
-  if (ids == by_model_.end()) return;
-  rollout* r = nullptr;
-  for (std::int64_t id : ids->second) {
-    auto& candidate = rollouts_.at(id);
-    if (candidate.spec.version == rep.to_version && candidate.state != rollout_state::scheduled) {
-      r = &candidate;
-      break;
+  // Reporters one at a time (their order is the devices' order), and the index write outside
+  // mutex_: check-updates read the rollouts under it (decide()) and must not wait on a database
+  // write (issue 18). Only reporters change a device's progress, so what is read here holds.
+  std::lock_guard reporting(report_mutex_);
+  std::int64_t rollout_id = 0;
+  std::uint64_t bytes = 0;
+  {
+    std::shared_lock lock(mutex_);
+    auto ids = by_model_.find(rep.model);
+    if (ids == by_model_.end()) return;
+    for (std::int64_t id : ids->second) {
+      const auto& candidate = rollouts_.at(id);
+      if (candidate.spec.version == rep.to_version && candidate.state != rollout_state::scheduled) {
+        rollout_id = id;
+        break;
+      }
     }
+    if (!rollout_id) return;
+    const std::pair<device_progress, std::uint64_t>* prev = nullptr;
+    if (auto devs = devices_.find(rollout_id); devs != devices_.end())
+      if (auto it = devs->second.find(rep.device_id); it != devs->second.end()) prev = &it->second;
+    // A late progress report does not undo a final one.
+    if (prev && is_final(prev->first) && !is_final(*p)) return;
+    bytes = std::max<std::uint64_t>(rep.bytes_downloaded, prev ? prev->second : 0);
   }
-  if (!r) return;
-  auto& devs = devices_[r->id];
-  auto prev = devs.find(rep.device_id);
-  // A late progress report does not undo a final one.
-  if (prev != devs.end() && is_final(prev->second.first) && !is_final(*p)) return;
-  const std::uint64_t bytes = std::max<std::uint64_t>(rep.bytes_downloaded, prev != devs.end() ? prev->second.second : 0);
   const std::int64_t now = opts_.now();
   auto saved = db_.database().exec(
       "INSERT INTO rollout_devices(rollout_id, device_id, state, bytes, updated_at) VALUES(?, ?, ?, ?, ?) "
       "ON CONFLICT(rollout_id, device_id) DO UPDATE SET state = excluded.state, bytes = excluded.bytes, "
       "updated_at = excluded.updated_at",
-      {r->id, rep.device_id, std::string(progress_name(*p)), static_cast<std::int64_t>(bytes), now});
+      {rollout_id, rep.device_id, std::string(progress_name(*p)), static_cast<std::int64_t>(bytes), now});
   if (!saved) {
-    spdlog::error("fleet: rollout {}: recording a report: {}", r->id, saved.err().what());
+    spdlog::error("fleet: rollout {}: recording a report: {}", rollout_id, saved.err().what());
     return;
   }
+  std::unique_lock lock(mutex_);
+  auto found = rollouts_.find(rollout_id);
+  if (found == rollouts_.end()) return;  // deleted meanwhile
+  rollout* r = &found->second;
+  auto& devs = devices_[rollout_id];
+  auto prev = devs.find(rep.device_id);  // an offer may have been recorded meanwhile
   if (prev != devs.end()) {
     r->counts.by_state[static_cast<int>(prev->second.first)]--;
     r->counts.bytes_served -= prev->second.second;

@@ -27,10 +27,10 @@ struct file_slice_body {
     template <bool isRequest, class Fields>
     writer(const boost::beast::http::header<isRequest, Fields>&, const value_type& body) : body_(body) {}
 
-    void init(boost::beast::error_code& ec) {
-      buffer_ = std::make_unique<char[]>(chunk);
-      ec = {};
-    }
+    // The chunk buffer is made on the first get(): the serializer calls init() before writing the
+    // header, and a plain-TCP download never calls get() (sendfile sends the body). Allocating
+    // and zeroing 256 KiB there cost every download an mmap, page faults and a memset (issue 18).
+    void init(boost::beast::error_code& ec) { ec = {}; }
 
     boost::optional<std::pair<const_buffers_type, bool>> get(boost::beast::error_code& ec) {
       const std::uint64_t remaining = body_.slice.length - pos_;
@@ -39,6 +39,7 @@ struct file_slice_body {
         return boost::none;
       }
       const std::size_t want = remaining < chunk ? static_cast<std::size_t>(remaining) : chunk;
+      if (!buffer_) buffer_ = std::make_unique_for_overwrite<char[]>(chunk);
       const ssize_t got = ::pread(body_.slice.file->fd, buffer_.get(), want,
                                   static_cast<off_t>(body_.slice.offset + pos_));
       if (got <= 0) {  // the file shrank or failed under us: abort the response, never pad it

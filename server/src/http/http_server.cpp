@@ -19,23 +19,24 @@
 namespace mallorn::server {
 
 using tcp = asio::ip::tcp;
-// Concrete (not type-erased) strand executors for sockets and streams: with Boost 1.74, a
-// beast::tcp_stream over an any_io_executor-wrapped strand frees the strand while a cancelled
-// timeout handler still refers to it (AddressSanitizer: heap-use-after-free under concurrent
-// connections). A typed strand is reference-counted on its own.
-using strand_t = asio::strand<asio::io_context::executor_type>;
-using socket_t = asio::basic_stream_socket<tcp, strand_t>;
-using stream_t = beast::basic_stream<tcp, strand_t>;
+// A connection's executor is its io_context's own: each context is run by exactly one thread, so
+// the connection's handlers are serialized without a strand (a strand cost a lock and a second
+// trip through the scheduler per completion: issue 18). Concrete, not type-erased: with Boost
+// 1.74 a beast::tcp_stream over an any_io_executor-wrapped strand freed the strand while a
+// cancelled timeout handler still referred to it (AddressSanitizer: heap-use-after-free).
+using executor_t = asio::io_context::executor_type;
+using socket_t = asio::basic_stream_socket<tcp, executor_t>;
+using stream_t = beast::basic_stream<tcp, executor_t>;
 
 // Open connections, by id and by client address: what a drain closes, what the caps count, and
 // where the oldest idle keep-alive connection is found when a cap is reached. Each entry's close
-// runs on its own strand and re-checks that the connection is still idle.
+// runs on its connection's thread and re-checks that the connection is still idle.
 class connection_registry {
  public:
   // Added by the acceptor the moment a connection is admitted (so it counts, and can be shed,
   // before its coroutine starts on its I/O thread); the session attaches `close` when it starts.
   struct entry {
-    strand_t executor;
+    executor_t executor;
     std::shared_ptr<connection_state> state;
     std::function<void()> close;  // empty until attach()
     std::string key;
@@ -173,7 +174,9 @@ struct http_server::impl {
   std::atomic<bool> draining{false};
   connection_registry registry;
   std::function<void()> on_drain;
-  session_context ctx{opts, routes, stats, cache, blocking_pool, draining};
+  asio::thread_pool write_pool{1};
+  std::atomic<std::size_t> writes_queued{0};
+  session_context ctx{opts, routes, stats, cache, blocking_pool, draining, write_pool, writes_queued};
 
   impl(http_options o, router& r, metrics& m, patch_cache& c)
       : opts(std::move(o)), routes(r), stats(m), cache(c), blocking_pool(opts.blocking_threads) {
@@ -183,8 +186,9 @@ struct http_server::impl {
     }
   }
 
+  // Round-robin: the context the next accepted connection lives on (admit() moves it on).
   asio::io_context& context_for_next_connection() {
-    const std::size_t n = next_context++ % (more_contexts.size() + 1);
+    const std::size_t n = next_context % (more_contexts.size() + 1);
     return n == 0 ? ioc : *more_contexts[n - 1];
   }
   void stop_all() {
@@ -276,7 +280,7 @@ struct http_server::impl {
     auto last_log = std::chrono::steady_clock::time_point{};
     for (;;) {
       beast::error_code ec;
-      socket_t socket(asio::make_strand(context_for_next_connection().get_executor()));
+      socket_t socket(context_for_next_connection().get_executor());
       co_await acceptor.async_accept(socket, asio::redirect_error(asio::use_awaitable, ec));
       if (ec) {
         if (!acceptor.is_open() || draining) co_return;
@@ -296,44 +300,64 @@ struct http_server::impl {
         continue;
       }
       backoff = std::chrono::milliseconds(0);
-      socket.set_option(tcp::no_delay(true), ec);
-      auto executor = socket.get_executor();
-      const auto remote = socket.remote_endpoint(ec);
-      if (ec) continue;  // already reset by the peer
-      std::string client = remote.address().to_string();
-      std::string key = address_key(client);
-      const auto per_address = registry.admit_address(key, opts.max_connections_per_address);
-      if (per_address == connection_registry::verdict::refused) {
+      admit(std::move(socket));
+      // Drain the backlog now: each async_accept completion queues behind every handler already
+      // ready on context 0, so accepting one connection per turn left a burst of 1000 clients
+      // (a fleet waking on the hour) waiting seconds for their first answer (issue 18: p99).
+      // The acceptor is non-blocking; a bounded batch keeps context 0's own connections served.
+      for (int n = 0; n < accept_batch && !draining; ++n) {
+        socket_t more(context_for_next_connection().get_executor());
+        acceptor.accept(more, ec);
+        if (ec) break;  // would_block: the backlog is empty (errors show at the next async_accept)
+        admit(std::move(more));
+      }
+    }
+  }
+
+  static constexpr int accept_batch = 256;
+
+  // An accepted connection: counted against the per-address and global caps (503 over them),
+  // registered, and its session started on its own I/O thread.
+  void admit(socket_t socket) {
+    beast::error_code ec;
+    socket.set_option(tcp::no_delay(true), ec);
+    auto executor = socket.get_executor();
+    const auto remote = socket.remote_endpoint(ec);
+    if (ec) return;  // already reset by the peer
+    ++next_context;
+    std::string client = remote.address().to_string();
+    std::string key = address_key(client);
+    const auto per_address = registry.admit_address(key, opts.max_connections_per_address);
+    if (per_address == connection_registry::verdict::refused) {
+      stats.connection_rejected();
+      asio::co_spawn(executor, refuse(std::move(socket)), asio::detached);
+      return;
+    }
+    if (per_address == connection_registry::verdict::admitted_after_shedding) stats.connection_shed();
+    // The global cap: the oldest idle connection makes room. A shed connection closes a moment
+    // later on its own thread, so a little slack above the cap absorbs that; past the slack,
+    // or with nobody idle, 503.
+    const auto active = stats.connections_active.load();
+    const auto cap = static_cast<std::int64_t>(opts.max_connections);
+    const auto slack = static_cast<std::int64_t>(std::max<std::size_t>(8, opts.max_connections / 64));
+    if (active >= cap && per_address != connection_registry::verdict::admitted_after_shedding) {
+      if (active < cap + slack && registry.shed_oldest_idle()) {
+        stats.connection_shed();
+      } else {
+        registry.forget_address(key);
         stats.connection_rejected();
         asio::co_spawn(executor, refuse(std::move(socket)), asio::detached);
-        continue;
+        return;
       }
-      if (per_address == connection_registry::verdict::admitted_after_shedding) stats.connection_shed();
-      // The global cap: the oldest idle connection makes room. A shed connection closes a moment
-      // later on its own strand, so a little slack above the cap absorbs that; past the slack,
-      // or with nobody idle, 503.
-      const auto active = stats.connections_active.load();
-      const auto cap = static_cast<std::int64_t>(opts.max_connections);
-      const auto slack = static_cast<std::int64_t>(std::max<std::size_t>(8, opts.max_connections / 64));
-      if (active >= cap && per_address != connection_registry::verdict::admitted_after_shedding) {
-        if (active < cap + slack && registry.shed_oldest_idle()) {
-          stats.connection_shed();
-        } else {
-          registry.forget_address(key);
-          stats.connection_rejected();
-          asio::co_spawn(executor, refuse(std::move(socket)), asio::detached);
-          continue;
-        }
-      }
-      ++stats.connections_active;
-      auto state = std::make_shared<connection_state>();
-      state->set_idle(true);
-      state->key = key;
-      const auto id = registry.add({executor, state, {}, key});
-      auto done = [this](std::exception_ptr) { --stats.connections_active; };
-      if (tls) asio::co_spawn(executor, tls_connection(std::move(socket), std::move(client), id, std::move(state)), done);
-      else asio::co_spawn(executor, plain_connection(std::move(socket), std::move(client), id, std::move(state)), done);
     }
+    ++stats.connections_active;
+    auto state = std::make_shared<connection_state>();
+    state->set_idle(true);
+    state->key = key;
+    const auto id = registry.add({executor, state, {}, key});
+    auto done = [this](std::exception_ptr) { --stats.connections_active; };
+    if (tls) asio::co_spawn(executor, tls_connection(std::move(socket), std::move(client), id, std::move(state)), done);
+    else asio::co_spawn(executor, plain_connection(std::move(socket), std::move(client), id, std::move(state)), done);
   }
 
   void start_drain() {
@@ -385,6 +409,7 @@ http_server::http_server(http_options opts, router& r, metrics& m, patch_cache& 
 
 http_server::~http_server() {
   impl_->blocking_pool.join();
+  impl_->write_pool.join();
 }
 
 core::result<void> http_server::listen() {
@@ -396,7 +421,10 @@ core::result<void> http_server::listen() {
   i.acceptor.open(endpoint.protocol(), ec);
   if (!ec) i.acceptor.set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) i.acceptor.bind(endpoint, ec);
+  // The backlog: SOMAXCONN (4096 on current kernels; net.core.somaxconn caps it), as nginx is
+  // configured in scripts/bench-server.sh. Non-blocking, so accept_loop() can drain it in batches.
   if (!ec) i.acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (!ec) i.acceptor.non_blocking(true, ec);
   if (ec)
     return core::make_error(core::errc::io_error, "cannot listen on " + i.opts.host + ":" + std::to_string(i.opts.port) +
                                                       ": " + ec.message());

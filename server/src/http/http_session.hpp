@@ -7,8 +7,12 @@
 // gets one 400/501 answer and the connection is closed: nothing after it is parsed.
 #pragma once
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/sendfile.h>
 #include <unistd.h>
+
+#include <utility>  // before Asio: Boost 1.74's awaitable.hpp uses std::exchange without it
 
 #include <array>
 #include <atomic>
@@ -39,6 +43,8 @@ struct session_context {
   patch_cache& cache;
   asio::thread_pool& blocking_pool;
   std::atomic<bool>& draining;
+  asio::thread_pool& write_pool;           // one thread: device writes (plan().device_write)
+  std::atomic<std::size_t>& writes_queued;  // bounded by opts.max_queued_writes
 };
 
 // What the listener needs to see of a connection to shed the oldest idle one.
@@ -100,7 +106,7 @@ asio::awaitable<void> sendfile_range(Socket& sock, int fd, std::uint64_t offset,
   off_t pos = static_cast<off_t>(offset);
   asio::steady_timer watchdog(sock.get_executor());
   // An expiry already queued when the wait completes must not touch the socket later (it may be
-  // gone by then): the handler runs on the connection's strand and checks this first.
+  // gone by then): the handler runs on the connection's thread and checks this first.
   auto waiting = std::make_shared<bool>(false);
   while (sent < length) {
     const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(length - sent, 1u << 20));
@@ -127,6 +133,16 @@ template <class Stream>
 asio::awaitable<void> write_response(Stream& stream, session_context& ctx, http_response& resp, unsigned version,
                                      bool keep_alive) {
   auto& tcp = beast::get_lowest_layer(stream);
+  if (resp.prepared) {
+    if (version == 11) {  // the bytes serialized once (prepare_response)
+      const std::string& bytes = keep_alive ? resp.prepared->keep_alive : resp.prepared->close;
+      tcp.expires_after(ctx.opts.write_timeout);
+      co_await asio::async_write(stream, asio::buffer(bytes), asio::use_awaitable);
+      co_return;
+    }
+    auto prepared = std::move(resp.prepared);  // HTTP/1.0: formatted for this request
+    resp = prepared->answer;
+  }
   if (resp.file) {
     std::uint64_t sent = 0;
     http::response<file_slice_body> res{static_cast<http::status>(resp.status), version};
@@ -139,6 +155,10 @@ asio::awaitable<void> write_response(Stream& stream, session_context& ctx, http_
     beast::error_code ec;
     if constexpr (has_plain_socket<Stream>) {
       std::exception_ptr failure;
+      // Corked (nginx's tcp_nopush): the header leaves in the first full segment of the body
+      // instead of a small packet of its own; uncorking sends the last partial segment at once.
+      int cork = 1;
+      ::setsockopt(stream.socket().native_handle(), IPPROTO_TCP, TCP_CORK, &cork, sizeof cork);
       try {
         tcp.expires_after(ctx.opts.write_timeout);
         co_await http::async_write_header(stream, sr, asio::use_awaitable);
@@ -147,6 +167,8 @@ asio::awaitable<void> write_response(Stream& stream, session_context& ctx, http_
       } catch (...) {
         failure = std::current_exception();
       }
+      cork = 0;
+      if (stream.socket().is_open()) ::setsockopt(stream.socket().native_handle(), IPPROTO_TCP, TCP_CORK, &cork, sizeof cork);
       ctx.stats.bytes_served(resp.file->kind, sent);
       if (!resp.file->patch_id.empty()) ctx.cache.record_download(resp.file->patch_id, sent);
       if (failure) std::rethrow_exception(failure);
@@ -194,6 +216,37 @@ asio::awaitable<void> linger(Stream& stream) {
     tcp.expires_at(until);
     discarded += co_await tcp.async_read_some(asio::buffer(sink), asio::redirect_error(asio::use_awaitable, ec));
   }
+}
+
+// A device's write (a report into the index) on the writer thread: a slow disk or database
+// delays the reports, never the check-updates served by the I/O threads. The queue is bounded:
+// past it the device is told to come back (503 + Retry-After; mallorn-agent keeps the report in
+// its outbox), the shed is counted, and logged at most once per 10 s.
+inline asio::awaitable<http_response> run_device_write(session_context& ctx, const http_request& req) {
+  struct slot {
+    std::atomic<std::size_t>& n;
+    ~slot() { n.fetch_sub(1, std::memory_order_relaxed); }
+  };
+  if (ctx.writes_queued.fetch_add(1, std::memory_order_relaxed) >= ctx.opts.max_queued_writes) {
+    ctx.writes_queued.fetch_sub(1, std::memory_order_relaxed);
+    ctx.stats.device_write_shed();
+    static std::atomic<std::int64_t> last_log_ns{0};
+    const auto now = std::chrono::steady_clock::now().time_since_epoch().count();
+    auto last = last_log_ns.load();
+    if (now - last >= std::chrono::nanoseconds(std::chrono::seconds(10)).count() && last_log_ns.compare_exchange_strong(last, now))
+      spdlog::warn("device writes: {} queued, the limit; reports are answered 503 until the index catches up",
+                   ctx.opts.max_queued_writes);
+    auto r = error_response(503, "busy", "too many reports are waiting to be stored; retry later");
+    r.set("Retry-After", "5");
+    r.route = "report";
+    co_return r;
+  }
+  slot held{ctx.writes_queued};
+  auto home = co_await asio::this_coro::executor;
+  co_await asio::post(ctx.write_pool, asio::use_awaitable);
+  auto resp = ctx.routes.handle(req);
+  co_await asio::post(home, asio::use_awaitable);
+  co_return resp;
 }
 
 // Serves requests on `stream` until the peer closes, an error, a timeout, or a drain.
@@ -252,7 +305,8 @@ asio::awaitable<void> serve_connection(Stream& stream, session_context& ctx, std
     req.peer_device_ids = state.peer_device_ids;
     for (const auto& field : h) {
       std::string name(field.name_string());
-      for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      for (auto& c : name)
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');  // ASCII: no locale call per byte
       req.headers[name] = std::string(field.value());
     }
     const unsigned version = h.version();
@@ -332,6 +386,8 @@ asio::awaitable<void> serve_connection(Stream& stream, session_context& ctx, std
       } else if (ec) {
         spdlog::debug("{} {} {}: reading the body failed: {}", client, req.method, core::log_safe(req.target), ec.message());
         co_return;  // timeout or the peer went away mid-body: nothing sensible to answer
+      } else if (plan.device_write) {
+        resp = co_await run_device_write(ctx, req);
       } else if (plan.blocking) {
         auto home = co_await asio::this_coro::executor;
         co_await asio::post(ctx.blocking_pool, asio::use_awaitable);

@@ -122,6 +122,7 @@ void metrics::connection_rejected() { rejected_++; }
 void metrics::connection_shed() { shed_++; }
 void metrics::accept_failed() { accept_failed_++; }
 void metrics::rate_limited() { rate_limited_++; }
+void metrics::device_write_shed() { writes_shed_++; }
 
 void metrics::add_gauge(std::string name, std::string help, std::function<double()> read) {
   std::lock_guard lock(mutex_);
@@ -167,6 +168,9 @@ std::string metrics::render() const {
   out += "mallornd_accept_errors_total " + std::to_string(accept_failed_.load()) + "\n";
   header(out, "mallornd_rate_limited_total", "Requests answered 429 by the per-client rate limit.", "counter");
   out += "mallornd_rate_limited_total " + std::to_string(rate_limited_.load()) + "\n";
+  header(out, "mallornd_device_writes_shed_total",
+         "Reports answered 503 because the queue of device writes was full.", "counter");
+  out += "mallornd_device_writes_shed_total " + std::to_string(writes_shed_.load()) + "\n";
   for (const auto& g : gauges_) {
     header(out, g.name.c_str(), g.help.c_str(), "gauge");
     out += g.name + " " + number(g.read()) + "\n";

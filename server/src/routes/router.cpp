@@ -221,6 +221,8 @@ router::body_plan router::plan_request(const http_request& head) {
     p.blocking = true;
   } else if (route == "admin_rescan") {
     p.blocking = true;
+  } else if (route == "report" && head.method == "POST") {
+    p.device_write = true;
   }
   return p;
 }
@@ -235,8 +237,8 @@ http_response router::handle(const http_request& req) {
   const std::string route = route_name(seg);
 
   if (route == "check-update" && seg.size() == 1) {
-    r = m == "POST" ? with_public_urls(check_update(req)) : method_not_allowed("POST");
-    r.set("Cache-Control", "no-store");  // per device and per moment: no proxy or CDN may keep it
+    r = m == "POST" ? check_update(req) : method_not_allowed("POST");
+    if (!r.prepared) r = finish_check_update(std::move(r));  // a prepared answer is final already
   } else if (route == "patch" && seg.size() == 2) {
     if (!get) r = method_not_allowed("GET, HEAD");
     else if (!is_patch_id(seg[1])) r = error_response(404, "unknown_patch", "no patch has this id");

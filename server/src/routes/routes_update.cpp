@@ -29,12 +29,16 @@ std::optional<std::string> string_field(const nlohmann::json& doc, const char* n
   return doc[name].get<std::string>();
 }
 
+// ASCII only, without the locale calls of isxdigit/tolower (they showed in a check-update profile).
 bool is_hex(const std::string& s, std::size_t len) {
-  return s.size() == len && std::all_of(s.begin(), s.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
+  return s.size() == len && std::all_of(s.begin(), s.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+         });
 }
 
 std::string lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (auto& c : s)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
   return s;
 }
 
@@ -86,10 +90,14 @@ http_response router::check_update(const http_request& req) {
     if (auto it = answers_.find(answer_key); it != answers_.end() && it->second.catalog_seen == cat &&
                                              it->second.cache_generation == generation) {
       if (it->second.patch_ready) metrics_.cache_lookup(true);
-      return it->second.response;
+      return it->second.response;  // prepared: shares the serialized bytes
     }
   }
+  // The answer in its final form (public URLs, Cache-Control), serialized once for every device
+  // that asks the same until the catalog or the patch cache changes.
   auto remember = [&](http_response r, bool patch_ready) {
+    r = prepare_response(finish_check_update(std::move(r)));
+    r.route = "check-update";
     std::unique_lock lock(answers_mutex_);
     if (answers_.size() >= 10000) answers_.clear();  // bounded; refilled by the next requests
     answers_[answer_key] = {cat, generation, patch_ready, r};
@@ -210,6 +218,12 @@ http_response router::check_update(const http_request& req) {
     }
   }
   return error_response(500, "internal", "unreachable");
+}
+
+http_response router::finish_check_update(http_response r) const {
+  r = with_public_urls(std::move(r));
+  r.set("Cache-Control", "no-store");  // per device and per moment: no proxy or CDN may keep it
+  return r;
 }
 
 http_response router::with_public_urls(http_response r) const {

@@ -1,5 +1,5 @@
-// The HTTP(S) front end: Beast + Asio on a thread pool, one coroutine per connection on its own
-// strand, a bounded number of connections, timeouts on every read and write, and a drain on
+// The HTTP(S) front end: Beast + Asio, one io_context per I/O thread, one coroutine per connection
+// on one of them, a bounded number of connections, timeouts on every read and write, and a drain on
 // SIGTERM that lets downloads in flight finish. Routing is delegated to `router`.
 #pragma once
 #include <chrono>
@@ -21,6 +21,9 @@ struct http_options {
   std::uint16_t port = 8080;
   unsigned threads = 1;
   unsigned blocking_threads = 4;  // for router::plan().blocking requests
+  // router::plan().device_write requests (reports) waiting for or running on the writer thread;
+  // past it they are answered 503 + Retry-After and counted (mallornd_device_writes_shed_total).
+  std::size_t max_queued_writes = 4096;
   // At the cap, the oldest idle keep-alive connection is closed to make room; only when none is
   // idle does a new client get 503. main() derives the default from RLIMIT_NOFILE
   // (default_max_connections()).

@@ -75,6 +75,8 @@ struct file_slice {
   std::string patch_id;  // for download accounting
 };
 
+struct prepared_response;
+
 struct http_response {
   unsigned status = 200;
   std::vector<std::pair<std::string, std::string>> headers;
@@ -84,10 +86,26 @@ struct http_response {
   std::optional<std::uint64_t> head_length;
   bool close = false;  // close the connection after this response
   std::string route = "other";
+  // Set: the answer was serialized once (prepare_response) and is sent as those bytes; status,
+  // route and close above still apply, headers and body are in prepared->answer.
+  std::shared_ptr<const prepared_response> prepared;
 
   void set(std::string name, std::string value) { headers.emplace_back(std::move(name), std::move(value)); }
   const std::string* header(const std::string& name) const;
 };
+
+// An answer many clients get unchanged (a check-update for a built pair: issue 18), serialized
+// once with the headers the session adds (Server) and reused: a cache hit writes these bytes,
+// with no JSON, header or body formatting per request.
+struct prepared_response {
+  std::string keep_alive;  // HTTP/1.1, the connection stays open
+  std::string close;       // HTTP/1.1 with "Connection: close"
+  http_response answer;    // the same answer unserialized, for an HTTP/1.0 client
+};
+
+// Serializes `answer` the way the session would send it (http_session.hpp); the result's
+// prepared field points to it.
+http_response prepare_response(http_response answer);
 
 class keyring_source;
 class disk_guard;
@@ -134,6 +152,9 @@ class router {
     std::uint64_t limit = 0;
     bool to_file = false;   // stream the body into store.staging_dir()
     bool blocking = false;  // run handle() on the blocking pool (waits on builds, hashes files)
+    // A device's write to the index (POST /report): handle() runs on the server's bounded writer
+    // thread, never on an I/O thread; a full writer queue answers 503 + Retry-After.
+    bool device_write = false;
     std::optional<http_response> reject;  // answer this without reading the body, then close
   };
   body_plan plan(const http_request& head);
@@ -147,6 +168,8 @@ class router {
   http_response check_update(const http_request& req);
   // --public-patch-base: adds absolute CDN URLs beside the paths (agents keep using the paths).
   http_response with_public_urls(http_response r) const;
+  // with_public_urls() and Cache-Control: every check-update answer goes through it once.
+  http_response finish_check_update(http_response r) const;
   http_response get_patch(const http_request& req, const std::string& id);
   http_response get_model(const http_request& req, const std::string& model, const std::string& version);
   http_response manifest();
@@ -189,7 +212,7 @@ class router {
     std::shared_ptr<const catalog> catalog_seen;
     std::uint64_t cache_generation = 0;
     bool patch_ready = false;  // counts as a cache hit when reused
-    http_response response;
+    http_response response;  // prepared (prepare_response): a hit copies a pointer
   };
   std::shared_mutex answers_mutex_;  // readers (every repeated check-update) do not exclude each other
   std::unordered_map<std::string, cached_answer> answers_;

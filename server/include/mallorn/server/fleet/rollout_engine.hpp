@@ -137,6 +137,7 @@ class rollout_engine {
   index_db& db_;
   engine_options opts_;
   mutable std::shared_mutex mutex_;
+  std::mutex report_mutex_;  // on_report(): one reporter at a time, its index write outside mutex_
   std::map<std::int64_t, rollout> rollouts_;                           // by id
   std::unordered_map<std::string, std::vector<std::int64_t>> by_model_;  // newest first
   std::map<std::string, group_spec> groups_;
