@@ -116,7 +116,7 @@ TEST(Daemon, CurlDownloadResumeRangesAndApply) {
   // The same for the patch, cut at an arbitrary byte.
   run_shell("head -c 1000 " + patch.string() + " > " + (rig.dir / "patch.part").string());
   EXPECT_EQ(curl("-C - -o " + (rig.dir / "patch.part").string() + " " + url).status, 206);
-  EXPECT_EQ(sha_of(rig.dir / "patch.part"), ready["patch_sha256"]);
+  EXPECT_EQ(sha_of(rig.dir / "patch.part"), ready["patch_sha256"].get<std::string>());
 
   // Ranges, HEAD, If-Range, 416.
   auto r = curl("-r 0-99 " + url);
