@@ -133,7 +133,7 @@ def test_io_error(made, tmp_path):
 
 def test_unsupported_version(made, tmp_path):
     old, new, patch = made
-    future = reseal(patch.read_bytes(), lambda h: h.__setitem__(4, 3))
+    future = reseal(patch.read_bytes(), lambda h: h.__setitem__(4, 0x7F))  # no such container version
     with pytest.raises(mallorn.UnsupportedVersion):
         mallorn.patch_info(future)
     with pytest.raises(mallorn.UnsupportedVersion):
