@@ -4,6 +4,8 @@
 
 #include <signal.h>
 
+#include <algorithm>
+#include <chrono>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -110,13 +112,25 @@ TEST(Agent, SurvivesSigkillAtRandomInstants) {
   fleet_rig rig(unrelated_pair);
   ASSERT_TRUE(rig.server->listening());
   const std::string old_sha = sha_of(rig.pair.v1), new_sha = sha_of(rig.pair.v2);
+  const std::string health = "sleep 0.05; test -s \"$MALLORN_MODEL\"";
+  // Kill instants are drawn over the time one whole update takes in this build (a sanitizer build
+  // or a loaded machine is several times slower than Release), so they land in every phase.
+  int update_ms = 0;
+  {
+    ASSERT_EQ(fleet_rig::until_done(rig.device("builder", "release.pub", health)).exit_code, 0);  // patch built
+    auto pacer = rig.device("pacer", "release.pub", health);
+    const auto t0 = std::chrono::steady_clock::now();
+    auto r = fleet_rig::until_done(pacer);
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    update_ms = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count());
+  }
   std::mt19937 rng(12345);
   std::map<std::string, int> states_hit;
   int kills = 0, runs = 0;
   for (int round = 0; round < 6; ++round) {
-    auto home = rig.device("victim-" + std::to_string(round), "release.pub", "sleep 0.05; test -s \"$MALLORN_MODEL\"");
+    auto home = rig.device("victim-" + std::to_string(round), "release.pub", health);
     for (int k = 0; k < 12; ++k) {
-      const auto delay = std::uniform_int_distribution<int>(0, 150)(rng);
+      const auto delay = std::uniform_int_distribution<int>(0, std::max(150, update_ms))(rng);
       auto r = run_shell("timeout -s KILL " + std::to_string(delay / 1000.0) + " " + fleet_rig::agent() + " --config " +
                          (home / "agent.json").string() + " check-once >/dev/null 2>&1; echo $?");
       ++runs;
@@ -132,7 +146,8 @@ TEST(Agent, SurvivesSigkillAtRandomInstants) {
   }
   std::string seen;
   for (const auto& [s, n] : states_hit) seen += s + "=" + std::to_string(n) + " ";
-  std::cout << "[ kill harness ] " << runs << " runs, " << kills << " SIGKILLs; journal states seen after a kill: " << seen << "\n";
+  std::cout << "[ kill harness ] " << runs << " runs, " << kills << " SIGKILLs over 0.." << std::max(150, update_ms)
+            << " ms; journal states seen after a kill: " << seen << "\n";
   EXPECT_GT(kills, 10);
   EXPECT_GE(states_hit.size(), 3u) << seen;
 }
