@@ -89,7 +89,13 @@ TEST(KeyringRoute, ReloadsNewerFilesAndIgnoresOlderOrBrokenOnes) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // re-read at most once a second
     return (*src)->current()->version;
   };
+  // The older file has the size and modification time of the served one (as when both are
+  // written within one tick of the file system's clock): it is still seen as a change.
+  const auto v5_mtime = std::filesystem::last_write_time(file);
+  const auto v5_size = std::filesystem::file_size(file);
   write(file, core::encode_keyring_json(signed_ring(4, root)));
+  std::filesystem::last_write_time(file, v5_mtime);
+  ASSERT_EQ(std::filesystem::file_size(file), v5_size);
   EXPECT_EQ(wait_and_get(), 5u) << "never back to an older version";
   write(file, std::string(70000, '['));
   EXPECT_EQ(wait_and_get(), 5u) << "a broken file changes nothing";

@@ -1,6 +1,7 @@
 #include "mallorn/server/keyring_source.hpp"
 
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 
 #include <chrono>
 
@@ -17,10 +18,19 @@ core::result<std::shared_ptr<keyring_source>> keyring_source::open(const std::fi
   auto k = src->load();
   if (!k) return k.err();
   src->served_ = *k;
-  std::error_code ec;
-  src->seen_mtime_ = std::filesystem::last_write_time(file, ec);
-  src->seen_size_ = std::filesystem::file_size(file, ec);
+  identify(file, src->seen_);
   return src;
+}
+
+bool keyring_source::identify(const std::filesystem::path& file, file_identity& out) {
+  struct stat st {};
+  if (::stat(file.c_str(), &st) != 0) return false;
+  out.device = st.st_dev;
+  out.inode = st.st_ino;
+  out.size = static_cast<std::uint64_t>(st.st_size);
+  out.mtime_ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  out.ctime_ns = static_cast<std::int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec;
+  return true;
 }
 
 core::result<std::shared_ptr<const served_keyring>> keyring_source::load() const {
@@ -52,12 +62,9 @@ std::shared_ptr<const served_keyring> keyring_source::current() {
   const auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
   if (now == checked_at_) return served_;  // one stat per second at most, however many devices ask
   checked_at_ = now;
-  std::error_code ec, ec2;
-  const auto mtime = std::filesystem::last_write_time(file_, ec);
-  const auto size = std::filesystem::file_size(file_, ec2);
-  if (ec || ec2 || (mtime == seen_mtime_ && size == seen_size_)) return served_;
-  seen_mtime_ = mtime;
-  seen_size_ = size;
+  file_identity now_seen;
+  if (!identify(file_, now_seen) || now_seen == seen_) return served_;
+  seen_ = now_seen;
   auto k = load();
   keyring_publication pub;
   pub.served_before = served_->version;

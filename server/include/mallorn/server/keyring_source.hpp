@@ -53,8 +53,16 @@ class keyring_source {
   std::filesystem::path file_;
   std::mutex mu_;
   std::shared_ptr<const served_keyring> served_;
-  std::filesystem::file_time_type seen_mtime_{};
-  std::uintmax_t seen_size_ = 0;
+  // What stat() said of the file last time. A rename over it (how `mallorn keyring sign -o`
+  // publishes) gives a new inode, so two versions of equal size written within one tick of the
+  // file system's clock (mtime alone cannot tell them apart) are still seen as a change.
+  struct file_identity {
+    std::uint64_t device = 0, inode = 0, size = 0;
+    std::int64_t mtime_ns = 0, ctime_ns = 0;
+    bool operator==(const file_identity&) const = default;
+  };
+  static bool identify(const std::filesystem::path& file, file_identity& out);
+  file_identity seen_{};
   std::int64_t checked_at_ = 0;
   publication_listener listener_;
 };
