@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Configures the instrumented build that scripts/test-sanitize.sh and scripts/fuzz.sh share: clang
-# 16, ASan+UBSan (-DMALLORN_SANITIZE) plus libFuzzer coverage (-DMALLORN_FUZZ), -O1 with line tables
-# only (readable stacks at a fraction of -g's compile time), no Python package. One build serves
-# the whole ctest suite and the fuzz targets, so CI compiles the sources once for both.
+# 16, ASan+UBSan (-DMALLORN_SANITIZE) plus libFuzzer coverage (-DMALLORN_FUZZ), line tables only
+# (readable stacks at a fraction of -g's compile time), no Python package. -O1 for the engine
+# (core, formats, firmware, proto), whose speed the tests and the fuzzers wait on; -O0 for the
+# programs' glue and the test sources (CMakeLists.txt, tests/CMakeLists.txt say why). One build
+# serves the whole ctest suite and the fuzz targets, so CI compiles the sources once for both.
 # Usage: configure-instrumented.sh BUILD_DIR
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -13,7 +13,9 @@
 # Refuses to run if any of them is installed already (it would purge them).
 # Environment: MALLORN_MODELS_DIR (default ../shared/models), DEB_BUILD_OPTIONS (default
 # "parallel=2 nocheck"), KEEP_DEBS=DIR to copy the built .deb and .changes files there,
-# PREBUILT=DIR to skip step 1 and test the .deb and .changes files in DIR (from KEEP_DEBS).
+# PREBUILT=DIR to skip step 1 and test the .deb and .changes files in DIR (from KEEP_DEBS),
+# PACKAGE_TREE=DIR to build in DIR (emptied first) and keep it: DIR/mallorn-VERSION/obj-*/ is the
+# package build's CMake tree, whose programs scripts/test.sh's release stage then tests.
 # Exit status: 0 all passed, 1 a check failed, 2 cannot run (tools, root, packages present).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +23,7 @@ repo=$(pwd)
 
 if [[ $(id -u) -ne 0 ]]; then
   command -v sudo >/dev/null 2>&1 || { echo "test-packages: needs root (dpkg -i) or sudo" >&2; exit 2; }
-  exec sudo --preserve-env=MALLORN_MODELS_DIR,DEB_BUILD_OPTIONS,KEEP_DEBS,PREBUILT,CCACHE_DIR "$0" "$@"
+  exec sudo --preserve-env=MALLORN_MODELS_DIR,DEB_BUILD_OPTIONS,KEEP_DEBS,PREBUILT,PACKAGE_TREE,CCACHE_DIR "$0" "$@"
 fi
 
 packages=(mallorn mallornd mallorn-agent python3-mallorn libmallorn-lite-dev)
@@ -91,7 +93,12 @@ if [[ -n ${PREBUILT:-} ]]; then
     -o -name '*.buildinfo' \) -exec cp -t "$work" {} +
   ok "using the packages in $PREBUILT (PREBUILT): not built by this run"
 else
-  src=$work/mallorn-$version
+  build_dir=$work
+  if [[ -n ${PACKAGE_TREE:-} ]]; then
+    rm -rf "$PACKAGE_TREE" && mkdir -p "$PACKAGE_TREE"
+    build_dir=$(cd "$PACKAGE_TREE" && pwd)
+  fi
+  src=$build_dir/mallorn-$version
   mkdir "$src"
   tar -C "$repo" --exclude=./build --exclude='./build-*' --exclude='./obj-*' --exclude=./.git \
       --exclude=./python/build -cf - . | tar -C "$src" -xf -
@@ -108,6 +115,12 @@ else
     exit 1
   fi
   ok "dpkg-buildpackage -b: $((SECONDS - start)) s (DEB_BUILD_OPTIONS=\"$DEB_BUILD_OPTIONS\")"
+  if [[ $build_dir != "$work" ]]; then
+    # The kept tree belongs to whoever ran us through sudo (the release stage builds in it).
+    [[ -n ${SUDO_UID:-} ]] && chown -R "$SUDO_UID:${SUDO_GID:-$SUDO_UID}" "$build_dir"
+    find "$build_dir" -maxdepth 1 -type f \( -name '*.deb' -o -name '*.ddeb' -o -name '*.changes' \
+      -o -name '*.buildinfo' \) -exec cp -t "$work" {} +
+  fi
 fi
 changes=$(ls "$work"/mallorn_"$deb_version"_*.changes)
 debs=()

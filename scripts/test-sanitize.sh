@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The ctest suite under ASan+UBSan: every test but the Release-only ones (tests/release_only_tests.txt,
 # each with its reason), in the instrumented build that scripts/fuzz.sh shares
-# (scripts/configure-instrumented.sh: clang 16, -O1, line tables). The parser robustness tests rely
+# (scripts/configure-instrumented.sh: clang 16, line tables). The parser robustness tests rely
 # on ASan to see over-reads that the Release build cannot. Any ASan/UBSan/LSan report fails the
 # process that made it, and the test.
 #   SANITIZE_BUILD   build directory (default build-asan; scripts/fuzz.sh uses the same)

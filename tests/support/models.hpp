@@ -2,6 +2,7 @@
 #pragma once
 #include <algorithm>
 #include <filesystem>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,9 @@ struct model_pair {
   std::filesystem::path old_path;
   std::filesystem::path new_path;
 };
+
+// gtest prints a parameter in each test's name line: the pair's name, not a 112-byte dump.
+inline void PrintTo(const model_pair& pair, std::ostream* out) { *out << pair.name; }
 
 // Every pairs/<name>/{old,new}.<ext> under models_dir(), sorted by name.
 inline std::vector<model_pair> model_pairs() {
