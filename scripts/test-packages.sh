@@ -12,7 +12,8 @@
 # The packages are purged on any exit, failure included, and nothing is left in the source tree.
 # Refuses to run if any of them is installed already (it would purge them).
 # Environment: MALLORN_MODELS_DIR (default ../shared/models), DEB_BUILD_OPTIONS (default
-# "parallel=2 nocheck"), KEEP_DEBS=DIR to copy the built .deb and .changes files there,
+# "parallel=2 nocheck"), PACKAGE_DEBUG_FLAGS (default -g1; "" for Debian's -g), KEEP_DEBS=DIR
+# to copy the built .deb and .changes files there,
 # PREBUILT=DIR to skip step 1 and test the .deb and .changes files in DIR (from KEEP_DEBS),
 # PACKAGE_TREE=DIR to build in DIR (emptied first) and keep it: DIR/mallorn-VERSION/obj-*/ is the
 # package build's CMake tree, whose programs scripts/test.sh's release stage then tests.
@@ -23,7 +24,7 @@ repo=$(pwd)
 
 if [[ $(id -u) -ne 0 ]]; then
   command -v sudo >/dev/null 2>&1 || { echo "test-packages: needs root (dpkg -i) or sudo" >&2; exit 2; }
-  exec sudo --preserve-env=MALLORN_MODELS_DIR,DEB_BUILD_OPTIONS,KEEP_DEBS,PREBUILT,PACKAGE_TREE,CCACHE_DIR "$0" "$@"
+  exec sudo --preserve-env=MALLORN_MODELS_DIR,DEB_BUILD_OPTIONS,KEEP_DEBS,PREBUILT,PACKAGE_TREE,PACKAGE_DEBUG_FLAGS,CCACHE_DIR "$0" "$@"
 fi
 
 packages=(mallorn mallornd mallorn-agent python3-mallorn libmallorn-lite-dev)
@@ -103,6 +104,13 @@ else
   tar -C "$repo" --exclude=./build --exclude='./build-*' --exclude='./obj-*' --exclude=./.git \
       --exclude=./python/build -cf - . | tar -C "$src" -xf -
   export DEB_BUILD_OPTIONS=${DEB_BUILD_OPTIONS:-parallel=2 nocheck}
+  # Line tables only in these test packages' debug symbols (-g1 after dpkg-buildflags' -g; the
+  # code is the same): full -g made GCC take 55% longer per file, a minute and a half of CI.
+  # PACKAGE_DEBUG_FLAGS="" builds with Debian's default -g, as a release build does.
+  debug_flags=${PACKAGE_DEBUG_FLAGS--g1}
+  if [[ -n $debug_flags ]]; then
+    export DEB_CFLAGS_APPEND="${DEB_CFLAGS_APPEND:-} $debug_flags" DEB_CXXFLAGS_APPEND="${DEB_CXXFLAGS_APPEND:-} $debug_flags"
+  fi
   build_env=()
   if [[ -n ${CCACHE_DIR:-} && -d /usr/lib/ccache ]]; then
     # Developers' machines: reuse their compiler cache (CI has none; it builds once anyway).
@@ -114,7 +122,7 @@ else
     echo "FAILED  dpkg-buildpackage -b (log above)"
     exit 1
   fi
-  ok "dpkg-buildpackage -b: $((SECONDS - start)) s (DEB_BUILD_OPTIONS=\"$DEB_BUILD_OPTIONS\")"
+  ok "dpkg-buildpackage -b: $((SECONDS - start)) s (DEB_BUILD_OPTIONS=\"$DEB_BUILD_OPTIONS\", debug flags \"${debug_flags:-Debian default}\")"
   if [[ $build_dir != "$work" ]]; then
     # The kept tree belongs to whoever ran us through sudo (the release stage builds in it).
     [[ -n ${SUDO_UID:-} ]] && chown -R "$SUDO_UID:${SUDO_GID:-$SUDO_UID}" "$build_dir"
