@@ -268,6 +268,7 @@ int main(int argc, char** argv) {
                  cfg.max_connections_per_address, fd_limit);
   }
   hopts.max_connections_per_address = cfg.max_connections_per_address;
+  hopts.max_queued_writes = cfg.max_queued_reports;
   hopts.header_timeout = cfg.header_timeout;
   hopts.header_limit = cfg.header_limit;
   hopts.read_timeout = cfg.read_timeout;

@@ -268,14 +268,25 @@ TEST(Daemon, UploadsAndSighupRescans) {
   EXPECT_EQ(fp["version"], "10");  // natural order: 10 > 3
 }
 
-TEST(Daemon, ServesHttpsWithTheGivenCertificate) {
-  daemon_rig rig;
+// A self-signed P-256 certificate for 127.0.0.1 in the rig's directory (cert.pem, key.pem), and
+// the mallornd arguments that serve TLS with it.
+namespace {
+bool make_certificate(const daemon_rig& rig) {
   auto gen = run_shell("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=127.0.0.1 "
                        "-addext subjectAltName=IP:127.0.0.1 -keyout " + (rig.dir / "key.pem").string() + " -out " +
                        (rig.dir / "cert.pem").string() + " 2>&1");
-  ASSERT_EQ(gen.exit_code, 0) << gen.out;
-  daemon_process d(rig.dir.path(), rig.args({"--tls-cert", (rig.dir / "cert.pem").string(), "--tls-key",
-                                             (rig.dir / "key.pem").string()}));
+  EXPECT_EQ(gen.exit_code, 0) << gen.out;
+  return gen.exit_code == 0;
+}
+std::vector<std::string> tls_args(const daemon_rig& rig) {
+  return {"--tls-cert", (rig.dir / "cert.pem").string(), "--tls-key", (rig.dir / "key.pem").string()};
+}
+}  // namespace
+
+TEST(Daemon, ServesHttpsWithTheGivenCertificate) {
+  daemon_rig rig;
+  ASSERT_TRUE(make_certificate(rig));
+  daemon_process d(rig.dir.path(), rig.args(tls_args(rig)));
   ASSERT_TRUE(d.listening()) << d.log();
   const std::string https = "https://127.0.0.1:" + std::to_string(d.port());
   auto ok = curl("--cacert " + (rig.dir / "cert.pem").string() + " " + https + "/healthz");
@@ -283,6 +294,53 @@ TEST(Daemon, ServesHttpsWithTheGivenCertificate) {
   EXPECT_EQ(json::parse(ok.body)["status"], "ok");
   EXPECT_NE(run_shell("curl -s " + https + "/healthz").exit_code, 0);  // unknown CA refused by the client
   EXPECT_NE(curl(d.url("/healthz")).status, 200);                      // plain HTTP is not served
+}
+
+// A download's body over TLS leaves by SSL_write straight to the socket (direct_send.hpp), then the
+// connection goes back to asio's TLS engine: a whole model read slowly through a 4 KiB receive
+// buffer (the server's socket fills and it waits for writability), then a Range and a /healthz
+// on the same connection, byte for byte.
+TEST(Daemon, TlsDownloadsSurviveASlowReaderAndKeepTheConnection) {
+  daemon_rig rig({"coral-mnv2-quant_2020-to-2021a"});
+  ASSERT_TRUE(make_certificate(rig));
+  daemon_process d(rig.dir.path(), rig.args(tls_args(rig)));
+  ASSERT_TRUE(d.listening()) << d.log();
+  const auto& pair = rig.pairs[0];
+  const std::string script =
+      "import hashlib,socket,ssl,sys,time\n"
+      "port,cert,model,path=int(sys.argv[1]),sys.argv[2],sys.argv[3],sys.argv[4]\n"
+      "data=open(path,'rb').read()\n"
+      "raw=socket.socket()\n"
+      "raw.setsockopt(socket.SOL_SOCKET,socket.SO_RCVBUF,4096)\n"
+      "raw.connect(('127.0.0.1',port))\n"
+      "s=ssl.create_default_context(cafile=cert).wrap_socket(raw,server_hostname='127.0.0.1')\n"
+      "buf=b''\n"
+      "def more(n):\n"
+      "  c=s.recv(n)\n"
+      "  if not c: sys.exit('the server closed the connection')\n"
+      "  return c\n"
+      "def get(target,extra=b'',slow=False):\n"
+      "  global buf\n"
+      "  s.sendall(b'GET '+target.encode()+b' HTTP/1.1\\r\\nHost: x\\r\\n'+extra+b'\\r\\n')\n"
+      "  while b'\\r\\n\\r\\n' not in buf: buf+=more(65536)\n"
+      "  head,buf=buf.split(b'\\r\\n\\r\\n',1)\n"
+      "  n=int([l.split(b':')[1] for l in head.split(b'\\r\\n') if l.lower().startswith(b'content-length:')][0])\n"
+      "  while len(buf)<n:\n"
+      "    buf+=more(16384)\n"
+      "    if slow: time.sleep(0.001)\n"
+      "  body,buf=buf[:n],buf[n:]\n"
+      "  return head.split(b'\\r\\n')[0].decode(),body\n"
+      "st,body=get('/model/'+model+'/2',slow=True)\n"
+      "print(st,hashlib.sha256(body).hexdigest()==hashlib.sha256(data).hexdigest())\n"
+      "st,part=get('/model/'+model+'/2',b'Range: bytes=100-199\\r\\n')\n"
+      "print(st,part==data[100:200])\n"
+      "print(get('/healthz')[0])\n";
+  std::ofstream(rig.dir / "slow_tls.py") << script;
+  auto r = run_shell("/usr/bin/python3 " + (rig.dir / "slow_tls.py").string() + " " + std::to_string(d.port()) + " " +
+                     (rig.dir / "cert.pem").string() + " " + pair.model + " " + pair.v2.string() + " 2>&1");
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(r.out, "HTTP/1.1 200 OK True\nHTTP/1.1 206 Partial Content True\nHTTP/1.1 200 OK\n") << d.log();
+  EXPECT_TRUE(d.running()) << d.log();
 }
 
 // profile=mcu: the server builds a separate, signed mcu-profile patch, proves it with mallorn_lite

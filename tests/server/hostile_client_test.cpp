@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <fstream>
 #include <sstream>
@@ -483,4 +484,48 @@ TEST(HostileClient, FullBuildQueueAnswers503WithRetryAfter) {
   }
   EXPECT_GE(busy, 1) << answers[0].body << answers[1].body << answers[2].body << answers[3].body;
   EXPECT_EQ(answers[0].status, 202);
+}
+
+// The report writer's queue (--max-queued-reports): while another process holds the index's write
+// lock (a stand-in for a slow disk or database), reports past the queue are answered 503 busy +
+// Retry-After at once and counted, and reports are stored again once the lock is gone.
+TEST(HostileClient, FullReportQueueAnswers503WithRetryAfter) {
+  rig r({"coral-mnv1-025-quant_2020-to-2021a"});
+  ASSERT_EQ(r.pairs.size(), 1u);
+  daemon_process d(r.dir.path(), r.args({"--max-queued-reports", "2"}));
+  ASSERT_TRUE(d.listening()) << d.log();
+  const std::string report = json{{"device_id", "dev-q"}, {"state", "idle"}}.dump();
+  ASSERT_EQ(curl("-X POST -d '" + report + "' " + d.url("/report")).status, 200);
+
+  sqlite3* lock = nullptr;
+  ASSERT_EQ(sqlite3_open((r.dir / "data" / "index.sqlite").c_str(), &lock), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(lock, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(lock);
+  const std::string request = "POST /report HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+                              std::to_string(report.size()) + "\r\n\r\n" + report;
+  std::vector<raw_conn> devices;
+  for (int i = 0; i < 6; ++i) {
+    devices.emplace_back(d.port());
+    ASSERT_TRUE(devices.back().send(request));
+  }
+  int busy = 0;
+  for (auto& c : devices) {
+    bool closed = false;
+    const auto answer = c.read_all(300ms, closed);
+    if (answer.find("\"code\":\"busy\"") == std::string::npos) continue;
+    ++busy;
+    EXPECT_EQ(answer.substr(0, 12), "HTTP/1.1 503") << answer;
+    EXPECT_NE(answer.find("Retry-After: 5"), std::string::npos) << answer;
+  }
+  EXPECT_EQ(busy, 4);  // two wait for the writer (blocked on the lock); the other four are refused
+  EXPECT_NE(d.log().find("device writes: 2 queued"), std::string::npos) << d.log();
+
+  ASSERT_EQ(sqlite3_exec(lock, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(lock);
+  EXPECT_GE(std::atoll(metric(d, "mallornd_device_writes_shed_total").c_str()), 4);
+  int stored = 0;
+  for (int i = 0; i < 100 && stored == 0; ++i) {
+    if (curl("-X POST -d '" + report + "' " + d.url("/report")).status == 200) ++stored;
+    else std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_EQ(stored, 1) << d.log();
 }

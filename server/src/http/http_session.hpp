@@ -7,9 +7,9 @@
 // gets one 400/501 answer and the connection is closed: nothing after it is parsed.
 #pragma once
 #include <fcntl.h>
+#include <openssl/ssl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <sys/sendfile.h>
 #include <unistd.h>
 
 #include <utility>  // before Asio: Boost 1.74's awaitable.hpp uses std::exchange without it
@@ -24,6 +24,7 @@
 #include <random>
 #include <spdlog/spdlog.h>
 
+#include "direct_send.hpp"
 #include "file_slice_body.hpp"
 #include "mallorn/core/log_safe.hpp"
 #include "mallorn/server/http_framing.hpp"
@@ -96,38 +97,12 @@ struct staged_file {
 template <class Stream>
 concept has_plain_socket = requires(Stream& s) { s.socket().native_handle(); };
 
-// Sends [offset, offset + length) of `fd` with sendfile(2), waiting for writability between
-// bursts; each wait is bounded by `timeout`. `sent` counts the bytes sent, also when it throws.
-template <class Socket>
-asio::awaitable<void> sendfile_range(Socket& sock, int fd, std::uint64_t offset, std::uint64_t length,
-                                     std::chrono::seconds timeout, std::uint64_t& sent) {
-  beast::error_code ec;
-  sock.native_non_blocking(true, ec);
-  off_t pos = static_cast<off_t>(offset);
-  asio::steady_timer watchdog(sock.get_executor());
-  // An expiry already queued when the wait completes must not touch the socket later (it may be
-  // gone by then): the handler runs on the connection's thread and checks this first.
-  auto waiting = std::make_shared<bool>(false);
-  while (sent < length) {
-    const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(length - sent, 1u << 20));
-    const ssize_t n = ::sendfile(sock.native_handle(), fd, &pos, want);
-    if (n > 0) {
-      sent += static_cast<std::uint64_t>(n);
-      continue;
-    }
-    if (n == 0) throw beast::system_error(http::error::short_read);  // the file shrank
-    if (errno != EAGAIN && errno != EWOULDBLOCK) throw beast::system_error(beast::error_code(errno, beast::system_category()));
-    watchdog.expires_after(timeout);
-    *waiting = true;
-    watchdog.async_wait([&sock, waiting](beast::error_code wait_ec) {
-      if (!wait_ec && *waiting) sock.cancel();  // stalled client: abort the wait below
-    });
-    co_await sock.async_wait(Socket::wait_write, asio::redirect_error(asio::use_awaitable, ec));
-    *waiting = false;
-    watchdog.cancel();
-    if (ec) throw beast::system_error(ec);
-  }
-}
+// TLS streams (beast::ssl_stream) expose the SSL object and the socket under it.
+template <class Stream>
+concept has_tls_socket = requires(Stream& s) {
+  { s.native_handle() } -> std::convertible_to<SSL*>;
+  beast::get_lowest_layer(s).socket().native_handle();
+};
 
 template <class Stream>
 asio::awaitable<void> write_response(Stream& stream, session_context& ctx, http_response& resp, unsigned version,
@@ -174,7 +149,22 @@ asio::awaitable<void> write_response(Stream& stream, session_context& ctx, http_
       if (failure) std::rethrow_exception(failure);
       co_return;
     }
-    while (!sr.is_done()) {
+    if constexpr (has_tls_socket<Stream>) {
+      std::exception_ptr failure;
+      try {
+        tcp.expires_after(ctx.opts.write_timeout);
+        co_await http::async_write_header(stream, sr, asio::use_awaitable);
+        co_await ssl_write_range(stream.native_handle(), tcp.socket(), resp.file->file->fd, resp.file->offset,
+                                 resp.file->length, ctx.opts.write_timeout, sent);
+      } catch (...) {
+        failure = std::current_exception();
+      }
+      ctx.stats.bytes_served(resp.file->kind, sent);
+      if (!resp.file->patch_id.empty()) ctx.cache.record_download(resp.file->patch_id, sent);
+      if (failure) std::rethrow_exception(failure);
+      co_return;
+    }
+    while (!sr.is_done()) {  // other streams (tests): Beast's serializer, a chunk at a time
       tcp.expires_after(ctx.opts.write_timeout);
       co_await http::async_write_some(stream, sr, asio::redirect_error(asio::use_awaitable, ec));
       if (ec) break;

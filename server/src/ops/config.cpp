@@ -64,6 +64,8 @@ const option_spec options[] = {
     {"max-connections-per-address", "MALLORN_MAX_CONNECTIONS_PER_ADDRESS",
      "N  open connections per client IPv4 address or IPv6 /64; at the cap that address's oldest idle one\n"
      "                     is closed, with none idle 503 (default 64)"},
+    {"max-queued-reports", "MALLORN_MAX_QUEUED_REPORTS",
+     "N  reports waiting for the index writer; past it a report gets 503 busy + Retry-After (default 4096)"},
     {"header-timeout", "MALLORN_HEADER_TIMEOUT",
      "S  seconds a new connection has to send its first request byte, and any request to send its\n"
      "                     whole header (default 10)"},
@@ -211,6 +213,7 @@ core::result<void> apply(server_config& c, const std::string& key, const std::st
   else if (key == "level") return uint(c.level, 1, 22);
   else if (key == "max-connections") return uint(c.max_connections, 1, 1000000);
   else if (key == "max-connections-per-address") return uint(c.max_connections_per_address, 1, 1000000);
+  else if (key == "max-queued-reports") return uint(c.max_queued_reports, 1, 1000000);
   else if (key == "header-timeout") return seconds(c.header_timeout);
   else if (key == "mqtt-max-sessions") return uint(c.mqtt_max_sessions, 1, 1000000);
   else if (key == "cache-budget") return size(c.cache_budget);

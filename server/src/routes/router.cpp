@@ -223,6 +223,12 @@ router::body_plan router::plan_request(const http_request& head) {
     p.blocking = true;
   } else if (route == "report" && head.method == "POST") {
     p.device_write = true;
+  } else if (route == "metrics" || route == "healthz" || route.starts_with("admin_") || route == "enroll" ||
+             route == "token") {
+    // They read or write the index: a locked or slow database (a report write waiting on another
+    // process's lock, a stalled disk) holds a pool thread, never an I/O thread and the
+    // check-updates and downloads of every other connection on it (issue 18).
+    p.blocking = true;
   }
   return p;
 }

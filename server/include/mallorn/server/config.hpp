@@ -45,6 +45,7 @@ struct server_config {
   std::uint32_t header_limit = 16 << 10;
   std::size_t max_connections = 0;  // 0: derived from RLIMIT_NOFILE (default_max_connections)
   std::size_t max_connections_per_address = 64;
+  std::size_t max_queued_reports = 4096;  // device writes waiting for the writer thread
   std::chrono::seconds header_timeout{10};
   double rate_limit = 50;  // requests/s per client; 0 disables
   double rate_burst = 200;
