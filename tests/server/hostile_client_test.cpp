@@ -488,14 +488,18 @@ TEST(HostileClient, FullBuildQueueAnswers503WithRetryAfter) {
 
 // The report writer's queue (--max-queued-reports): while another process holds the index's write
 // lock (a stand-in for a slow disk or database), reports past the queue are answered 503 busy +
-// Retry-After at once and counted, and reports are stored again once the lock is gone.
+// Retry-After at once and counted; the report stuck on the lock holds the writer thread, not an
+// I/O thread, so check-updates on every I/O thread are still answered at once (they were not
+// while the write ran on the I/O thread); reports are stored again once the lock is gone.
 TEST(HostileClient, FullReportQueueAnswers503WithRetryAfter) {
   rig r({"coral-mnv1-025-quant_2020-to-2021a"});
   ASSERT_EQ(r.pairs.size(), 1u);
-  daemon_process d(r.dir.path(), r.args({"--max-queued-reports", "2"}));
+  daemon_process d(r.dir.path(), r.args({"--max-queued-reports", "2", "--threads", "2"}));
   ASSERT_TRUE(d.listening()) << d.log();
   const std::string report = json{{"device_id", "dev-q"}, {"state", "idle"}}.dump();
   ASSERT_EQ(curl("-X POST -d '" + report + "' " + d.url("/report")).status, 200);
+  const std::string check = "-m 2 -X POST -d '" + json{{"sha256", sha_of(r.pairs[0].v1)}}.dump() + "' " + d.url("/check-update");
+  for (int i = 0; i < 600 && curl(check).status != 200; ++i) std::this_thread::sleep_for(50ms);  // the patch is built
 
   sqlite3* lock = nullptr;
   ASSERT_EQ(sqlite3_open((r.dir / "data" / "index.sqlite").c_str(), &lock), SQLITE_OK);
@@ -517,6 +521,10 @@ TEST(HostileClient, FullReportQueueAnswers503WithRetryAfter) {
     EXPECT_NE(answer.find("Retry-After: 5"), std::string::npos) << answer;
   }
   EXPECT_EQ(busy, 4);  // two wait for the writer (blocked on the lock); the other four are refused
+  for (int i = 0; i < 4; ++i) {  // new connections go round-robin over both I/O threads
+    const auto answer = curl(check);
+    EXPECT_EQ(answer.status, 200) << answer.body;
+  }
   EXPECT_NE(d.log().find("device writes: 2 queued"), std::string::npos) << d.log();
 
   ASSERT_EQ(sqlite3_exec(lock, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);

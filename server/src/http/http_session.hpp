@@ -208,6 +208,17 @@ asio::awaitable<void> linger(Stream& stream) {
   }
 }
 
+// Runs `work` on a thread of `pool` and resumes the calling coroutine on its own executor with the
+// result. The coroutine really leaves its I/O thread: `co_await asio::post(pool, use_awaitable)`
+// does not (the completion is dispatched back to the coroutine's executor, so the work ran on the
+// I/O thread after all: a report stuck on a locked index stalled every connection of that thread).
+template <class Pool, class Work>
+asio::awaitable<std::invoke_result_t<Work&>> on_pool(Pool& pool, Work work) {
+  using result_t = std::invoke_result_t<Work&>;
+  co_return co_await asio::co_spawn(
+      pool.get_executor(), [&work]() -> asio::awaitable<result_t> { co_return work(); }, asio::use_awaitable);
+}
+
 // A device's write (a report into the index) on the writer thread: a slow disk or database
 // delays the reports, never the check-updates served by the I/O threads. The queue is bounded:
 // past it the device is told to come back (503 + Retry-After; mallorn-agent keeps the report in
@@ -232,11 +243,7 @@ inline asio::awaitable<http_response> run_device_write(session_context& ctx, con
     co_return r;
   }
   slot held{ctx.writes_queued};
-  auto home = co_await asio::this_coro::executor;
-  co_await asio::post(ctx.write_pool, asio::use_awaitable);
-  auto resp = ctx.routes.handle(req);
-  co_await asio::post(home, asio::use_awaitable);
-  co_return resp;
+  co_return co_await on_pool(ctx.write_pool, [&] { return ctx.routes.handle(req); });
 }
 
 // Serves requests on `stream` until the peer closes, an error, a timeout, or a drain.
@@ -379,10 +386,7 @@ asio::awaitable<void> serve_connection(Stream& stream, session_context& ctx, std
       } else if (plan.device_write) {
         resp = co_await run_device_write(ctx, req);
       } else if (plan.blocking) {
-        auto home = co_await asio::this_coro::executor;
-        co_await asio::post(ctx.blocking_pool, asio::use_awaitable);
-        resp = ctx.routes.handle(req);
-        co_await asio::post(home, asio::use_awaitable);
+        resp = co_await on_pool(ctx.blocking_pool, [&] { return ctx.routes.handle(req); });
       } else {
         resp = ctx.routes.handle(req);
       }
