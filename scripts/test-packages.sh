@@ -96,7 +96,11 @@ if [[ -n ${PREBUILT:-} ]]; then
 else
   build_dir=$work
   if [[ -n ${PACKAGE_TREE:-} ]]; then
-    rm -rf "$PACKAGE_TREE" && mkdir -p "$PACKAGE_TREE"
+    # It is emptied as root: never the source tree or anything above it (PACKAGE_TREE=. by mistake).
+    tree_abs=$(realpath -m "$PACKAGE_TREE")
+    [[ $repo/ == "${tree_abs%/}"/* ]] &&
+      { echo "test-packages: PACKAGE_TREE=$PACKAGE_TREE holds the source tree; refusing to empty it" >&2; exit 2; }
+    rm -rf "$tree_abs" && mkdir -p "$tree_abs"
     build_dir=$(cd "$PACKAGE_TREE" && pwd)
   fi
   src=$build_dir/mallorn-$version
