@@ -52,6 +52,18 @@ inline int squash(int d) { return squash_of[d < -stretch_limit ? 0 : d > stretch
 // A bit_model's chance of a 1, stretched.
 inline int stretch_model(const bit_model& m) { return stretch_of[65535u - m.p]; }
 
+// A mixed input: a bit_model that keeps its stretched prediction. The mixer reads it on every bit;
+// looked up in the 128 KiB stretch table at that moment it sat on the decoder's critical path (a
+// cache miss per input per bit), while refreshing it after the update overlaps with decoding.
+struct mixed_input {
+  bit_model m;
+  std::int16_t stretched = static_cast<std::int16_t>(stretch_model(bit_model{}));
+};
+inline void update(mixed_input& in, unsigned y) {
+  update(in.m, y);
+  in.stretched = static_cast<std::int16_t>(stretch_model(in.m));
+}
+
 // --- the model ------------------------------------------------------------------------------------
 // The planes that mix (the sign/exponent byte, and for 4- and 8-byte elements the next one, which
 // holds the exponent's last bit); lower planes are mostly mantissa noise, coded from one context
@@ -69,25 +81,26 @@ constexpr int max_weight = 1 << 22;  // 64.0: keeps the dot product far from ove
 
 inline int clamp_weight(int w) { return w < -max_weight ? -max_weight : w > max_weight ? max_weight : w; }
 
-// All probabilities of one frame: 3 MiB for 4-byte elements, 5 MiB for 8-byte ones.
+// All probabilities of one frame: 4 MiB for 4-byte elements, 6 MiB for 8-byte ones.
 struct tables {
   explicit tables(unsigned w)
       : old0(256 * 256), near0(256 * 256), old1(w >= 4 ? 512 * 256 : 0), near1(w >= 4 ? 1024 * 256 : 0),
         low(std::size_t{w - mixed_planes(w)} * 512 * 256) {
     for (auto& set : weights) set = {initial_weight, initial_weight, 0};
   }
-  std::vector<bit_model> old0, near0, old1, near1, low;
+  std::vector<mixed_input> old0, near0, old1, near1;
+  std::vector<bit_model> low;
   std::array<std::array<int, inputs>, 512> weights{};  // per tree node: plane 0 at 0..255, plane 1 at 256..511
 };
 
 // Codes (or decodes) one byte through a 255-node binary tree whose every bit mixes the predictions
 // of `a` (old-bytes context) and `b` (neighbour context), with a weight set per tree node.
 template <class Coder>
-unsigned mixed_byte(Coder& c, bit_model* a, bit_model* b, std::array<int, inputs>* ws, unsigned value) {
+unsigned mixed_byte(Coder& c, mixed_input* a, mixed_input* b, std::array<int, inputs>* ws, unsigned value) {
   unsigned node = 1;
   for (int bit = 7; bit >= 0; --bit) {
     auto& w = ws[node];
-    int s0 = stretch_model(a[node]), s1 = stretch_model(b[node]);
+    int s0 = a[node].stretched, s1 = b[node].stretched;
     std::int64_t dot = std::int64_t{w[0]} * s0 + std::int64_t{w[1]} * s1 + std::int64_t{w[2]} * bias_input;
     int p1 = squash(static_cast<int>(dot >> 16));  // 1..65535
     unsigned y = c.code(static_cast<std::uint32_t>(65536 - p1), (value >> bit) & 1);

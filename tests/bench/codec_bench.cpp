@@ -1,7 +1,9 @@
 // Decode-speed and size probe for the context coder (transform context_ref) on real model pairs:
 // for every tensor whose old and new bytes have the same length, the best zstd-based delta frame
 // (XOR / element difference, with and without byte planing, zstd -19) against the context coder,
-// and the context decoder's throughput. usage: mallorn_codec_bench OLD NEW [OLD NEW ...]
+// and the context decoder's throughput. usage: mallorn_codec_bench [--decode-repeat N] OLD NEW [OLD NEW ...]
+// (--decode-repeat decodes every payload N times, for profiling the decoder alone).
+#include <algorithm>
 #include <ctime>
 #include <cstdio>
 #include <cstdlib>
@@ -34,8 +36,14 @@ static unsigned width_of(const mallorn::formats::tensor_info& t) {
 }
 
 int main(int argc, char** argv) {
+  int repeat = 1;
+  if (argc > 2 && std::string(argv[1]) == "--decode-repeat") {
+    repeat = std::max(1, std::atoi(argv[2]));
+    argv += 2;
+    argc -= 2;
+  }
   if (argc < 3 || argc % 2 == 0) {
-    std::fprintf(stderr, "usage: %s OLD NEW [OLD NEW ...]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s [--decode-repeat N] OLD NEW [OLD NEW ...]\n", argv[0]);
     return 2;
   }
   double total_bytes = 0, total_secs = 0, model_bytes[4] = {}, model_secs[4] = {};
@@ -73,7 +81,11 @@ int main(int argc, char** argv) {
         std::vector<std::uint8_t> out;
         double t0 = cpu_seconds();
         auto r = body::decode_payload(f, ref, out);
-        double dt = cpu_seconds() - t0;
+        for (int k = 1; k < repeat && r; ++k) {
+          out.clear();
+          r = body::decode_payload(f, ref, out);
+        }
+        double dt = (cpu_seconds() - t0) / repeat;
         total_secs += dt;
         total_bytes += static_cast<double>(len);
         model_bytes[payload[0] % 4] += len;
