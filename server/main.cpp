@@ -246,6 +246,7 @@ int main(int argc, char** argv) {
         preauth);
     rcfg.device_registry = device_registry.get();
     rcfg.device_token_ttl = cfg.device_token_ttl;
+    rcfg.device_credentials.ttl = cfg.device_auth_cache;
     spdlog::info("device identity: {} ({} pre-authorised devices, tokens live {} s{})", cfg.device_auth, preauth.size(),
                  cfg.device_token_ttl.count(), cfg.tls_client_ca.empty() ? "" : ", client certificates bind device ids");
   }
@@ -269,6 +270,7 @@ int main(int argc, char** argv) {
   }
   hopts.max_connections_per_address = cfg.max_connections_per_address;
   hopts.max_queued_writes = cfg.max_queued_reports;
+  hopts.max_queued_lookups = cfg.max_queued_lookups;
   hopts.header_timeout = cfg.header_timeout;
   hopts.header_limit = cfg.header_limit;
   hopts.read_timeout = cfg.read_timeout;

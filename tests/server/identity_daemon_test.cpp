@@ -13,6 +13,7 @@
 #include "mallorn/server/identity/device_requests.hpp"
 #include "support/daemon_process.hpp"
 #include "support/daemon_store_rig.hpp"
+#include "support/device_key.hpp"
 #include "support/curl_call.hpp"
 #include "support/shell.hpp"
 
@@ -42,27 +43,6 @@ reply post(const std::filesystem::path& dir, const std::string& url, const std::
   std::ofstream(file, std::ios::binary) << body;
   return call(extra + " -X POST -H 'Content-Type: application/json' --data-binary @" + file.string() + " '" + url + "'");
 }
-
-std::string b64(const std::uint8_t* p, std::size_t n) {
-  return server::identity::encode_base64({reinterpret_cast<const char*>(p), n});
-}
-
-struct device_key {
-  core::ed25519_keypair pair = *core::ed25519_generate();
-  std::string public_b64() const { return b64(pair.public_key.data(), pair.public_key.size()); }
-  std::string enroll_body(const std::string& id) const {
-    return json{{"device_id", id}, {"public_key", public_b64()}, {"tags", {{"site", "berlin"}}}}.dump();
-  }
-  std::string token_body(const std::string& id, std::int64_t timestamp = std::time(nullptr)) const {
-    static int counter = 0;
-    char nonce[33];
-    std::snprintf(nonce, sizeof nonce, "%016llx%016x", static_cast<unsigned long long>(timestamp), ++counter);
-    const std::string msg = server::identity::token_message(id, timestamp, nonce);
-    auto sig = core::ed25519_sign(pair.private_key, {reinterpret_cast<const std::uint8_t*>(msg.data()), msg.size()});
-    return json{{"device_id", id}, {"timestamp", timestamp}, {"nonce", nonce}, {"signature", b64(sig->data(), sig->size())}}
-        .dump();
-  }
-};
 
 std::string report_body(const std::string& id) { return json{{"device_id", id}, {"state", "idle"}}.dump(); }
 

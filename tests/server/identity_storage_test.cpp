@@ -115,6 +115,12 @@ TYPED_TEST(IdentityStorage, TokensNoncesAndRevocation) {
   EXPECT_EQ(**reg.device_for_token(h1, 150), "dev-t");
   EXPECT_FALSE(*reg.device_for_token(h1, 200));  // expired
   EXPECT_FALSE(*reg.device_for_token(h2, 150));  // never stored
+  // find_token: the holder and the expiry the credential cache refuses the token at.
+  auto held = reg.find_token(h1, 150);
+  ASSERT_TRUE(held && *held);
+  EXPECT_EQ((*held)->device_id, "dev-t");
+  EXPECT_EQ((*held)->expires_at, 200);
+  EXPECT_FALSE(*reg.find_token(h1, 200));
   // At most max_tokens live tokens per device: the oldest go.
   for (int i = 0; i < 6; ++i)
     ASSERT_EQ(*reg.issue_token("dev-t", "ff" + std::to_string(1000 + i) + "00000000000000", 500,

@@ -175,8 +175,8 @@ struct http_server::impl {
   connection_registry registry;
   std::function<void()> on_drain;
   asio::thread_pool write_pool{1};
-  std::atomic<std::size_t> writes_queued{0};
-  session_context ctx{opts, routes, stats, cache, blocking_pool, draining, write_pool, writes_queued};
+  std::atomic<std::size_t> writes_queued{0}, lookups_queued{0};
+  session_context ctx{opts, routes, stats, cache, blocking_pool, draining, write_pool, writes_queued, lookups_queued};
 
   impl(http_options o, router& r, metrics& m, patch_cache& c)
       : opts(std::move(o)), routes(r), stats(m), cache(c), blocking_pool(opts.blocking_threads) {

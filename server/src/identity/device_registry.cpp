@@ -283,13 +283,21 @@ core::result<token_outcome> device_registry::issue_token(const std::string& devi
 
 core::result<std::optional<std::string>> device_registry::device_for_token(const std::string& token_sha256_hex,
                                                                            std::int64_t now) {
+  auto holder = find_token(token_sha256_hex, now);
+  if (!holder) return holder.err();
+  if (!*holder) return std::optional<std::string>{};
+  return std::optional<std::string>{(*holder)->device_id};
+}
+
+core::result<std::optional<token_holder>> device_registry::find_token(const std::string& token_sha256_hex,
+                                                                      std::int64_t now) {
   auto rows = db_.query(
-      "SELECT t.device_id FROM device_tokens t JOIN device_identities d ON d.device_id = t.device_id "
+      "SELECT t.device_id, t.expires_at FROM device_tokens t JOIN device_identities d ON d.device_id = t.device_id "
       "WHERE t.token_sha256 = ? AND t.expires_at > ? AND d.state = 'admitted'",
       {token_sha256_hex, now});
   if (!rows) return rows.err();
-  if (rows->empty()) return std::optional<std::string>{};
-  return std::optional<std::string>{rows->front().text(0)};
+  if (rows->empty()) return std::optional<token_holder>{};
+  return std::optional<token_holder>{token_holder{rows->front().text(0), rows->front().integer(1)}};
 }
 
 }  // namespace mallorn::server::identity

@@ -46,6 +46,9 @@ const option_spec options[] = {
      "                     (check-update, report and downloads need a client certificate or a device token)"},
     {"device-preauth", "MALLORN_DEVICE_PREAUTH", "FILE  pre-authorised devices, one 'ID [BASE64_ED25519_KEY]' a line: admitted when they enroll"},
     {"device-token-ttl", "MALLORN_DEVICE_TOKEN_TTL", "S  lifetime of a device token from POST /token (default 3600)"},
+    {"device-auth-cache", "MALLORN_DEVICE_AUTH_CACHE",
+     "S seconds a device token or device state the index confirmed is trusted without asking again:\n"
+     "                     a revocation made on another replica takes effect within it (default 10; 0 = always ask)"},
     {"device-pending-max", "MALLORN_DEVICE_PENDING_MAX", "N  enrollments waiting for an operator, in total (default 10000)"},
     {"device-pending-per-address", "MALLORN_DEVICE_PENDING_PER_ADDRESS",
      "N  ... from one client IPv4 address or IPv6 /64 (default 32)"},
@@ -66,6 +69,9 @@ const option_spec options[] = {
      "                     is closed, with none idle 503 (default 64)"},
     {"max-queued-reports", "MALLORN_MAX_QUEUED_REPORTS",
      "N  reports waiting for the index writer; past it a report gets 503 busy + Retry-After (default 4096)"},
+    {"max-queued-lookups", "MALLORN_MAX_QUEUED_LOOKUPS",
+     "N  device requests waiting for an index read (credentials or a check-update answer not in memory);\n"
+     "                     past it they get 503 busy + Retry-After (default 1024)"},
     {"header-timeout", "MALLORN_HEADER_TIMEOUT",
      "S  seconds a new connection has to send its first request byte, and any request to send its\n"
      "                     whole header (default 10)"},
@@ -171,6 +177,11 @@ core::result<void> apply(server_config& c, const std::string& key, const std::st
     c.device_auth = value;
   } else if (key == "device-preauth") c.device_preauth_file = value;
   else if (key == "device-token-ttl") return seconds(c.device_token_ttl);
+  else if (key == "device-auth-cache") {
+    auto v = parse_number<std::uint64_t>(value);
+    if (!v || *v > 3600) return bad("--device-auth-cache: expected seconds in 0..3600, got '" + value + "'");
+    c.device_auth_cache = std::chrono::seconds(*v);
+  }
   else if (key == "device-pending-max") return uint(c.device_pending_max, 1, 10000000);
   else if (key == "device-pending-per-address") return uint(c.device_pending_per_address, 1, 10000000);
   else if (key == "log-level") c.log_level = value;
@@ -214,6 +225,7 @@ core::result<void> apply(server_config& c, const std::string& key, const std::st
   else if (key == "max-connections") return uint(c.max_connections, 1, 1000000);
   else if (key == "max-connections-per-address") return uint(c.max_connections_per_address, 1, 1000000);
   else if (key == "max-queued-reports") return uint(c.max_queued_reports, 1, 1000000);
+  else if (key == "max-queued-lookups") return uint(c.max_queued_lookups, 1, 1000000);
   else if (key == "header-timeout") return seconds(c.header_timeout);
   else if (key == "mqtt-max-sessions") return uint(c.mqtt_max_sessions, 1, 1000000);
   else if (key == "cache-budget") return size(c.cache_budget);

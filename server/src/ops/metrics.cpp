@@ -123,6 +123,7 @@ void metrics::connection_shed() { shed_++; }
 void metrics::accept_failed() { accept_failed_++; }
 void metrics::rate_limited() { rate_limited_++; }
 void metrics::device_write_shed() { writes_shed_++; }
+void metrics::index_lookup_shed() { lookups_shed_++; }
 
 void metrics::add_gauge(std::string name, std::string help, std::function<double()> read) {
   std::lock_guard lock(mutex_);
@@ -171,6 +172,11 @@ std::string metrics::render() const {
   header(out, "mallornd_device_writes_shed_total",
          "Reports answered 503 because the queue of device writes was full.", "counter");
   out += "mallornd_device_writes_shed_total " + std::to_string(writes_shed_.load()) + "\n";
+  header(out, "mallornd_index_lookups_shed_total",
+         "Device requests answered 503 because too many index lookups (uncached credentials or "
+         "check-update answers) were queued.",
+         "counter");
+  out += "mallornd_index_lookups_shed_total " + std::to_string(lookups_shed_.load()) + "\n";
   for (const auto& g : gauges_) {
     header(out, g.name.c_str(), g.help.c_str(), "gauge");
     out += g.name + " " + number(g.read()) + "\n";

@@ -25,7 +25,13 @@ const std::string* http_response::header(const std::string& name) const {
 
 router::router(router_config cfg, model_store& store, patch_cache& cache, index_db& db, metrics& m,
                rate_limiter& limiter)
-    : cfg_(std::move(cfg)), store_(store), cache_(cache), db_(db), metrics_(m), limiter_(limiter) {
+    : cfg_(std::move(cfg)),
+      device_credentials_(cfg_.device_credentials),
+      store_(store),
+      cache_(cache),
+      db_(db),
+      metrics_(m),
+      limiter_(limiter) {
   credentials_ = cfg_.admin_tokens;
   if (cfg_.admin_token) credentials_.push_back(credential_for_token("admin", admin_scope::admin, *cfg_.admin_token));
 }
@@ -116,8 +122,8 @@ bool router::demo_read_allowed(const http_request& req, const std::vector<std::s
   return seg[1] == "devices" || seg[1] == "builds" || seg[1] == "rollouts" || seg[1] == "groups";
 }
 
-router::body_plan router::plan(const http_request& head) {
-  body_plan p = plan_request(head);
+router::body_plan router::plan(const http_request& head, credential_lookup how) {
+  body_plan p = plan_request(head, how);
   // An admin change refused before its body is read (bad name, no space, too small a scope) is
   // audited like one handle() answers.
   if (p.reject) {
@@ -127,7 +133,7 @@ router::body_plan router::plan(const http_request& head) {
   return p;
 }
 
-router::body_plan router::plan_request(const http_request& head) {
+router::body_plan router::plan_request(const http_request& head, credential_lookup how) {
   body_plan p;
   p.limit = cfg_.max_body;
   auto target = parse_target(head.target);
@@ -137,7 +143,12 @@ router::body_plan router::plan_request(const http_request& head) {
   // authenticated device is rate limited as itself, not as its address (a NAT of many devices).
   std::optional<http_response> device_denied;
   if (cfg_.device_auth != identity::device_auth_mode::off && is_device_route(route)) {
-    auto who = authenticate_device(head);
+    auto who = authenticate_device(head, how);
+    if (std::holds_alternative<std::monostate>(who)) {
+      // Before the rate limiter: the request is counted once, by the plan() on the pool.
+      p.ask_index = true;
+      return p;
+    }
     if (auto* refused = std::get_if<http_response>(&who)) {
       device_denied = std::move(*refused);
     } else {
@@ -233,7 +244,11 @@ router::body_plan router::plan_request(const http_request& head) {
   return p;
 }
 
-http_response router::handle(const http_request& req) {
+http_response router::handle(const http_request& req) { return *answer(req, false); }
+
+std::optional<http_response> router::handle_inline(const http_request& req) { return answer(req, true); }
+
+std::optional<http_response> router::answer(const http_request& req, bool memory_only) {
   auto target = parse_target(req.target);
   if (!target) return error_response(400, "bad_path", "the request path is malformed or leaves the store");
   const auto& seg = target->segments;
@@ -243,7 +258,13 @@ http_response router::handle(const http_request& req) {
   const std::string route = route_name(seg);
 
   if (route == "check-update" && seg.size() == 1) {
-    r = m == "POST" ? check_update(req) : method_not_allowed("POST");
+    if (m == "POST") {
+      auto answered = check_update(req, memory_only);
+      if (!answered) return std::nullopt;
+      r = std::move(*answered);
+    } else {
+      r = method_not_allowed("POST");
+    }
     if (!r.prepared) r = finish_check_update(std::move(r));  // a prepared answer is final already
   } else if (route == "patch" && seg.size() == 2) {
     if (!get) r = method_not_allowed("GET, HEAD");

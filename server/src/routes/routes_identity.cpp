@@ -57,30 +57,49 @@ bool router::is_device_route(const std::string& route) {
   return route == "check-update" || route == "report" || route == "patch" || route == "model";
 }
 
-std::variant<identity::device_principal, http_response> router::authenticate_device(const http_request& req) {
+std::variant<std::monostate, identity::device_principal, http_response> router::authenticate_device(
+    const http_request& req, credential_lookup how) {
   device_principal who;
+  const auto now = cfg_.clock();
   const std::string* auth = req.header("authorization");
   const std::string prefix = "Bearer ";
   if (auth) {
     if (auth->size() <= prefix.size() || auth->compare(0, prefix.size(), prefix) != 0 || !cfg_.device_registry)
       return unauthorized("invalid_token", "device requests take 'Authorization: Bearer <device token>' (POST /token)",
                           "invalid_request");
-    auto id = cfg_.device_registry->device_for_token(token_hash(auth->substr(prefix.size())), cfg_.wall_clock());
-    if (!id) return storage_unavailable(id.err());
-    if (!*id)
-      return unauthorized("invalid_token", "the device token is unknown, expired or revoked; get a new one at POST /token",
-                          "invalid_token");
+    const std::string hash = token_hash(auth->substr(prefix.size()));
+    const std::int64_t wall = cfg_.wall_clock();
+    auto known = device_credentials_.device_for_token(hash, wall, now);
+    if (!known) {
+      if (how == credential_lookup::memory_only) return std::monostate{};
+      const auto epoch = device_credentials_.epoch();
+      auto holder = cfg_.device_registry->find_token(hash, wall);
+      if (!holder) return storage_unavailable(holder.err());
+      if (!*holder)
+        return unauthorized("invalid_token", "the device token is unknown, expired or revoked; get a new one at POST /token",
+                            "invalid_token");
+      device_credentials_.remember_token(hash, **holder, now, epoch);
+      known = (*holder)->device_id;
+    }
     who.from = device_principal::source::token;
-    who.ids = {**id};
+    who.ids = {std::move(*known)};
   } else if (!req.peer_device_ids.empty()) {
     // A certificate the CA signed is enough, unless the same id was enrolled and then revoked
     // or rejected: the registry's word wins, so a leaked certificate can be cut off too.
     if (cfg_.device_registry) {
-      auto d = cfg_.device_registry->find(req.peer_device_ids.front());
-      if (!d) return storage_unavailable(d.err());
-      if (*d && (*d)->state != identity::device_state::admitted && (*d)->state != identity::device_state::pending)
-        return error_response(403, "device_" + std::string(identity::device_state_name((*d)->state)),
-                              "device '" + (*d)->device_id + "' is " + identity::device_state_name((*d)->state));
+      const std::string& id = req.peer_device_ids.front();
+      auto state = device_credentials_.state_of(id, now);
+      if (!state) {
+        if (how == credential_lookup::memory_only) return std::monostate{};
+        const auto epoch = device_credentials_.epoch();
+        auto d = cfg_.device_registry->find(id);
+        if (!d) return storage_unavailable(d.err());
+        state.emplace(*d ? std::optional((*d)->state) : std::nullopt);  // held: "not enrolled" is an answer too
+        device_credentials_.remember_state(id, *state, now, epoch);
+      }
+      if (*state && **state != identity::device_state::admitted && **state != identity::device_state::pending)
+        return error_response(403, "device_" + std::string(identity::device_state_name(**state)),
+                              "device '" + id + "' is " + identity::device_state_name(**state));
     }
     who.from = device_principal::source::certificate;
     who.ids = req.peer_device_ids;
@@ -95,7 +114,7 @@ const identity::device_principal& router::principal_of(const http_request& req) 
   if (!req.principal) {
     // handle() without plan() (tests, fuzzers): decide now; a refusal counts as anonymous here
     // and bind_device_id() refuses the request.
-    auto who = authenticate_device(req);
+    auto who = authenticate_device(req, credential_lookup::index);
     auto* p = std::get_if<device_principal>(&who);
     req.principal = std::make_shared<const device_principal>(p ? *p : device_principal{});
   }
@@ -134,6 +153,8 @@ http_response router::enroll(const http_request& req) {
   }
   auto r = cfg_.device_registry->enroll(*parsed, req.client, req.client_key, cfg_.wall_clock());
   if (!r) return storage_unavailable(r.err());
+  // A rejected id enrolled again by another key starts over as pending: no cached state holds.
+  if (r->outcome == identity::enroll_outcome::created) device_credentials_.forget_device(parsed->device_id);
   using identity::enroll_outcome;
   switch (r->outcome) {
     case enroll_outcome::key_mismatch:
@@ -233,7 +254,12 @@ http_response router::admission(const std::string& device_id, const std::string&
   if (!is_valid_device_id(device_id))
     return error_response(400, "bad_device_id", "a device id matches [A-Za-z0-9._:@+-]{1,128}");
   const auto action = *identity::parse_admission_action(action_name);
+  // Forgotten before and after the change: a lookup racing with it cannot keep the old state
+  // (credential_cache::epoch), and none made before it is trusted afterwards. On other replicas
+  // the change takes effect within cfg_.device_credentials.ttl.
+  device_credentials_.forget_device(device_id);
   auto r = cfg_.device_registry->change(device_id, action, cfg_.wall_clock());
+  device_credentials_.forget_device(device_id);
   if (!r) return storage_unavailable(r.err());
   if (r->outcome == identity::change_outcome::unknown_device)
     return error_response(404, "unknown_device", "no device '" + device_id + "' has enrolled");

@@ -44,7 +44,7 @@ std::string lower(std::string s) {
 
 }  // namespace
 
-http_response router::check_update(const http_request& req) {
+std::optional<http_response> router::check_update(const http_request& req, bool memory_only) {
   http_response error;
   auto doc = parse_json_object(req.body, error);
   if (!doc) return error;
@@ -93,6 +93,9 @@ http_response router::check_update(const http_request& req) {
       return it->second.response;  // prepared: shares the serialized bytes
     }
   }
+  // Not cached: the patch cache may ask the index (shared: a patch another replica built, or its
+  // build claim), so an I/O thread hands the request to the blocking pool (issue 18).
+  if (memory_only) return std::nullopt;
   // The answer in its final form (public URLs, Cache-Control), serialized once for every device
   // that asks the same until the catalog or the patch cache changes.
   auto remember = [&](http_response r, bool patch_ready) {

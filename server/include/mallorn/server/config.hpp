@@ -33,6 +33,9 @@ struct server_config {
   std::string device_auth = "off";
   std::filesystem::path device_preauth_file;
   std::chrono::seconds device_token_ttl{3600};
+  // How long a device credential the index confirmed is trusted without asking again: a
+  // revocation made on another replica takes effect here within it (0: always ask).
+  std::chrono::seconds device_auth_cache{10};
   std::size_t device_pending_max = 10000, device_pending_per_address = 32;
   unsigned threads = 0;  // 0: one per core
   unsigned build_threads = 1;
@@ -46,6 +49,7 @@ struct server_config {
   std::size_t max_connections = 0;  // 0: derived from RLIMIT_NOFILE (default_max_connections)
   std::size_t max_connections_per_address = 64;
   std::size_t max_queued_reports = 4096;  // device writes waiting for the writer thread
+  std::size_t max_queued_lookups = 1024;  // index lookups of device requests waiting for the pool
   std::chrono::seconds header_timeout{10};
   double rate_limit = 50;  // requests/s per client; 0 disables
   double rate_burst = 200;

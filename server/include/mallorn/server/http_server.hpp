@@ -24,6 +24,10 @@ struct http_options {
   // router::plan().device_write requests (reports) waiting for or running on the writer thread;
   // past it they are answered 503 + Retry-After and counted (mallornd_device_writes_shed_total).
   std::size_t max_queued_writes = 4096;
+  // Index lookups of device requests an I/O thread could not answer from memory (credentials not
+  // in the credential cache, check-update answers not cached) waiting for or running on the
+  // blocking pool; past it they are answered 503 + Retry-After (mallornd_index_lookups_shed_total).
+  std::size_t max_queued_lookups = 1024;
   // At the cap, the oldest idle keep-alive connection is closed to make room; only when none is
   // idle does a new client get 503. main() derives the default from RLIMIT_NOFILE
   // (default_max_connections()).

@@ -4,6 +4,9 @@
 //      byte is read (an unauthorised 4 GiB upload is refused without reading it);
 //   2. read the body (into memory, or into a staging file for uploads);
 //   3. handle(request): on an I/O thread, or on the blocking pool when plan said so.
+// Nothing on an I/O thread waits on the index (issue 18): there the session calls
+// plan(head, memory_only) and handle_inline(), which answer from memory or say that the index is
+// needed; the session then calls plan(head) or handle() on the blocking pool.
 #pragma once
 #include <chrono>
 #include <cstdint>
@@ -22,6 +25,7 @@
 #include <vector>
 
 #include "mallorn/server/admin_auth.hpp"
+#include "mallorn/server/identity/credential_cache.hpp"
 #include "mallorn/server/audit_log.hpp"
 #include "mallorn/server/identity/device_auth.hpp"
 #include "mallorn/server/identity/device_registry.hpp"
@@ -141,8 +145,16 @@ struct router_config {
   identity::device_registry* device_registry = nullptr;
   std::chrono::seconds device_token_ttl{3600};
   std::chrono::seconds device_token_window{300};  // how far a /token timestamp may be from now
+  // --device-auth-cache: how long a token or device state the index confirmed is trusted without
+  // asking again (credential_cache.hpp): the delay before a revocation made on another replica
+  // takes effect here. 0: every device request asks the index (on the blocking pool).
+  identity::credential_cache::options device_credentials{};
   std::function<std::int64_t()> wall_clock = [] { return static_cast<std::int64_t>(std::time(nullptr)); };
 };
+
+// Where plan() may look for device credentials: memory_only on an I/O thread (a miss sets
+// body_plan::ask_index), index on the blocking pool, in tests and fuzzers.
+enum class credential_lookup { memory_only, index };
 
 class router {
  public:
@@ -156,16 +168,24 @@ class router {
     // thread, never on an I/O thread; a full writer queue answers 503 + Retry-After.
     bool device_write = false;
     std::optional<http_response> reject;  // answer this without reading the body, then close
+    // plan(head, memory_only) only: the device's credentials are not in memory; nothing else was
+    // decided (not even the rate limit). Call plan(head) again on the blocking pool.
+    bool ask_index = false;
   };
-  body_plan plan(const http_request& head);
+  body_plan plan(const http_request& head, credential_lookup how = credential_lookup::index);
   http_response handle(const http_request& req);
+  // handle() when the answer needs no index read; nullopt when it does (a check-update whose
+  // answer is not cached: shared, the patch cache asks the index): call handle() on the pool.
+  std::optional<http_response> handle_inline(const http_request& req);
 
   // Set by the server while it drains: /healthz answers 503 and responses close connections.
   std::function<bool()> draining = [] { return false; };
 
  private:
-  body_plan plan_request(const http_request& head);
-  http_response check_update(const http_request& req);
+  body_plan plan_request(const http_request& head, credential_lookup how);
+  std::optional<http_response> answer(const http_request& req, bool memory_only);
+  // nullopt: memory_only and the answer is not cached.
+  std::optional<http_response> check_update(const http_request& req, bool memory_only);
   // --public-patch-base: adds absolute CDN URLs beside the paths (agents keep using the paths).
   http_response with_public_urls(http_response r) const;
   // with_public_urls() and Cache-Control: every check-update answer goes through it once.
@@ -194,8 +214,10 @@ class router {
   bool demo_read_allowed(const http_request& req, const std::vector<std::string>& segments) const;
   // Device identity (routes_identity.cpp).
   static bool is_device_route(const std::string& route);
-  // The principal, or the 401/403 answer for credentials that do not hold.
-  std::variant<identity::device_principal, http_response> authenticate_device(const http_request& req);
+  // The principal, or the 401/403 answer for credentials that do not hold; monostate when `how`
+  // is memory_only and the credentials are not in device_credentials_.
+  std::variant<std::monostate, identity::device_principal, http_response> authenticate_device(const http_request& req,
+                                                                                              credential_lookup how);
   const identity::device_principal& principal_of(const http_request& req);
   // Binds a request's device_id to its principal: fills an empty id, refuses another one (403).
   std::optional<http_response> bind_device_id(const http_request& req, std::string& device_id);
@@ -219,6 +241,7 @@ class router {
 
   router_config cfg_;
   std::vector<admin_credential> credentials_;  // admin_token + admin_tokens
+  identity::credential_cache device_credentials_;  // what the index said about device credentials
   model_store& store_;
   patch_cache& cache_;
   index_db& db_;

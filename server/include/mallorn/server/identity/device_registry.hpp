@@ -70,6 +70,12 @@ struct change_result {
 
 enum class token_outcome { issued, not_admitted, replayed };
 
+// Who holds a live token, and until when (unix seconds).
+struct token_holder {
+  std::string device_id;
+  std::int64_t expires_at = 0;
+};
+
 class device_registry {
  public:
   device_registry(storage::sql_database& db, enrollment_limits limits, std::vector<preauth_entry> preauth)
@@ -91,6 +97,8 @@ class device_registry {
                                           std::int64_t now, std::int64_t expires_at);
   // The admitted device holding this unexpired token.
   core::result<std::optional<std::string>> device_for_token(const std::string& token_sha256_hex, std::int64_t now);
+  // The same with the token's expiry (credential_cache.hpp keeps it to refuse the token on time).
+  core::result<std::optional<token_holder>> find_token(const std::string& token_sha256_hex, std::int64_t now);
 
   static constexpr std::int64_t max_tokens = 4;
 
