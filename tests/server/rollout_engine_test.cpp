@@ -2,8 +2,13 @@
 // clock the tests move: staging, groups, the health gate, stage timers, windows, abort, restart.
 #include <gtest/gtest.h>
 
+#include <sqlite3.h>
+
+#include <chrono>
 #include <cmath>
+#include <future>
 #include <set>
+#include <thread>
 
 #include "mallorn/server/fleet/rollout_state.hpp"
 #include "rollout_rig.hpp"
@@ -32,6 +37,38 @@ void expect_share(std::size_t got, std::size_t n, double p) {
 }
 
 }  // namespace
+
+// Recording offers writes the index, and check-updates read the rollouts meanwhile: they must not
+// wait for that write (issue 18). Another connection holds the index's write lock, so the tick's
+// write waits; a check-update is answered at once all the same, and the offers are counted once
+// the write went through.
+TEST(RolloutEngine, CheckUpdatesDoNotWaitWhileOffersAreRecorded) {
+  using namespace std::chrono_literals;
+  rollout_rig t;
+  const auto id = t.create({{"stages", {100}}})["id"].get<std::int64_t>();
+  ASSERT_TRUE(rollout_rig::offered(t.check(dev(1))));
+  t.engine->tick();
+  ASSERT_TRUE(rollout_rig::offered(t.check(dev(2))));  // waits to be recorded at the next tick
+  sqlite3* lock = nullptr;
+  ASSERT_EQ(sqlite3_open((t.rig.dir / "index.sqlite").c_str(), &lock), SQLITE_OK);
+  sqlite3_busy_timeout(lock, 10000);  // the patch build may be writing the index at this moment
+  ASSERT_EQ(sqlite3_exec(lock, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(lock);
+  auto ticking = std::async(std::launch::async, [&] { t.engine->tick(); });
+  std::this_thread::sleep_for(300ms);
+  const bool tick_waited = ticking.wait_for(0s) == std::future_status::timeout;
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto answer = t.check(dev(1));
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  const bool tick_still_waiting = ticking.wait_for(0s) == std::future_status::timeout;
+  sqlite3_exec(lock, "COMMIT", nullptr, nullptr, nullptr);
+  sqlite3_close(lock);
+  ticking.get();
+  EXPECT_TRUE(tick_waited) << "the tick did not wait for the index: the test proves nothing";
+  EXPECT_TRUE(rollout_rig::offered(answer)) << answer;
+  EXPECT_LT(waited, 1s) << "the check-update waited for the offers' write";
+  EXPECT_TRUE(tick_still_waiting) << "the check-update was answered only after the write";
+  EXPECT_EQ(t.show(id)["devices"]["offered"], 2);
+}
 
 TEST(RolloutEngine, ModelWithoutRolloutsOffersLatestToEveryDevice) {
   rollout_rig t;

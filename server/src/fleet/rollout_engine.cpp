@@ -473,24 +473,39 @@ core::result<void> rollout_engine::flush_offers() {
     batch.swap(pending_offers_);
   }
   if (batch.empty()) return {};
-  std::unique_lock lock(mutex_);
+  // The rows first, then the counts, and mutex_ never held across the index write: check-updates
+  // read the rollouts under it (decide()) and must not wait on a database write (issue 18).
   std::vector<std::pair<std::int64_t, std::string>> fresh;
-  for (auto& [id, dev] : batch) {
-    auto& devs = devices_[id];
-    if (devs.count(dev)) continue;
-    devs[dev] = {device_progress::offered, 0};
-    rollouts_.at(id).counts.by_state[static_cast<int>(device_progress::offered)]++;
-    fresh.emplace_back(id, std::move(dev));
+  {
+    std::shared_lock lock(mutex_);
+    for (auto& [id, dev] : batch) {
+      auto devs = devices_.find(id);
+      if (!rollouts_.count(id) || (devs != devices_.end() && devs->second.count(dev))) continue;
+      fresh.emplace_back(id, std::move(dev));
+    }
   }
+  if (fresh.empty()) return {};
   const std::int64_t now = opts_.now();
-  return db_.database().transaction([&](storage::sql_session& s) -> core::result<void> {
+  // Not written: the offers are not counted either; the devices are queued again on their next poll.
+  MALLORN_TRY(db_.database().transaction([&](storage::sql_session& s) -> core::result<void> {
     for (const auto& [id, dev] : fresh)
       MALLORN_TRY(s.exec(
           "INSERT INTO rollout_devices(rollout_id, device_id, state, bytes, updated_at) VALUES(?, ?, 'offered', 0, ?) "
           "ON CONFLICT(rollout_id, device_id) DO NOTHING",
           {id, dev, now}));
     return {};
-  });
+  }));
+  std::unique_lock lock(mutex_);
+  for (auto& [id, dev] : fresh) {
+    auto r = rollouts_.find(id);
+    if (r == rollouts_.end()) continue;  // deleted meanwhile
+    auto& devs = devices_[id];
+    // A report got there first (its row wins over DO NOTHING too), or the batch named the device twice.
+    if (devs.count(dev)) continue;
+    devs[dev] = {device_progress::offered, 0};
+    r->second.counts.by_state[static_cast<int>(device_progress::offered)]++;
+  }
+  return {};
 }
 
 void rollout_engine::tick() {
