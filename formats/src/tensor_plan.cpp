@@ -1,6 +1,6 @@
 #include <algorithm>
+#include <bit>
 #include <cstring>
-#include <deque>
 #include <map>
 #include <optional>
 #include <string_view>
@@ -14,6 +14,10 @@ namespace {
 namespace body = core::body;
 using core::dtype;
 using core::tensor_encoding;
+
+// Old tensors of one shape compared with a renamed new tensor to find its counterpart (bounds the
+// pairing's cost on models with hundreds of same-shape layers: the first ones in file order).
+constexpr std::size_t max_similarity_candidates = 64;
 
 // Below this a tensor is cheaper inside the generic delta than as its own frame.
 constexpr std::uint64_t min_tensor_frame = 256;
@@ -169,6 +173,8 @@ class tensor_planner {
       if (!s.name.empty()) by_name_.emplace(s.name, i);
       by_content_.emplace(content_key(old_.subspan(s.offset, s.size), release_), i);
     }
+    exact_.reserve(nl.tensors.size());
+    for (const auto& t : nl.tensors) exact_.push_back(find_exact(new_.subspan(t.offset, t.size)));
     match_ = match_tensors();
   }
 
@@ -219,26 +225,31 @@ class tensor_planner {
     return nullptr;
   }
 
-  // Pairs each new tensor with its old counterpart: by name; then, for tensors whose names changed
-  // between releases (converters renumber them), the next unclaimed old tensor of the same dtype
-  // and shape in file order; in nameless formats, the tensor at the same position.
+  // Pairs each new tensor with its old counterpart. Old tensors that reappear unchanged are taken
+  // by those copies first. Then by name; then, for tensors whose names changed between releases
+  // (converters renumber or prefix them), the unclaimed old tensor of the same dtype and shape whose
+  // sampled elements are closest (a model can hold several tensors of one shape, and the first in
+  // file order is often the wrong one: silero-vad's re-export swapped its 16 kHz and 8 kHz
+  // branches); in nameless formats, the tensor at the same position.
   std::vector<const tensor_info*> match_tensors() const {
     std::vector<const tensor_info*> match(nl_.tensors.size(), nullptr);
     std::vector<bool> claimed(ol_.tensors.size(), false);
+    for (const auto* s : exact_)
+      if (s) claimed[static_cast<std::size_t>(s - ol_.tensors.data())] = true;
     for (std::size_t i = 0; i < nl_.tensors.size(); ++i) {
       const auto& t = nl_.tensors[i];
-      if (t.name.empty()) continue;
+      if (t.name.empty() || exact_[i]) continue;
       if (auto it = by_name_.find(t.name); it != by_name_.end()) {
         match[i] = &ol_.tensors[it->second];
         claimed[it->second] = true;
       }
     }
-    std::map<std::tuple<dtype, std::uint64_t, std::vector<std::int64_t>>, std::deque<std::size_t>> unclaimed;
+    std::map<std::tuple<dtype, std::uint64_t, std::vector<std::int64_t>>, std::vector<std::size_t>> unclaimed;
     for (std::size_t j = 0; j < ol_.tensors.size(); ++j)
       if (!claimed[j]) unclaimed[{ol_.tensors[j].type, ol_.tensors[j].size, ol_.tensors[j].shape}].push_back(j);
     for (std::size_t i = 0; i < nl_.tensors.size(); ++i) {
       const auto& t = nl_.tensors[i];
-      if (match[i]) continue;
+      if (match[i] || exact_[i]) continue;
       if (t.name.empty() && i < ol_.tensors.size() &&
           (ol_.tensors[i].size == t.size || cast_between(ol_.tensors[i], t))) {
         match[i] = &ol_.tensors[i];
@@ -246,15 +257,55 @@ class tensor_planner {
       }
       auto it = unclaimed.find({t.type, t.size, t.shape});
       if (it == unclaimed.end() || it->second.empty()) continue;
-      match[i] = &ol_.tensors[it->second.front()];
-      it->second.pop_front();
+      auto& pool = it->second;
+      std::size_t best = 0;
+      if (pool.size() > 1) {
+        std::uint64_t best_score = 0;
+        for (std::size_t k = 0; k < pool.size() && k < max_similarity_candidates; ++k) {
+          std::uint64_t score = similarity(ol_.tensors[pool[k]], t);
+          if (score > best_score) best_score = score, best = k;  // ties: the first in file order
+        }
+      }
+      match[i] = &ol_.tensors[pool[best]];
+      pool.erase(pool.begin() + static_cast<std::ptrdiff_t>(best));
     }
     return match;
   }
 
+  // How alike two tensors of one shape are: the leading bits that agree between old and new
+  // elements (as integers, most significant byte first), summed over a few runs of elements spread
+  // across the tensor. A retrained tensor shares sign, exponent and high mantissa with its old self
+  // far more often than with another tensor of the same shape. Reads at most ~64 KiB of each.
+  std::uint64_t similarity(const tensor_info& s, const tensor_info& t) const {
+    const std::size_t w = elem_width_of(t);
+    const std::size_t elems = t.size / w;
+    if (!elems) return 0;
+    constexpr std::size_t runs = 16, run_elems = 512;
+    std::uint64_t score = 0;
+    for (std::size_t r = 0; r < runs; ++r) {
+      std::size_t first = elems > run_elems ? (elems - run_elems) * r / (runs - 1) : 0;
+      std::size_t count = std::min(run_elems, elems - first);
+      const std::uint8_t* a = old_.data() + s.offset + first * w;
+      const std::uint8_t* b = new_.data() + t.offset + first * w;
+      for (std::size_t e = 0; e < count; ++e, a += w, b += w) {
+        unsigned agree = 0;
+        for (std::size_t k = w; k-- > 0;) {  // little-endian: the last byte is the most significant
+          unsigned x = a[k] ^ b[k];
+          if (x) {
+            agree += static_cast<unsigned>(std::countl_zero(static_cast<std::uint8_t>(x)));
+            break;
+          }
+          agree += 8;
+        }
+        score += agree;
+      }
+      if (elems <= run_elems) break;
+    }
+    return score;
+  }
+
   void plan_tensor(std::size_t index, const tensor_info& t) {
-    bytes tb = new_.subspan(t.offset, t.size);
-    if (const auto* s = find_exact(tb)) {
+    if (const auto* s = exact_[index]) {
       ++p_.unchanged;
       add_copy(t.offset, s->offset, t.size);
       return;
@@ -288,6 +339,7 @@ class tensor_planner {
   std::vector<tensor_job> jobs_;
   std::unordered_map<std::string, std::size_t> by_name_;
   std::unordered_multimap<std::uint64_t, std::size_t> by_content_;
+  std::vector<const tensor_info*> exact_;  // per new tensor: an old tensor with the same bytes
   std::vector<const tensor_info*> match_;
   plan p_;
 };

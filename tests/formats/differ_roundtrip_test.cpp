@@ -90,6 +90,28 @@ TEST(Synthetic, GgufQuantizedAndFloatTensorsRoundTrip) {
   expect_round_trip(old_model, new_model, o);
 }
 
+// A re-export that renames every tensor and reorders tensors of one shape (silero-vad's op18
+// re-export: the 16 kHz branch became a copy of the old 8 kHz one, and the 8 kHz branch its
+// fine-tune) must pair each renamed tensor with the old tensor it came from, not the first old
+// tensor of that shape in file order.
+TEST(Synthetic, RenamedSameShapeTensorsPairWithTheirOwnOldTensor) {
+  auto a = test::random_weights_f32(100000, 11), b = test::random_weights_f32(100000, 12),
+       c = test::random_weights_f32(100000, 13);
+  auto old_model = test::make_safetensors(
+      {{"a.w", "F32", {100000}, a}, {"b.w", "F32", {100000}, b}, {"c.w", "F32", {100000}, c}});
+  // new: an exact copy of b, then a fine-tune of c, then one of a
+  auto new_model = test::make_safetensors({{"m.a.w", "F32", {100000}, b},
+                                           {"m.b.w", "F32", {100000}, test::perturb_f32(c, 1.0, 14)},
+                                           {"m.c.w", "F32", {100000}, test::perturb_f32(a, 1.0, 15)}});
+  formats::diff_options o;
+  o.neural = true;
+  auto size = expect_round_trip(old_model, new_model, o);
+  // Every weight of the two fine-tunes moved (so the generic delta finds no long matches). Coded
+  // against their own old tensors they cost ~263 KB each; paired in file order (m.b.w with b, m.c.w
+  // with c) the old weights are of no use and each costs ~332 KB, about what it costs alone.
+  EXPECT_LT(size, 600000u) << "the fine-tunes were not coded against their own old tensors";
+}
+
 TEST(Synthetic, OnnxRenamedAndAddedTensorsRoundTrip) {
   auto w = test::random_weights_f32(30000, 8);
   auto old_model = test::make_onnx({{"conv.w", "F32", {30000}, w}});
