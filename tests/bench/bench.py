@@ -21,6 +21,7 @@ SERVER_LABEL = "`--level 19 --neural`"
 TINY_PEER = 4096        # a pair is "tiny" when its best peer needs fewer bytes than this
 TINY_MARGIN = 128       # target: at most this many bytes above the best peer on tiny pairs
 RETRAINED_GOAL = 0.85   # target (issue 16): retrained-only geomean at the server setting, against the best peer
+FROM_SCRATCH_GAIN = 0.02  # a retrained pair whose old tensors save less than this is reported as retrained from scratch
 SPEEDUP_MIN_BYTES = 8_000_000  # thread speed-up is measured on pairs at least this big
 
 # Pair classes, from the "what changed" column of ../shared/models/MANIFEST.tsv (first rule that
@@ -210,10 +211,13 @@ def speedup_test(mib, tmp, threads):
     return s
 
 
-def decode_probe(codec_bench, files):
+def decode_probe(codec_bench, pairs_by_name):
     """The context coder's decode speed (tests/bench/codec_bench.cpp): every changed same-size tensor of
-    `files` (old, new, old, new, ...) coded with transform context_ref and decoded, CPU time of one
-    thread. Returns {"mbps", "mb", "models": {model id: (MB, MB/s)}} or None."""
+    the pairs ({name: (old, new)}) coded with transform context_ref and decoded, CPU time of one
+    thread. Returns {"mbps", "mb", "models": {model id: (MB, MB/s)}, "pairs": {name: {"raw", "with_old",
+    "alone"}}} or None; "pairs" holds what the context coder needs for those tensors with the old
+    tensors and without them (tensors paired by name, as the probe does)."""
+    files = [f for old_new in pairs_by_name.values() for f in old_new]
     if not codec_bench.exists() or not files:
         return None
     out = subprocess.run([codec_bench, "--decode-repeat", "3"] + [str(f) for f in files], capture_output=True,
@@ -225,7 +229,13 @@ def decode_probe(codec_bench, files):
         return None
     models = {m: (float(mb), float(rate)) for m, mb, rate in
               re.findall(r"model (\d): ([\d.]+) MB decoded at ([\d.]+) MB/s", out.stdout)}
-    return {"mbps": float(total.group(1)), "mb": float(total.group(2)), "models": models}
+    by_new = {str(new): name for name, (_, new) in pairs_by_name.items()}
+    per_pair = {}
+    for path, raw, ctx, alone in re.findall(r"^(\S+)\s+same-size changed tensors\s+(\d+) B: .*?context coder\s+(\d+) .*?"
+                                            r"coded without the old tensors\s+(\d+)", out.stdout, re.M):
+        if path in by_new and int(raw):
+            per_pair[by_new[path]] = {"raw": int(raw), "with_old": int(ctx), "alone": int(alone)}
+    return {"mbps": float(total.group(1)), "mb": float(total.group(2)), "models": models, "pairs": per_pair}
 
 
 def geomean(xs):
@@ -367,12 +377,12 @@ def report(rows, big, synth_speedup, extra_sources, threads, probe=None):
         add("| memory bounded (synthetic big model) | not run (`--quick` or `--big 0`) | - |")
 
     add("\n## What the figures say\n")
-    add(generated_notes(rows, big))
+    add(generated_notes(rows, big, probe))
     return "\n".join(lines) + "\n"
 
 
-def generated_notes(rows, big):
-    """The prose that carries figures: every number here comes from `rows`."""
+def generated_notes(rows, big, probe=None):
+    """The prose that carries figures: every number here comes from `rows` (and the decode probe)."""
     out = []
     tiny = [r for r in rows if r["class"] == "tiny"]
     hdr = [r["server"]["header"] for r in tiny]
@@ -391,6 +401,26 @@ def generated_notes(rows, big):
                    f"{lo['server']['ratio']:.2f}x ({lo['pair']}) to {hi['server']['ratio']:.2f}x ({hi['pair']}) the best "
                    f"peer, geometric mean {geomean(r['server']['ratio'] for r in wc):.3f}; the default level gives "
                    f"{geomean(r['default']['ratio'] for r in wc):.3f}.")
+        measured = [r for r in wc if r["pair"] in ((probe or {}).get("pairs") or {})]
+        if measured:
+            def gain(r):  # what coding against the old tensors saves over coding the new ones alone
+                p = probe["pairs"][r["pair"]]
+                return 1 - p["with_old"] / p["alone"]
+            scratch = [r for r in measured if gain(r) < FROM_SCRATCH_GAIN]
+            tuned = [r for r in measured if gain(r) >= FROM_SCRATCH_GAIN]
+            text = (f"The decode probe also codes the name-matched changed tensors of {len(measured)} of these pairs "
+                    f"without their old tensors. On {len(scratch)} of them the old tensors save less than "
+                    f"{FROM_SCRATCH_GAIN:.0%} of the context coder's output")
+            if scratch:
+                text += (" (" + ", ".join(f"{r['pair']} {gain(r):+.1%}" for r in scratch) + "): their weights were "
+                         "retrained from scratch or belong to a sibling model, so their patch is bounded by what the new "
+                         "weights cost on their own (the low mantissa bytes of such weights do not compress), and their "
+                         f"geometric mean is {geomean(r['server']['ratio'] for r in scratch):.3f}")
+            if tuned:
+                text += (f"; on the other {len(tuned)} the old tensors save "
+                         f"{min(gain(r) for r in tuned):.1%} to {max(gain(r) for r in tuned):.1%}, geometric mean "
+                         f"{geomean(r['server']['ratio'] for r in tuned):.3f}")
+            out.append(text + ".")
     dt = [r for r in rows if r["class"] == "dtype"]
     if dt:
         out.append("**Dtype changes.** " + "; ".join(
@@ -464,8 +494,8 @@ def main():
             print(f"speed-up {a.speedup_mib} MiB: {synth['speedup']:.2f}x identical={synth['identical']}", flush=True)
         big = (reused or {}).get("big") if a.quick or a.big == 0 else big_test(a.big, tmp, [k for k in a.big_settings.split(",") if k in SETTINGS])
     paths = {name: (old, new) for name, old, new, _ in pairs(sources)}
-    probe = decode_probe(a.codec_bench, [f for r in rows if r["class"] == "retrained" and r["pair"] in paths
-                                         for f in paths[r["pair"]]])
+    probe = decode_probe(a.codec_bench, {r["pair"]: paths[r["pair"]] for r in rows
+                                         if r["class"] == "retrained" and r["pair"] in paths})
     if probe:
         print(f"context decode {probe['mbps']:.1f} MB/s over {probe['mb']:.1f} MB", flush=True)
     if a.json:

@@ -1,7 +1,8 @@
 // Decode-speed and size probe for the context coder (transform context_ref) on real model pairs:
 // for every tensor whose old and new bytes have the same length, the best zstd-based delta frame
 // (XOR / element difference, with and without byte planing, zstd -19) against the context coder,
-// and the context decoder's throughput. usage: mallorn_codec_bench [--decode-repeat N] OLD NEW [OLD NEW ...]
+// and the context decoder's throughput, and the context coder's size without the old tensors (what
+// the old weights are worth: little when a model was retrained from scratch). usage: mallorn_codec_bench [--decode-repeat N] OLD NEW [OLD NEW ...]
 // (--decode-repeat decodes every payload N times, for profiling the decoder alone).
 #include <algorithm>
 #include <ctime>
@@ -56,7 +57,7 @@ int main(int argc, char** argv) {
     }
     std::map<std::string, const mallorn::formats::tensor_info*> by_name;
     for (const auto& t : ol->tensors) by_name[t.name] = &t;
-    std::uint64_t raw = 0, zstd_best = 0, ctx = 0, chosen = 0;
+    std::uint64_t raw = 0, zstd_best = 0, ctx = 0, chosen = 0, alone = 0;
     for (std::size_t i = 0; i < nl->tensors.size(); ++i) {
       const auto& t = nl->tensors[i];
       const mallorn::formats::tensor_info* s = nullptr;
@@ -94,14 +95,16 @@ int main(int argc, char** argv) {
           std::fprintf(stderr, "%s: context round trip FAILED on %s\n", argv[a + 1], t.name.c_str());
           return 1;
         }
+        // The same coder without the old tensor: what the old weights are worth to it.
+        alone += body::encode_payload(f, target, {}, 19).size();
         raw += len, zstd_best += best, ctx += payload.size(), chosen += std::min<std::uint64_t>(best, payload.size());
       }
     }
     std::printf("%-60s same-size changed tensors %10llu B: best zstd delta %10llu, context coder %10llu (%.3f), "
-                "per-frame min %10llu\n",
+                "per-frame min %10llu, coded without the old tensors %10llu\n",
                 argv[a + 1], static_cast<unsigned long long>(raw), static_cast<unsigned long long>(zstd_best),
                 static_cast<unsigned long long>(ctx), zstd_best ? static_cast<double>(ctx) / zstd_best : 0.0,
-                static_cast<unsigned long long>(chosen));
+                static_cast<unsigned long long>(chosen), static_cast<unsigned long long>(alone));
   }
   std::printf("context decode: %.1f MB/s (%.1f MB in %.3f s of CPU time, one core)\n", total_bytes / 1e6 / total_secs,
               total_bytes / 1e6, total_secs);
