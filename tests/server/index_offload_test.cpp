@@ -84,6 +84,45 @@ std::string token_for(const offload_rig& r, const daemon_process& d, const devic
   return json::parse(got.body, nullptr, false).value("token", "");
 }
 
+// mallornd with one I/O thread on a fresh PostgreSQL database (a replica of a shared index), its
+// pair built; hold() locks one of the index's tables from another session for 4 s.
+struct shared_index_rig {
+  postgres_server& pg = postgres_server::shared();
+  std::string name;
+  offload_rig r;
+  std::optional<daemon_process> d;
+  std::string ready_body;
+  bool start() {
+    if (!pg.ok()) return false;
+    const std::string url = pg.create_database(&name);
+    d.emplace(r.dir.path(), r.args({"--threads", "1", "--database", url}));
+    if (!d->listening()) return false;
+    for (int i = 0; i < 600; ++i) {
+      auto got = curl(r.check(*d));
+      if (got.status == 200) {
+        ready_body = got.body;
+        return true;
+      }
+      std::this_thread::sleep_for(50ms);
+    }
+    return false;
+  }
+  // Returns once the lock is granted; the future ends when it is released.
+  std::future<shell_result> hold(const std::string& table) {
+    auto holder = std::async(std::launch::async, [this, table] {
+      return pg.psql(name, "BEGIN; LOCK TABLE " + table + " IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(4); COMMIT;");
+    });
+    bool held = false;
+    for (int i = 0; i < 100 && !held; ++i) {
+      held = pg.psql(name, "SELECT COUNT(*) FROM pg_locks WHERE relation = '" + table +
+                               "'::regclass AND granted AND mode = 'AccessExclusiveLock'").out == "1\n";
+      if (!held) std::this_thread::sleep_for(20ms);
+    }
+    EXPECT_TRUE(held) << table;
+    return holder;
+  }
+};
+
 }  // namespace
 
 // A token not in the credential cache is looked up on the pool: while that lookup waits on the
@@ -163,26 +202,11 @@ TEST(IndexOffload, AFloodOfUnknownTokensIsBoundedAndAnswered) {
 // whether another replica built the patch. While another session holds the patches table, that
 // one waits on the pool and a cached answer on the same I/O thread is still given at once.
 TEST(IndexOffload, ACheckUpdateMissOnASharedIndexWaitsOnThePool) {
-  auto& pg = postgres_server::shared();
-  ASSERT_TRUE(pg.ok()) << pg.error();
-  std::string name;
-  const std::string url = pg.create_database(&name);
-  offload_rig r;
-  daemon_process d(r.dir.path(), r.args({"--threads", "1", "--database", url}));
-  ASSERT_TRUE(d.listening()) << d.log();
-  for (int i = 0; i < 600 && curl(r.check(d)).status != 200; ++i) std::this_thread::sleep_for(50ms);
-  ASSERT_EQ(curl(r.check(d)).status, 200);
-
-  auto holder = std::async(std::launch::async, [&] {
-    return pg.psql(name, "BEGIN; LOCK TABLE patches IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(4); COMMIT;");
-  });
-  bool held = false;
-  for (int i = 0; i < 100 && !held; ++i) {
-    held = pg.psql(name, "SELECT COUNT(*) FROM pg_locks WHERE relation = 'patches'::regclass AND granted "
-                   "AND mode = 'AccessExclusiveLock'").out == "1\n";
-    if (!held) std::this_thread::sleep_for(20ms);
-  }
-  ASSERT_TRUE(held);
+  shared_index_rig s;
+  ASSERT_TRUE(s.start()) << s.pg.error() << (s.d ? s.d->log() : "");
+  auto& r = s.r;
+  auto& d = *s.d;
+  auto holder = s.hold("patches");
   auto miss = std::async(std::launch::async, [&] { return curl(r.check(d, "", "mcu", 20)); });
   std::this_thread::sleep_for(300ms);
   ASSERT_EQ(miss.wait_for(0s), std::future_status::timeout) << "the miss did not wait on the index";
@@ -191,4 +215,48 @@ TEST(IndexOffload, ACheckUpdateMissOnASharedIndexWaitsOnThePool) {
   const auto answered = miss.get();
   EXPECT_TRUE(answered.status == 200 || answered.status == 202) << answered.status << " " << answered.body;
   holder.wait();
+}
+
+// On a shared PostgreSQL index a download pins its patch with a row other replicas respect, and a
+// patch id this replica does not know is looked up in the index: both wait on the pool, so while
+// another session holds those tables, a cached check-update on the same (only) I/O thread is
+// answered at once (on the old code the I/O thread waited inside the pin's INSERT). A second
+// download of the patch within half a lease reuses the pin row and needs the index not at all.
+TEST(IndexOffload, APatchDownloadOnASharedIndexWaitsOnThePool) {
+  shared_index_rig s;
+  ASSERT_TRUE(s.start()) << s.pg.error() << (s.d ? s.d->log() : "");
+  auto& r = s.r;
+  auto& d = *s.d;
+  const std::string patch_path = json::parse(s.ready_body, nullptr, false).value("patch_url", "");
+  ASSERT_FALSE(patch_path.empty()) << s.ready_body;
+  const auto patch_file = r.dir / "downloaded.mlrn";
+
+  {  // the first download writes the pin row: it waits, the I/O thread does not
+    auto holder = s.hold("patch_pins");
+    auto download = std::async(std::launch::async, [&] { return curl("-m 20 -o " + patch_file.string() + " " + d.url(patch_path)); });
+    std::this_thread::sleep_for(300ms);
+    ASSERT_EQ(download.wait_for(0s), std::future_status::timeout) << "the download did not wait for its pin row";
+    const auto hit = curl(r.check(d));
+    EXPECT_EQ(hit.status, 200) << "the I/O thread waited behind the pin: " << hit.body;
+    EXPECT_EQ(download.get().status, 200);
+    EXPECT_GT(std::filesystem::file_size(patch_file), 0u);
+    holder.wait();
+  }
+  {  // a second download within half a lease does not touch the index
+    auto holder = s.hold("patch_pins");
+    EXPECT_EQ(curl("-m 2 -o " + patch_file.string() + " " + d.url(patch_path)).status, 200);
+    holder.wait();
+  }
+  {  // an id this replica does not know is looked up on the pool
+    std::string unknown = patch_path.substr(patch_path.rfind('/') + 1);
+    unknown.back() = unknown.back() == '0' ? '1' : '0';
+    auto holder = s.hold("patches");
+    auto lookup = std::async(std::launch::async, [&] { return curl("-m 20 " + d.url("/patch/" + unknown)); });
+    std::this_thread::sleep_for(300ms);
+    ASSERT_EQ(lookup.wait_for(0s), std::future_status::timeout) << "the unknown id was not looked up in the index";
+    const auto hit = curl(r.check(d));
+    EXPECT_EQ(hit.status, 200) << "the I/O thread waited behind the lookup: " << hit.body;
+    EXPECT_EQ(lookup.get().status, 404);
+    holder.wait();
+  }
 }

@@ -167,10 +167,16 @@ void patch_cache::renewer() {
       if (!renewed) spdlog::warn("patch cache: renewing a build claim: {}", renewed.err().what());
       else if (!*renewed) spdlog::warn("patch cache: the claim on a build was taken over (this replica was too slow to renew it)");
     }
-    for (const auto& id : pinned)
+    std::vector<std::string> renewed;
+    for (const auto& id : pinned) {
       if (auto r = db_.pin_patch(id, opts_.owner, now + opts_.lease.count()); !r)
         spdlog::warn("patch cache: renewing a pin: {}", r.err().what());
+      else
+        renewed.push_back(id);
+    }
     lock.lock();
+    for (const auto& id : renewed) pinned_until_[id] = now + opts_.lease.count();
+    std::erase_if(pinned_until_, [&](const auto& e) { return e.second < now; });  // bounded by live rows
   }
 }
 
@@ -205,6 +211,12 @@ std::optional<patch_row> patch_cache::find_by_id(const std::string& id) {
   }
   if (!opts_.shared) return std::nullopt;
   return adopt(db_.find_patch_by_id(id), std::nullopt);
+}
+
+std::optional<patch_row> patch_cache::find_local(const std::string& id) const {
+  std::lock_guard lock(mutex_);
+  auto it = by_id_.find(id);
+  return it == by_id_.end() ? std::nullopt : std::optional(ready_.at(it->second));
 }
 
 std::vector<patch_row> patch_cache::list() const {
@@ -525,16 +537,34 @@ cache_activity patch_cache::activity() const {
   return a;
 }
 
+bool patch_cache::pin_writes_index(const std::string& id) const {
+  if (!opts_.shared) return false;
+  std::lock_guard lock(mutex_);
+  if (pins_.count(id)) return false;
+  auto it = pinned_until_.find(id);
+  return it == pinned_until_.end() || it->second - unix_now() < opts_.lease.count() / 2;
+}
+
 std::shared_ptr<void> patch_cache::pin(const std::string& id) {
-  bool first = false;
+  bool write = false;
   {
     std::lock_guard lock(mutex_);
-    first = ++pins_[id] == 1;
+    const bool first = ++pins_[id] == 1;
+    auto it = pinned_until_.find(id);
+    write = first && opts_.shared && (it == pinned_until_.end() || it->second - unix_now() < opts_.lease.count() / 2);
   }
   // Shared: other replicas must see the pin too; renewer() keeps it alive while the download runs.
-  if (first && opts_.shared)
-    if (auto r = db_.pin_patch(id, opts_.owner, unix_now() + opts_.lease.count()); !r)
+  // A row written less than half a lease ago still holds past the renewer's next pass, so
+  // back-to-back downloads of one patch write it once per half lease, not once each.
+  if (write) {
+    const std::int64_t until = unix_now() + opts_.lease.count();
+    if (auto r = db_.pin_patch(id, opts_.owner, until); !r) {
       spdlog::warn("patch cache: pinning {}: {}", id, r.err().what());
+    } else {
+      std::lock_guard lock(mutex_);
+      pinned_until_[id] = until;
+    }
+  }
   return std::shared_ptr<void>(nullptr, [this, id](void*) {
     std::lock_guard lock(mutex_);
     if (--pins_[id] == 0) pins_.erase(id);

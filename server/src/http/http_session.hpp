@@ -266,11 +266,11 @@ inline asio::awaitable<http_response> run_device_write(session_context& ctx, con
   co_return r;
 }
 
-// An index lookup an I/O thread could not answer from memory (router::body_plan::ask_index, a
-// check-update router::handle_inline() could not answer), run on the blocking pool. At most
-// opts.max_queued_lookups wait or run at once; past that (an index locked or slow while many
-// devices ask) nullopt: the caller answers busy_lookup(). Per client address the number is
-// bounded by its connections (max_connections_per_address), one request each.
+// An index lookup an I/O thread could not answer from memory (router::body_plan::ask_index; a
+// check-update, or a shared index's /patch, that router::handle_inline() could not answer), run on
+// the blocking pool. At most opts.max_queued_lookups wait or run at once; past that (an index
+// locked or slow while many devices ask) nullopt: the caller answers busy_lookup(). Per client
+// address the number is bounded by its connections (max_connections_per_address), one request each.
 template <class Work>
 asio::awaitable<std::optional<std::invoke_result_t<Work&>>> index_lookup(session_context& ctx, Work work) {
   co_return co_await on_bounded_pool(ctx.blocking_pool, ctx.lookups_queued, ctx.opts.max_queued_lookups, std::move(work), [&] {
@@ -317,7 +317,9 @@ inline asio::awaitable<void> plan_on_pool(session_context& ctx, const http_reque
 }
 inline asio::awaitable<void> handle_on_pool(session_context& ctx, const http_request& req, http_response& out) {
   auto answered = co_await index_lookup(ctx, [&] { return ctx.routes.handle(req); });
-  out = answered ? std::move(*answered) : busy_check_update();
+  if (answered) out = std::move(*answered);
+  else if (req.method == "POST") out = busy_check_update();
+  else out = busy_lookup();  // a GET /patch of a shared index
 }
 // router::handle_inline() into `out`; false: the answer needs the index (handle_on_pool).
 inline bool answer_inline(session_context& ctx, const http_request& req, http_response& out) {

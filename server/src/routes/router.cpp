@@ -269,7 +269,8 @@ std::optional<http_response> router::answer(const http_request& req, bool memory
   } else if (route == "patch" && seg.size() == 2) {
     if (!get) r = method_not_allowed("GET, HEAD");
     else if (!is_patch_id(seg[1])) r = error_response(404, "unknown_patch", "no patch has this id");
-    else r = get_patch(req, seg[1]);
+    else if (auto answered = get_patch(req, seg[1], memory_only)) r = std::move(*answered);
+    else return std::nullopt;
   } else if (route == "model" && seg.size() == 3) {
     if (!get) r = method_not_allowed("GET, HEAD");
     else if (!is_valid_name(seg[1]) || !is_valid_name(seg[2])) r = error_response(400, "bad_name", "invalid model or version name");

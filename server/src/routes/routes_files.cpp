@@ -69,8 +69,16 @@ http_response serve_file(const http_request& req, const std::string& path, const
 
 }  // namespace
 
-http_response router::get_patch(const http_request& req, const std::string& id) {
-  auto row = cache_.find_by_id(id);
+std::optional<http_response> router::get_patch(const http_request& req, const std::string& id, bool memory_only) {
+  // On a shared index the row of a patch another replica built, and this replica's pin row, are
+  // index work: an I/O thread hands those requests to the pool (http_session.hpp, index_lookup).
+  std::optional<patch_row> row;
+  if (memory_only) {
+    row = cache_.find_local(id);
+    if ((!row && cache_.shared()) || (row && cache_.pin_writes_index(id))) return std::nullopt;
+  } else {
+    row = cache_.find_by_id(id);
+  }
   if (!row) return error_response(404, "unknown_patch", "no patch has this id (it may have been evicted; check for updates again)");
   auto r = serve_file(req, cache_.file_of(id).string(), id, "patch",
                       row->model + "_" + row->source_version + "_to_" + row->target_version + ".mlrn", cache_.pin(id), id);

@@ -123,9 +123,12 @@ class patch_cache {
   std::optional<patch_row> find(const build_key& key) const;
   // Shared: a patch another replica published is looked up in the index on a miss.
   std::optional<patch_row> find_by_id(const std::string& id);
+  // The patches this replica knows, from memory only (no index lookup: for the I/O threads).
+  std::optional<patch_row> find_local(const std::string& id) const;
   std::vector<patch_row> list() const;
   std::filesystem::path file_of(const std::string& id) const { return opts_.dir / (id + ".mlrn"); }
   const std::filesystem::path& dir() const { return opts_.dir; }
+  bool shared() const { return opts_.shared; }  // several replicas share the index and directory
 
   // Ready -> the patch; otherwise queues the build unless it is queued, running, recently failed
   // or the queue is full. Never blocks on a build.
@@ -135,6 +138,10 @@ class patch_cache {
 
   // Holds the patch against eviction (by any replica) while the returned handle lives.
   std::shared_ptr<void> pin(const std::string& id);
+  // Whether pin(id) would write the index: shared, no download of it running here, and this
+  // replica's pin row on it holds for less than half a lease (a row that holds longer outlives
+  // the renewer's next pass, which renews it while the download runs).
+  bool pin_writes_index(const std::string& id) const;
   // Re-reads the shared index: patches other replicas built or evicted (called every few seconds).
   core::result<void> sync();
   // Download accounting (kept in memory, written by flush_usage()).
@@ -180,6 +187,7 @@ class patch_cache {
   std::deque<cache_activity::eviction> evictions_;
   std::map<build_key, failure> failures_;
   std::map<std::string, int> pins_;
+  std::map<std::string, std::int64_t> pinned_until_;  // shared: until when this replica's pin rows hold
   struct usage {
     std::uint64_t hits = 0, bytes = 0;
   };

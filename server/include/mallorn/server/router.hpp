@@ -190,7 +190,9 @@ class router {
   http_response with_public_urls(http_response r) const;
   // with_public_urls() and Cache-Control: every check-update answer goes through it once.
   http_response finish_check_update(http_response r) const;
-  http_response get_patch(const http_request& req, const std::string& id);
+  // nullopt when memory_only and the answer needs the index (a patch id this replica does not
+  // know on a shared index, or a pin row to write).
+  std::optional<http_response> get_patch(const http_request& req, const std::string& id, bool memory_only);
   http_response get_model(const http_request& req, const std::string& model, const std::string& version);
   http_response manifest();
   http_response fingerprint(const std::vector<std::string>& segments);
