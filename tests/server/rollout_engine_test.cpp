@@ -36,6 +36,23 @@ void expect_share(std::size_t got, std::size_t n, double p) {
   EXPECT_NEAR(double(got), n * p, 4 * sd + 1) << got << " of " << n << " for p=" << p;
 }
 
+// Another connection holding the index's write lock (BEGIN EXCLUSIVE) until release().
+struct held_index {
+  sqlite3* db = nullptr;
+  explicit held_index(const std::filesystem::path& file) {
+    EXPECT_EQ(sqlite3_open(file.c_str(), &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 10000);  // the patch build may be writing the index at this moment
+    EXPECT_EQ(sqlite3_exec(db, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+  }
+  void release() {
+    if (!db) return;
+    sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr);
+    sqlite3_close(db);
+    db = nullptr;
+  }
+  ~held_index() { release(); }
+};
+
 }  // namespace
 
 // Recording offers writes the index, and check-updates read the rollouts meanwhile: they must not
@@ -49,10 +66,7 @@ TEST(RolloutEngine, CheckUpdatesDoNotWaitWhileOffersAreRecorded) {
   ASSERT_TRUE(rollout_rig::offered(t.check(dev(1))));
   t.engine->tick();
   ASSERT_TRUE(rollout_rig::offered(t.check(dev(2))));  // waits to be recorded at the next tick
-  sqlite3* lock = nullptr;
-  ASSERT_EQ(sqlite3_open((t.rig.dir / "index.sqlite").c_str(), &lock), SQLITE_OK);
-  sqlite3_busy_timeout(lock, 10000);  // the patch build may be writing the index at this moment
-  ASSERT_EQ(sqlite3_exec(lock, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(lock);
+  held_index lock(t.rig.dir / "index.sqlite");
   auto ticking = std::async(std::launch::async, [&] { t.engine->tick(); });
   std::this_thread::sleep_for(300ms);
   const bool tick_waited = ticking.wait_for(0s) == std::future_status::timeout;
@@ -60,14 +74,43 @@ TEST(RolloutEngine, CheckUpdatesDoNotWaitWhileOffersAreRecorded) {
   const auto answer = t.check(dev(1));
   const auto waited = std::chrono::steady_clock::now() - t0;
   const bool tick_still_waiting = ticking.wait_for(0s) == std::future_status::timeout;
-  sqlite3_exec(lock, "COMMIT", nullptr, nullptr, nullptr);
-  sqlite3_close(lock);
+  lock.release();
   ticking.get();
   EXPECT_TRUE(tick_waited) << "the tick did not wait for the index: the test proves nothing";
   EXPECT_TRUE(rollout_rig::offered(answer)) << answer;
   EXPECT_LT(waited, 1s) << "the check-update waited for the offers' write";
   EXPECT_TRUE(tick_still_waiting) << "the check-update was answered only after the write";
   EXPECT_EQ(t.show(id)["devices"]["offered"], 2);
+}
+
+// An operator's action is journaled before the rollout enters its new state, and check-updates
+// must not wait for that write either (issue 18): while another connection holds the index's
+// write lock, a pause waits for it, a check-update is answered at once (from the state before the
+// pause), and the pause takes effect once journaled.
+TEST(RolloutEngine, CheckUpdatesDoNotWaitWhileATransitionIsJournaled) {
+  using namespace std::chrono_literals;
+  rollout_rig t;
+  const auto id = t.create({{"stages", {100}}})["id"].get<std::int64_t>();
+  ASSERT_TRUE(rollout_rig::offered(t.check(dev(1))));
+  held_index lock(t.rig.dir / "index.sqlite");
+  auto pausing = std::async(std::launch::async,
+                            [&] { return t.engine->act(id, server::fleet::rollout_event::pause, "operator", ""); });
+  std::this_thread::sleep_for(300ms);
+  const bool pause_waited = pausing.wait_for(0s) == std::future_status::timeout;
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto answer = t.check(dev(2));
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  const bool pause_still_waiting = pausing.wait_for(0s) == std::future_status::timeout;
+  lock.release();
+  const auto paused = pausing.get();
+  EXPECT_TRUE(pause_waited) << "the pause did not wait for the index: the test proves nothing";
+  EXPECT_TRUE(rollout_rig::offered(answer)) << answer;
+  EXPECT_LT(waited, 1s) << "the check-update waited for the transition's journal";
+  EXPECT_TRUE(pause_still_waiting) << "the check-update was answered only after the write";
+  ASSERT_TRUE(paused.ok()) << paused.err().what();
+  EXPECT_EQ(paused->state, server::fleet::rollout_state::paused);
+  EXPECT_EQ(t.show(id)["state"], "paused");
+  EXPECT_FALSE(t.check(dev(3)).value("update_available", true)) << "a paused rollout offers nothing new";
 }
 
 TEST(RolloutEngine, ModelWithoutRolloutsOffersLatestToEveryDevice) {

@@ -278,7 +278,12 @@ void rollout_engine::on_report(const device_report& rep) {
   devs[rep.device_id] = {*p, bytes};
   r->counts.by_state[static_cast<int>(*p)]++;
   r->counts.bytes_served += bytes;
-  if (is_final(*p)) evaluate_health(*r);
+  const bool gate_may_close = is_final(*p) && health_pause_due(*r);
+  lock.unlock();
+  if (gate_may_close) {
+    std::lock_guard writing(writer_mutex_);
+    pause_if_unhealthy(rollout_id);
+  }
 }
 
 transition_facts rollout_engine::facts_of(const rollout& r) const {
@@ -294,28 +299,47 @@ transition_facts rollout_engine::facts_of(const rollout& r) const {
   return f;
 }
 
-void rollout_engine::evaluate_health(rollout& r) {
-  if (r.state != rollout_state::running) return;
-  const auto f = facts_of(r);
-  auto to = next_state(r.state, rollout_event::health_pause, f);
-  if (!to) return;
+std::optional<std::string> rollout_engine::health_pause_due(const rollout& r) const {
+  if (r.state != rollout_state::running) return std::nullopt;
+  if (!next_state(r.state, rollout_event::health_pause, facts_of(r))) return std::nullopt;
   char why[200];
   std::snprintf(why, sizeof why, "failure rate %.3f over %llu reports is above the threshold %.3f",
                 r.counts.failure_rate(), static_cast<unsigned long long>(r.counts.reports()), r.spec.max_failure_rate);
-  if (auto t = transition(r, rollout_event::health_pause, *to, "engine", why); t) {
-    ++health_pauses_;
-    spdlog::warn("fleet: rollout {} ({} {}) paused itself: {}", r.id, r.spec.model, r.spec.version, why);
-  } else {
-    spdlog::error("fleet: rollout {}: {}", r.id, t.err().what());
+  return std::string(why);
+}
+
+void rollout_engine::pause_if_unhealthy(std::int64_t id) {
+  std::optional<std::string> why;
+  std::optional<rollout_state> to;
+  {
+    std::shared_lock lock(mutex_);
+    auto it = rollouts_.find(id);
+    if (it == rollouts_.end()) return;
+    why = health_pause_due(it->second);
+    to = next_state(it->second.state, rollout_event::health_pause, facts_of(it->second));
   }
+  if (!why || !to) return;  // another writer paused it meanwhile
+  if (auto t = transition(id, rollout_event::health_pause, *to, "engine", *why); !t)
+    spdlog::error("fleet: rollout {}: {}", id, t.err().what());
 }
 
 // ---- transitions ----------------------------------------------------------------------------
 
-core::result<void> rollout_engine::transition(rollout& r, rollout_event ev, rollout_state to, const std::string& actor,
+core::result<void> rollout_engine::transition(std::int64_t id, rollout_event ev, rollout_state to, const std::string& actor,
                                               const std::string& reason) {
+  // Decided and journaled outside mutex_ (the caller holds writer_mutex_, so no other transition
+  // can come between), applied under it: check-updates read the rollouts under mutex_ and must not
+  // wait for this write (issue 18). Until it is applied they see the state before it, as if they
+  // had come a moment earlier; the journal never holds a state the rollout did not enter.
   const std::int64_t now = opts_.now();
-  rollout next = r;
+  rollout next;
+  {
+    std::shared_lock lock(mutex_);
+    auto it = rollouts_.find(id);
+    if (it == rollouts_.end()) return core::make_error(core::errc::io_error, "no rollout " + std::to_string(id));
+    next = it->second;
+  }
+  const rollout_state from = next.state;
   next.state = to;
   next.updated_at = now;
   next.reason = reason;
@@ -330,19 +354,33 @@ core::result<void> rollout_engine::transition(rollout& r, rollout_event ev, roll
     MALLORN_TRY(s.exec(
         "INSERT INTO rollout_events(rollout_id, at, actor, event, from_state, to_state, stage, reason) "
         "VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
-        {r.id, now, actor, std::string(event_name(ev)), std::string(state_name(r.state)), std::string(state_name(to)),
+        {id, now, actor, std::string(event_name(ev)), std::string(state_name(from)), std::string(state_name(to)),
          static_cast<std::int64_t>(next.stage), reason}));
     return s.exec(
         "UPDATE rollouts SET state = ?, stage = ?, stage_started_at = ?, paused_at = ?, updated_at = ?, reason = ? "
         "WHERE id = ?",
         {std::string(state_name(to)), static_cast<std::int64_t>(next.stage), next.stage_started_at, next.paused_at, now,
-         reason, r.id});
+         reason, id});
   });
   if (!written) return written.err();
+  std::unique_lock lock(mutex_);
   ++transitions_[std::string(event_name(ev))];
-  spdlog::info("fleet: rollout {} ({} {}): {} -> {} by {} (stage {}%): {}", r.id, r.spec.model, r.spec.version,
-               state_name(r.state), state_name(to), actor, next.stage_percent(), reason);
-  r = std::move(next);
+  if (ev == rollout_event::health_pause) ++health_pauses_;
+  // Only the transition's own fields: reports and offers went on counting meanwhile.
+  if (auto it = rollouts_.find(id); it != rollouts_.end()) {
+    rollout& r = it->second;
+    r.state = next.state;
+    r.stage = next.stage;
+    r.stage_started_at = next.stage_started_at;
+    r.paused_at = next.paused_at;
+    r.updated_at = next.updated_at;
+    r.reason = next.reason;
+  }
+  lock.unlock();
+  spdlog::info("fleet: rollout {} ({} {}): {} -> {} by {} (stage {}%): {}", id, next.spec.model, next.spec.version,
+               state_name(from), state_name(to), actor, next.stage_percent(), reason);
+  if (ev == rollout_event::health_pause)
+    spdlog::warn("fleet: rollout {} ({} {}) paused itself: {}", id, next.spec.model, next.spec.version, reason);
   return {};
 }
 
@@ -352,8 +390,11 @@ core::result<rollout> rollout_engine::create(const rollout_spec& spec, std::int6
     zone = resolve_zone(*opts_.zones, spec.window->tz);
     if (!zone) return refused("unknown time zone '" + spec.window->tz + "': not in the server's zone database");
   }
-  std::unique_lock lock(mutex_);
-  if (!spec.group.empty() && !groups_.count(spec.group)) return refused("unknown group '" + spec.group + "'");
+  std::lock_guard writing(writer_mutex_);
+  {
+    std::shared_lock lock(mutex_);
+    if (!spec.group.empty() && !groups_.count(spec.group)) return refused("unknown group '" + spec.group + "'");
+  }
   const std::int64_t now = opts_.now();
   rollout r;
   r.window_zone = zone;
@@ -379,8 +420,10 @@ core::result<rollout> rollout_engine::create(const rollout_spec& spec, std::int6
         {r.id, now, actor, std::string(state_name(r.state)), std::string("created")});
   });
   if (!written) return written.err();
+  std::unique_lock lock(mutex_);
   rollouts_[r.id] = r;
   by_model_[spec.model].insert(by_model_[spec.model].begin(), r.id);
+  lock.unlock();
   spdlog::info("fleet: rollout {} created by {}: {} {} to {} in stages {} ({})", r.id, actor, spec.model, spec.version,
                spec.group.empty() ? "every device" : "group " + spec.group, nlohmann::json(spec.stages).dump(),
                state_name(r.state));
@@ -403,15 +446,19 @@ std::optional<rollout> rollout_engine::find(std::int64_t id) const {
 
 core::result<rollout> rollout_engine::act(std::int64_t id, rollout_event ev, const std::string& actor,
                                           const std::string& reason) {
-  std::unique_lock lock(mutex_);
-  auto it = rollouts_.find(id);
-  if (it == rollouts_.end()) return core::make_error(core::errc::io_error, "no rollout " + std::to_string(id));
-  auto& r = it->second;
-  const auto f = facts_of(r);
-  auto to = next_state(r.state, ev, f);
-  if (!to) return refused(refusal(r.state, ev, f));
-  MALLORN_TRY(transition(r, ev, *to, actor, reason.empty() ? "by the operator" : reason));
-  return r;
+  std::lock_guard writing(writer_mutex_);
+  std::optional<rollout_state> to;
+  {
+    std::shared_lock lock(mutex_);
+    auto it = rollouts_.find(id);
+    if (it == rollouts_.end()) return core::make_error(core::errc::io_error, "no rollout " + std::to_string(id));
+    const auto f = facts_of(it->second);
+    to = next_state(it->second.state, ev, f);
+    if (!to) return refused(refusal(it->second.state, ev, f));
+  }
+  MALLORN_TRY(transition(id, ev, *to, actor, reason.empty() ? "by the operator" : reason));
+  std::shared_lock lock(mutex_);
+  return rollouts_.at(id);  // only writers remove rollouts, and this one holds writer_mutex_
 }
 
 core::result<std::vector<transition_record>> rollout_engine::history(std::int64_t id) const {
@@ -429,23 +476,28 @@ core::result<std::vector<transition_record>> rollout_engine::history(std::int64_
 // ---- groups ---------------------------------------------------------------------------------
 
 core::result<void> rollout_engine::put_group(const group_spec& g) {
-  std::unique_lock lock(mutex_);
+  std::lock_guard writing(writer_mutex_);  // the index write outside mutex_, as for transitions
   MALLORN_TRY(db_.database().exec(
       "INSERT INTO fleet_groups(name, spec, updated_at) VALUES(?, ?, ?) "
       "ON CONFLICT(name) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at",
       {g.name, g.to_json().dump(), opts_.now()}));
+  std::unique_lock lock(mutex_);
   groups_[g.name] = g;
   return {};
 }
 
 core::result<void> rollout_engine::delete_group(const std::string& name) {
-  std::unique_lock lock(mutex_);
-  if (!groups_.count(name)) return core::make_error(core::errc::io_error, "no group " + name);
-  for (const auto& [id, r] : rollouts_)
-    if (r.spec.group == name && !is_terminal(r.state))
-      return refused("group '" + name + "' is used by rollout " + std::to_string(id) + " (" +
-                     std::string(state_name(r.state)) + ")");
+  std::lock_guard writing(writer_mutex_);
+  {
+    std::shared_lock lock(mutex_);
+    if (!groups_.count(name)) return core::make_error(core::errc::io_error, "no group " + name);
+    for (const auto& [id, r] : rollouts_)
+      if (r.spec.group == name && !is_terminal(r.state))
+        return refused("group '" + name + "' is used by rollout " + std::to_string(id) + " (" +
+                       std::string(state_name(r.state)) + ")");
+  }
   MALLORN_TRY(db_.database().exec("DELETE FROM fleet_groups WHERE name = ?", {name}));
+  std::unique_lock lock(mutex_);
   groups_.erase(name);
   return {};
 }
@@ -510,39 +562,49 @@ core::result<void> rollout_engine::flush_offers() {
 
 void rollout_engine::tick() {
   if (auto r = flush_offers(); !r) spdlog::error("fleet: recording offers: {}", r.err().what());
-  std::unique_lock lock(mutex_);
-  for (auto& entry : rollouts_) {
-    const std::int64_t id = entry.first;
-    rollout& r = entry.second;
-    if (is_terminal(r.state)) continue;
-    auto f = facts_of(r);
-    auto attempt = [&](rollout_event ev, const std::string& why) {
-      auto to = next_state(r.state, ev, f);
-      if (!to) return false;
-      if (auto t = transition(r, ev, *to, "engine", why); !t) {
-        spdlog::error("fleet: rollout {}: {}", id, t.err().what());
-        return false;
+  std::lock_guard writing(writer_mutex_);
+  // Decided under the shared lock, journaled and applied one by one without it (transition()).
+  struct due {
+    std::int64_t id;
+    rollout_event ev;
+    rollout_state to;
+    std::string why;
+  };
+  std::vector<due> transitions;
+  {
+    std::shared_lock lock(mutex_);
+    for (const auto& [id, r] : rollouts_) {
+      if (is_terminal(r.state)) continue;
+      const auto f = facts_of(r);
+      auto propose = [&](rollout_event ev, std::string why) {
+        if (auto to = next_state(r.state, ev, f)) transitions.push_back({id, ev, *to, std::move(why)});
+      };
+      switch (r.state) {
+        case rollout_state::scheduled: propose(rollout_event::start, "start time reached"); break;
+        case rollout_state::running:
+          if (f.health_gate_crossed) {
+            if (auto why = health_pause_due(r)) propose(rollout_event::health_pause, *why);
+          } else {
+            char why[160];
+            std::snprintf(why, sizeof why, "stage held %llds; failure rate %.3f over %llu reports",
+                          static_cast<long long>(opts_.now() - r.stage_started_at), r.counts.failure_rate(),
+                          static_cast<unsigned long long>(r.counts.reports()));
+            propose(rollout_event::auto_advance, why);
+          }
+          break;
+        case rollout_state::paused:
+          propose(rollout_event::pause_timeout,
+                  "paused longer than pause_timeout_seconds (" + std::to_string(r.spec.pause_timeout_seconds) + ")");
+          break;
+        default: break;
       }
-      return true;
-    };
-    switch (r.state) {
-      case rollout_state::scheduled: attempt(rollout_event::start, "start time reached"); break;
-      case rollout_state::running:
-        if (f.health_gate_crossed) {
-          evaluate_health(r);
-        } else {
-          char why[160];
-          std::snprintf(why, sizeof why, "stage held %llds; failure rate %.3f over %llu reports",
-                        static_cast<long long>(opts_.now() - r.stage_started_at), r.counts.failure_rate(),
-                        static_cast<unsigned long long>(r.counts.reports()));
-          attempt(rollout_event::auto_advance, why);
-        }
-        break;
-      case rollout_state::paused:
-        if (attempt(rollout_event::pause_timeout, "paused longer than pause_timeout_seconds"))
-          spdlog::warn("fleet: rollout {} aborted: paused for {}s without a decision", id, r.spec.pause_timeout_seconds);
-        break;
-      default: break;
+    }
+  }
+  for (const auto& t : transitions) {
+    if (auto r = transition(t.id, t.ev, t.to, "engine", t.why); !r) {
+      spdlog::error("fleet: rollout {}: {}", t.id, r.err().what());
+    } else if (t.ev == rollout_event::pause_timeout) {
+      spdlog::warn("fleet: rollout {} aborted: {} without a decision", t.id, t.why);
     }
   }
 }

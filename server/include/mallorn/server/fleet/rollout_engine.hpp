@@ -127,17 +127,23 @@ class rollout_engine {
  private:
   rollout_engine(index_db& db, engine_options opts);
   core::result<void> load();
-  // Journals (one transaction: event row + rollout row) and then applies. Caller holds mutex_.
-  core::result<void> transition(rollout& r, rollout_event ev, rollout_state to, const std::string& actor,
+  // Journals (one transaction: event row + rollout row) and then applies. Caller holds
+  // writer_mutex_ and not mutex_.
+  core::result<void> transition(std::int64_t id, rollout_event ev, rollout_state to, const std::string& actor,
                                 const std::string& reason);
   transition_facts facts_of(const rollout& r) const;
-  void evaluate_health(rollout& r);  // caller holds mutex_
+  // Why the health gate pauses `r` now, if it does (caller holds mutex_, shared or not).
+  std::optional<std::string> health_pause_due(const rollout& r) const;
+  void pause_if_unhealthy(std::int64_t id);  // caller holds writer_mutex_ and not mutex_
   core::result<void> flush_offers();
 
   index_db& db_;
   engine_options opts_;
   mutable std::shared_mutex mutex_;
   std::mutex report_mutex_;  // on_report(): one reporter at a time, its index write outside mutex_
+  // Transitions, rollouts created, groups: one writer at a time, its index write outside mutex_
+  // (check-updates read under mutex_ and must not wait for it). Order: report_mutex_, writer_mutex_, mutex_.
+  std::mutex writer_mutex_;
   std::map<std::int64_t, rollout> rollouts_;                           // by id
   std::unordered_map<std::string, std::vector<std::int64_t>> by_model_;  // newest first
   std::map<std::string, group_spec> groups_;
