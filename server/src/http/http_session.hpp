@@ -94,16 +94,17 @@ struct staged_file {
 
 }  // namespace detail
 
-// Plain TCP streams expose their socket, so the kernel can copy file bytes straight to it.
-template <class Stream>
-concept has_plain_socket = requires(Stream& s) { s.socket().native_handle(); };
-
-// TLS streams (beast::ssl_stream) expose the SSL object and the socket under it.
+// TLS streams (tls_socket_stream) expose the SSL object and the socket under it.
 template <class Stream>
 concept has_tls_socket = requires(Stream& s) {
   { s.native_handle() } -> std::convertible_to<SSL*>;
   beast::get_lowest_layer(s).socket().native_handle();
 };
+
+// Plain TCP streams expose their socket, so the kernel can copy file bytes straight to it. A TLS
+// stream has a socket too: its bytes must never be sent around OpenSSL.
+template <class Stream>
+concept has_plain_socket = requires(Stream& s) { s.socket().native_handle(); } && !has_tls_socket<Stream>;
 
 template <class Stream>
 asio::awaitable<void> write_response(Stream& stream, session_context& ctx, http_response& resp, unsigned version,
