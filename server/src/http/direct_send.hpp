@@ -7,6 +7,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <utility>  // before Asio: Boost 1.74's awaitable.hpp uses std::exchange without it
@@ -19,6 +20,7 @@
 #include <cerrno>
 #include <chrono>
 #include <memory>
+#include <string_view>
 
 namespace mallorn::server {
 
@@ -43,13 +45,33 @@ asio::awaitable<void> wait_writable(Socket& sock, std::chrono::seconds timeout) 
   if (ec) throw beast::system_error(ec);
 }
 
+// Sends a response header on the plain socket `sock`. `more`: the body follows at once (sendfile),
+// so MSG_MORE keeps the last partial segment queued and the header leaves with the body's first
+// bytes, as under TCP_CORK (nginx's tcp_nopush) but without two setsockopt calls per response;
+// the body's last sendfile pushes everything. Each wait for writability is bounded by `timeout`.
+template <class Socket>
+asio::awaitable<void> send_head(Socket& sock, std::string_view head, bool more, std::chrono::seconds timeout) {
+  beast::error_code ec;
+  if (!sock.native_non_blocking()) sock.native_non_blocking(true, ec);  // once: the setter is an ioctl
+  while (!head.empty()) {
+    const ssize_t n = ::send(sock.native_handle(), head.data(), head.size(), MSG_NOSIGNAL | (more ? MSG_MORE : 0));
+    if (n > 0) {
+      head.remove_prefix(static_cast<std::size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) throw beast::system_error(beast::error_code(errno, beast::system_category()));
+    co_await wait_writable(sock, timeout);
+  }
+}
+
 // Sends [offset, offset + length) of `fd` with sendfile(2). `sent` counts the bytes sent, also
 // when it throws.
 template <class Socket>
 asio::awaitable<void> sendfile_range(Socket& sock, int fd, std::uint64_t offset, std::uint64_t length,
                                      std::chrono::seconds timeout, std::uint64_t& sent) {
   beast::error_code ec;
-  sock.native_non_blocking(true, ec);
+  if (!sock.native_non_blocking()) sock.native_non_blocking(true, ec);  // once: the setter is an ioctl
   off_t pos = static_cast<off_t>(offset);
   while (sent < length) {
     const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(length - sent, 1u << 20));

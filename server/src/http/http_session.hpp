@@ -9,7 +9,6 @@
 #include <fcntl.h>
 #include <openssl/ssl.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <unistd.h>
 
 #include <utility>  // before Asio: Boost 1.74's awaitable.hpp uses std::exchange without it
@@ -76,6 +75,20 @@ inline void copy_headers(const http_response& r, http::fields& f) {
   f.set(http::field::server, "mallornd");
 }
 
+// A file response's header as Beast would write it (copy_headers(), then the Connection field
+// keep_alive asks for and Content-Length), in one string: sent with send_head() ahead of sendfile.
+inline std::string file_response_head(const http_response& r, std::uint64_t length, unsigned version, bool keep_alive) {
+  std::string out = version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+  out.reserve(512);
+  const auto reason = http::obsolete_reason(static_cast<http::status>(r.status));
+  out.append(std::to_string(r.status)).append(" ").append(reason.data(), reason.size()).append("\r\n");
+  for (const auto& [k, v] : r.headers) out.append(k).append(": ").append(v).append("\r\n");
+  out.append("Server: mallornd\r\n");
+  if (version == 11 && !keep_alive) out.append("Connection: close\r\n");
+  if (version == 10 && keep_alive) out.append("Connection: keep-alive\r\n");
+  return out.append("Content-Length: ").append(std::to_string(length)).append("\r\n\r\n");
+}
+
 inline std::string staging_name(const std::filesystem::path& dir) {
   static std::atomic<std::uint64_t> counter{0};
   std::random_device rd;
@@ -122,58 +135,40 @@ asio::awaitable<void> write_response(Stream& stream, session_context& ctx, http_
   }
   if (resp.file) {
     std::uint64_t sent = 0;
-    http::response<file_slice_body> res{static_cast<http::status>(resp.status), version};
-    detail::copy_headers(resp, res);
-    res.body().slice = *resp.file;
-    res.body().handed_out = &sent;
-    res.keep_alive(keep_alive);
-    res.prepare_payload();
-    http::response_serializer<file_slice_body> sr{res};
-    beast::error_code ec;
-    if constexpr (has_plain_socket<Stream>) {
-      std::exception_ptr failure;
-      // Corked (nginx's tcp_nopush): the header leaves in the first full segment of the body
-      // instead of a small packet of its own; uncorking sends the last partial segment at once.
-      int cork = 1;
-      ::setsockopt(stream.socket().native_handle(), IPPROTO_TCP, TCP_CORK, &cork, sizeof cork);
-      try {
-        tcp.expires_after(ctx.opts.write_timeout);
-        co_await http::async_write_header(stream, sr, asio::use_awaitable);
+    std::exception_ptr failure;
+    tcp.expires_after(ctx.opts.write_timeout);
+    try {
+      if constexpr (has_plain_socket<Stream>) {
+        // The header in one send, then sendfile: no serializer, no cork (send_head()).
+        const std::string head = detail::file_response_head(resp, resp.file->length, version, keep_alive);
+        co_await send_head(stream.socket(), head, resp.file->length > 0, ctx.opts.write_timeout);
         co_await sendfile_range(stream.socket(), resp.file->file->fd, resp.file->offset, resp.file->length,
                                 ctx.opts.write_timeout, sent);
-      } catch (...) {
-        failure = std::current_exception();
-      }
-      cork = 0;
-      if (stream.socket().is_open()) ::setsockopt(stream.socket().native_handle(), IPPROTO_TCP, TCP_CORK, &cork, sizeof cork);
-      ctx.stats.bytes_served(resp.file->kind, sent);
-      if (!resp.file->patch_id.empty()) ctx.cache.record_download(resp.file->patch_id, sent);
-      if (failure) std::rethrow_exception(failure);
-      co_return;
-    }
-    if constexpr (has_tls_socket<Stream>) {
-      std::exception_ptr failure;
-      try {
-        tcp.expires_after(ctx.opts.write_timeout);
+      } else {
+        http::response<file_slice_body> res{static_cast<http::status>(resp.status), version};
+        detail::copy_headers(resp, res);
+        res.body().slice = *resp.file;
+        res.body().handed_out = &sent;
+        res.keep_alive(keep_alive);
+        res.prepare_payload();
+        http::response_serializer<file_slice_body> sr{res};
         co_await http::async_write_header(stream, sr, asio::use_awaitable);
-        co_await ssl_write_range(stream.native_handle(), tcp.socket(), resp.file->file->fd, resp.file->offset,
-                                 resp.file->length, ctx.opts.write_timeout, sent);
-      } catch (...) {
-        failure = std::current_exception();
+        if constexpr (has_tls_socket<Stream>) {
+          co_await ssl_write_range(stream.native_handle(), tcp.socket(), resp.file->file->fd, resp.file->offset,
+                                   resp.file->length, ctx.opts.write_timeout, sent);
+        } else {
+          while (!sr.is_done()) {  // other streams (tests): Beast's serializer, a chunk at a time
+            tcp.expires_after(ctx.opts.write_timeout);
+            co_await http::async_write_some(stream, sr, asio::use_awaitable);
+          }
+        }
       }
-      ctx.stats.bytes_served(resp.file->kind, sent);
-      if (!resp.file->patch_id.empty()) ctx.cache.record_download(resp.file->patch_id, sent);
-      if (failure) std::rethrow_exception(failure);
-      co_return;
-    }
-    while (!sr.is_done()) {  // other streams (tests): Beast's serializer, a chunk at a time
-      tcp.expires_after(ctx.opts.write_timeout);
-      co_await http::async_write_some(stream, sr, asio::redirect_error(asio::use_awaitable, ec));
-      if (ec) break;
+    } catch (...) {
+      failure = std::current_exception();
     }
     ctx.stats.bytes_served(resp.file->kind, sent);
     if (!resp.file->patch_id.empty()) ctx.cache.record_download(resp.file->patch_id, sent);
-    if (ec) throw beast::system_error(ec);
+    if (failure) std::rethrow_exception(failure);
   } else if (resp.head_length) {
     http::response<http::empty_body> res{static_cast<http::status>(resp.status), version};
     detail::copy_headers(resp, res);
