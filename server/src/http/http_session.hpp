@@ -97,6 +97,26 @@ inline std::string staging_name(const std::filesystem::path& dir) {
       .string();
 }
 
+// Parses what `buffer` holds already into `parser`: its header (whole = false) or the whole
+// message. True when that settled it, done or failed (`ec`: the error Beast's async read would
+// have given); false when more bytes are needed (Beast's async read goes on with the same parser
+// state). A request that arrived whole costs no async read, whose completion Beast must post (a
+// scheduler round trip and a resumption per read: issue 18).
+template <class Parser>
+bool parse_buffered(Parser& parser, beast::flat_buffer& buffer, bool whole, beast::error_code& ec) {
+  parser.eager(whole);  // as http::async_read / async_read_header set it
+  const auto done = [&] { return whole ? parser.is_done() : parser.is_header_done(); };
+  while (!done() && buffer.size() > 0) {
+    buffer.consume(parser.put(buffer.data(), ec));
+    if (ec == http::error::need_more) {
+      ec = {};
+      return false;
+    }
+    if (ec) return true;
+  }
+  return done();
+}
+
 // Removes a staged upload unless the router moved it into the store.
 struct staged_file {
   std::string path;
@@ -352,7 +372,8 @@ asio::awaitable<void> serve_connection(Stream& stream, session_context& ctx, std
     // Beast's 1 MB default to the Content-Length it sees.
     head.body_limit(std::numeric_limits<std::uint64_t>::max());
     tcp.expires_after(ctx.opts.header_timeout);
-    co_await http::async_read_header(stream, buffer, head, asio::redirect_error(asio::use_awaitable, ec));
+    if (!detail::parse_buffered(head, buffer, false, ec))
+      co_await http::async_read_header(stream, buffer, head, asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
       if (detail::is_parse_error(ec)) {
         const bool too_big = ec == http::error::header_limit;
@@ -444,7 +465,8 @@ asio::awaitable<void> serve_connection(Stream& stream, session_context& ctx, std
         http::request_parser<http::string_body> body_parser{std::move(head)};
         body_parser.body_limit(plan.limit);
         tcp.expires_after(ctx.opts.read_timeout);
-        co_await http::async_read(stream, buffer, body_parser, asio::redirect_error(asio::use_awaitable, ec));
+        if (!detail::parse_buffered(body_parser, buffer, true, ec))
+          co_await http::async_read(stream, buffer, body_parser, asio::redirect_error(asio::use_awaitable, ec));
         req.body = std::move(body_parser.get().body());
       }
       if (refused) {
