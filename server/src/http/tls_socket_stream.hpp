@@ -190,7 +190,7 @@ class tls_socket_stream {
     co_return ec;
   }
 
-  // One SSL_read (Write = false) or SSL_write (true) on the socket; what it moved, or a wait.
+  // One SSL_read (`write` false) or SSL_write (true) on the socket: what it moved, or what to wait for.
   step_result transfer(bool write, void* data, std::size_t size, std::size_t& moved) {
     ERR_clear_error();
     const int r = write ? SSL_write_ex(ssl_.get(), data, size, &moved) : SSL_read_ex(ssl_.get(), data, size, &moved);
