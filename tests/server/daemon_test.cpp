@@ -15,6 +15,7 @@
 #include "support/daemon_store_rig.hpp"
 #include "support/model_store_fixture.hpp"
 #include "support/shell.hpp"
+#include "support/test_certificate.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace mallorn;
@@ -268,25 +269,10 @@ TEST(Daemon, UploadsAndSighupRescans) {
   EXPECT_EQ(fp["version"], "10");  // natural order: 10 > 3
 }
 
-// A self-signed P-256 certificate for 127.0.0.1 in the rig's directory (cert.pem, key.pem), and
-// the mallornd arguments that serve TLS with it.
-namespace {
-bool make_certificate(const daemon_rig& rig) {
-  auto gen = run_shell("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=127.0.0.1 "
-                       "-addext subjectAltName=IP:127.0.0.1 -keyout " + (rig.dir / "key.pem").string() + " -out " +
-                       (rig.dir / "cert.pem").string() + " 2>&1");
-  EXPECT_EQ(gen.exit_code, 0) << gen.out;
-  return gen.exit_code == 0;
-}
-std::vector<std::string> tls_args(const daemon_rig& rig) {
-  return {"--tls-cert", (rig.dir / "cert.pem").string(), "--tls-key", (rig.dir / "key.pem").string()};
-}
-}  // namespace
-
 TEST(Daemon, ServesHttpsWithTheGivenCertificate) {
   daemon_rig rig;
-  ASSERT_TRUE(make_certificate(rig));
-  daemon_process d(rig.dir.path(), rig.args(tls_args(rig)));
+  ASSERT_TRUE(make_certificate(rig.dir.path()));
+  daemon_process d(rig.dir.path(), rig.args(tls_args(rig.dir.path())));
   ASSERT_TRUE(d.listening()) << d.log();
   const std::string https = "https://127.0.0.1:" + std::to_string(d.port());
   auto ok = curl("--cacert " + (rig.dir / "cert.pem").string() + " " + https + "/healthz");
@@ -302,8 +288,8 @@ TEST(Daemon, ServesHttpsWithTheGivenCertificate) {
 // on the same connection, byte for byte.
 TEST(Daemon, TlsDownloadsSurviveASlowReaderAndKeepTheConnection) {
   daemon_rig rig({"coral-mnv2-quant_2020-to-2021a"});
-  ASSERT_TRUE(make_certificate(rig));
-  daemon_process d(rig.dir.path(), rig.args(tls_args(rig)));
+  ASSERT_TRUE(make_certificate(rig.dir.path()));
+  daemon_process d(rig.dir.path(), rig.args(tls_args(rig.dir.path())));
   ASSERT_TRUE(d.listening()) << d.log();
   const auto& pair = rig.pairs[0];
   const std::string script =

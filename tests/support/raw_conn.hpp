@@ -89,7 +89,7 @@ class raw_conn {
       if (n <= 0) return 0;
       in.append(buf, static_cast<std::size_t>(n));
     }
-    if (header_end == std::string::npos || in.compare(0, 9, "HTTP/1.1 ") != 0) return 0;
+    if (header_end == std::string::npos || (in.compare(0, 9, "HTTP/1.1 ") != 0 && in.compare(0, 9, "HTTP/1.0 ") != 0)) return 0;
     if (body) *body = in.substr(header_end + 4, length);
     if (headers) *headers = in.substr(0, header_end);
     return std::atoi(in.c_str() + 9);

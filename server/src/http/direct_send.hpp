@@ -1,14 +1,13 @@
 // A download's body, sent from the file straight to the connection's socket, as nginx does:
 // sendfile(2) on plain TCP; SSL_write on a TLS connection, record after record until the socket
-// would block. Asio's TLS engine passes every 16 KiB record through a memory BIO and back through
-// the reactor (a sendmsg and an epoll_wait per record): TLS downloads ran at 0.6-0.7x nginx's
-// (issue 18). Each wait for writability is bounded by the write timeout (a slow client is fine, a
+// would block (a sendmsg per record, not a trip through a memory BIO and the reactor: TLS
+// downloads ran at 0.6-0.7x nginx's through asio's engine, issue 18). Each wait for writability is bounded by the write timeout (a slow client is fine, a
 // stalled one is not).
 #pragma once
-#include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <utility>  // before Asio: Boost 1.74's awaitable.hpp uses std::exchange without it
@@ -21,6 +20,7 @@
 #include <cerrno>
 #include <chrono>
 #include <memory>
+#include <string_view>
 
 namespace mallorn::server {
 
@@ -45,13 +45,33 @@ asio::awaitable<void> wait_writable(Socket& sock, std::chrono::seconds timeout) 
   if (ec) throw beast::system_error(ec);
 }
 
+// Sends a response header on the plain socket `sock`. `more`: the body follows at once (sendfile),
+// so MSG_MORE keeps the last partial segment queued and the header leaves with the body's first
+// bytes, as under TCP_CORK (nginx's tcp_nopush) but without two setsockopt calls per response;
+// the body's last sendfile pushes everything. Each wait for writability is bounded by `timeout`.
+template <class Socket>
+asio::awaitable<void> send_head(Socket& sock, std::string_view head, bool more, std::chrono::seconds timeout) {
+  beast::error_code ec;
+  if (!sock.native_non_blocking()) sock.native_non_blocking(true, ec);  // once: the setter is an ioctl
+  while (!head.empty()) {
+    const ssize_t n = ::send(sock.native_handle(), head.data(), head.size(), MSG_NOSIGNAL | (more ? MSG_MORE : 0));
+    if (n > 0) {
+      head.remove_prefix(static_cast<std::size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) throw beast::system_error(beast::error_code(errno, beast::system_category()));
+    co_await wait_writable(sock, timeout);
+  }
+}
+
 // Sends [offset, offset + length) of `fd` with sendfile(2). `sent` counts the bytes sent, also
 // when it throws.
 template <class Socket>
 asio::awaitable<void> sendfile_range(Socket& sock, int fd, std::uint64_t offset, std::uint64_t length,
                                      std::chrono::seconds timeout, std::uint64_t& sent) {
   beast::error_code ec;
-  sock.native_non_blocking(true, ec);
+  if (!sock.native_non_blocking()) sock.native_non_blocking(true, ec);  // once: the setter is an ioctl
   off_t pos = static_cast<off_t>(offset);
   while (sent < length) {
     const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(length - sent, 1u << 20));
@@ -66,30 +86,13 @@ asio::awaitable<void> sendfile_range(Socket& sock, int fd, std::uint64_t offset,
   }
 }
 
-// Sends [offset, offset + length) of `fd` over the TLS connection `ssl` whose socket is `sock`.
-// Everything asio's engine had to send must be on the wire already (the response header's write
-// has completed). For the body, the SSL's write BIO is a socket BIO; the engine's own BIO is put
-// back on every way out, so the connection goes on through asio afterwards (reads never change
-// BIO). `sent` counts the body bytes SSL_write took, also when it throws.
+// Sends [offset, offset + length) of `fd` over the TLS connection `ssl` whose socket is `sock`
+// (tls_socket_stream: the SSL writes to the socket itself, so nothing is queued elsewhere). `sent`
+// counts the body bytes SSL_write took, also when it throws.
 template <class Socket>
 asio::awaitable<void> ssl_write_range(SSL* ssl, Socket& sock, int fd, std::uint64_t offset, std::uint64_t length,
                                       std::chrono::seconds timeout, std::uint64_t& sent) {
   static constexpr std::size_t chunk = 256 << 10;
-  beast::error_code ec;
-  sock.native_non_blocking(true, ec);
-  BIO* engine_bio = SSL_get_wbio(ssl);
-  BIO* socket_bio = BIO_new_socket(sock.native_handle(), BIO_NOCLOSE);
-  if (engine_bio == nullptr || socket_bio == nullptr || BIO_up_ref(engine_bio) != 1) {
-    BIO_free(socket_bio);
-    throw beast::system_error(asio::error::no_memory);
-  }
-  SSL_set0_wbio(ssl, socket_bio);  // drops the SSL's reference to engine_bio; ours keeps it alive
-  struct engine_bio_back {
-    SSL* ssl;
-    BIO* bio;
-    ~engine_bio_back() { SSL_set0_wbio(ssl, bio); }  // hands our reference back, frees socket_bio
-  } put_back{ssl, engine_bio};
-
   auto buffer = std::make_unique_for_overwrite<char[]>(std::min<std::uint64_t>(chunk, length));
   while (sent < length) {
     const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(length - sent, chunk));

@@ -2,8 +2,7 @@
 
 #include <utility>  // before Asio: Boost 1.74's awaitable.hpp uses std::exchange without it
 
-#include <boost/asio/ssl.hpp>
-#include <boost/beast/ssl.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <algorithm>
@@ -15,6 +14,7 @@
 #include <vector>
 
 #include "http_session.hpp"
+#include "tls_socket_stream.hpp"
 
 namespace mallorn::server {
 
@@ -27,6 +27,7 @@ using tcp = asio::ip::tcp;
 using executor_t = asio::io_context::executor_type;
 using socket_t = asio::basic_stream_socket<tcp, executor_t>;
 using stream_t = beast::basic_stream<tcp, executor_t>;
+using tls_stream_t = tls_socket_stream<socket_t>;  // OpenSSL straight on the socket (issue 18)
 
 // Open connections, by id and by client address: what a drain closes, what the caps count, and
 // where the oldest idle keep-alive connection is found when a cap is reached. Each entry's close
@@ -234,17 +235,22 @@ struct http_server::impl {
 
   asio::awaitable<void> tls_connection(socket_t socket, std::string client, std::uint64_t id,
                                        std::shared_ptr<connection_state> state) {
-    beast::ssl_stream<stream_t> stream(stream_t(std::move(socket)), *tls);
     struct unregister {
       connection_registry& r;
       std::uint64_t id;
       ~unregister() { r.remove(id); }
     } done{registry, id};
+    std::optional<tls_stream_t> made;
+    try {
+      made.emplace(std::move(socket), tls->native_handle());
+    } catch (const std::exception& e) {
+      spdlog::warn("{}: cannot start a TLS connection: {}", client, e.what());
+      co_return;
+    }
+    auto& stream = *made;
     if (!attach_connection(stream, id)) co_return;
-    beast::error_code ec;
-    beast::get_lowest_layer(stream).expires_after(opts.header_timeout);
-    co_await stream.async_handshake(asio::ssl::stream_base::server, asio::redirect_error(asio::use_awaitable, ec));
-    if (ec) {
+    stream.expires_after(opts.header_timeout);
+    if (auto ec = co_await stream.handshake()) {
       spdlog::debug("{}: TLS handshake failed: {}", client, ec.message());
       co_return;
     }
@@ -255,8 +261,8 @@ struct http_server::impl {
       X509_free(peer);
     }
     co_await session(stream, client, *state);
-    beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(5));
-    co_await stream.async_shutdown(asio::redirect_error(asio::use_awaitable, ec));
+    stream.expires_after(std::chrono::seconds(5));
+    co_await stream.shutdown();
   }
 
   // Over the cap: a short 503 instead of a silent reset, so clients back off and retry.

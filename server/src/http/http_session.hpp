@@ -9,7 +9,6 @@
 #include <fcntl.h>
 #include <openssl/ssl.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <unistd.h>
 
 #include <utility>  // before Asio: Boost 1.74's awaitable.hpp uses std::exchange without it
@@ -76,12 +75,46 @@ inline void copy_headers(const http_response& r, http::fields& f) {
   f.set(http::field::server, "mallornd");
 }
 
+// A file response's header as Beast would write it (copy_headers(), then the Connection field
+// keep_alive asks for and Content-Length), in one string: sent with send_head() ahead of sendfile.
+inline std::string file_response_head(const http_response& r, std::uint64_t length, unsigned version, bool keep_alive) {
+  std::string out = version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+  out.reserve(512);
+  const auto reason = http::obsolete_reason(static_cast<http::status>(r.status));
+  out.append(std::to_string(r.status)).append(" ").append(reason.data(), reason.size()).append("\r\n");
+  for (const auto& [k, v] : r.headers) out.append(k).append(": ").append(v).append("\r\n");
+  out.append("Server: mallornd\r\n");
+  if (version == 11 && !keep_alive) out.append("Connection: close\r\n");
+  if (version == 10 && keep_alive) out.append("Connection: keep-alive\r\n");
+  return out.append("Content-Length: ").append(std::to_string(length)).append("\r\n\r\n");
+}
+
 inline std::string staging_name(const std::filesystem::path& dir) {
   static std::atomic<std::uint64_t> counter{0};
   std::random_device rd;
   return (dir / ("upload-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + "-" +
                  std::to_string(rd())))
       .string();
+}
+
+// Parses what `buffer` holds already into `parser`: its header (whole = false) or the whole
+// message. True when that settled it, done or failed (`ec`: the error Beast's async read would
+// have given); false when more bytes are needed (Beast's async read goes on with the same parser
+// state). A request that arrived whole costs no async read, whose completion Beast must post (a
+// scheduler round trip and a resumption per read: issue 18).
+template <class Parser>
+bool parse_buffered(Parser& parser, beast::flat_buffer& buffer, bool whole, beast::error_code& ec) {
+  parser.eager(whole);  // as http::async_read / async_read_header set it
+  const auto done = [&] { return whole ? parser.is_done() : parser.is_header_done(); };
+  while (!done() && buffer.size() > 0) {
+    buffer.consume(parser.put(buffer.data(), ec));
+    if (ec == http::error::need_more) {
+      ec = {};
+      return false;
+    }
+    if (ec) return true;
+  }
+  return done();
 }
 
 // Removes a staged upload unless the router moved it into the store.
@@ -94,16 +127,17 @@ struct staged_file {
 
 }  // namespace detail
 
-// Plain TCP streams expose their socket, so the kernel can copy file bytes straight to it.
-template <class Stream>
-concept has_plain_socket = requires(Stream& s) { s.socket().native_handle(); };
-
-// TLS streams (beast::ssl_stream) expose the SSL object and the socket under it.
+// TLS streams (tls_socket_stream) expose the SSL object and the socket under it.
 template <class Stream>
 concept has_tls_socket = requires(Stream& s) {
   { s.native_handle() } -> std::convertible_to<SSL*>;
   beast::get_lowest_layer(s).socket().native_handle();
 };
+
+// Plain TCP streams expose their socket, so the kernel can copy file bytes straight to it. A TLS
+// stream has a socket too: its bytes must never be sent around OpenSSL.
+template <class Stream>
+concept has_plain_socket = requires(Stream& s) { s.socket().native_handle(); } && !has_tls_socket<Stream>;
 
 template <class Stream>
 asio::awaitable<void> write_response(Stream& stream, session_context& ctx, http_response& resp, unsigned version,
@@ -121,58 +155,40 @@ asio::awaitable<void> write_response(Stream& stream, session_context& ctx, http_
   }
   if (resp.file) {
     std::uint64_t sent = 0;
-    http::response<file_slice_body> res{static_cast<http::status>(resp.status), version};
-    detail::copy_headers(resp, res);
-    res.body().slice = *resp.file;
-    res.body().handed_out = &sent;
-    res.keep_alive(keep_alive);
-    res.prepare_payload();
-    http::response_serializer<file_slice_body> sr{res};
-    beast::error_code ec;
-    if constexpr (has_plain_socket<Stream>) {
-      std::exception_ptr failure;
-      // Corked (nginx's tcp_nopush): the header leaves in the first full segment of the body
-      // instead of a small packet of its own; uncorking sends the last partial segment at once.
-      int cork = 1;
-      ::setsockopt(stream.socket().native_handle(), IPPROTO_TCP, TCP_CORK, &cork, sizeof cork);
-      try {
-        tcp.expires_after(ctx.opts.write_timeout);
-        co_await http::async_write_header(stream, sr, asio::use_awaitable);
+    std::exception_ptr failure;
+    tcp.expires_after(ctx.opts.write_timeout);
+    try {
+      if constexpr (has_plain_socket<Stream>) {
+        // The header in one send, then sendfile: no serializer, no cork (send_head()).
+        const std::string head = detail::file_response_head(resp, resp.file->length, version, keep_alive);
+        co_await send_head(stream.socket(), head, resp.file->length > 0, ctx.opts.write_timeout);
         co_await sendfile_range(stream.socket(), resp.file->file->fd, resp.file->offset, resp.file->length,
                                 ctx.opts.write_timeout, sent);
-      } catch (...) {
-        failure = std::current_exception();
-      }
-      cork = 0;
-      if (stream.socket().is_open()) ::setsockopt(stream.socket().native_handle(), IPPROTO_TCP, TCP_CORK, &cork, sizeof cork);
-      ctx.stats.bytes_served(resp.file->kind, sent);
-      if (!resp.file->patch_id.empty()) ctx.cache.record_download(resp.file->patch_id, sent);
-      if (failure) std::rethrow_exception(failure);
-      co_return;
-    }
-    if constexpr (has_tls_socket<Stream>) {
-      std::exception_ptr failure;
-      try {
-        tcp.expires_after(ctx.opts.write_timeout);
+      } else {
+        http::response<file_slice_body> res{static_cast<http::status>(resp.status), version};
+        detail::copy_headers(resp, res);
+        res.body().slice = *resp.file;
+        res.body().handed_out = &sent;
+        res.keep_alive(keep_alive);
+        res.prepare_payload();
+        http::response_serializer<file_slice_body> sr{res};
         co_await http::async_write_header(stream, sr, asio::use_awaitable);
-        co_await ssl_write_range(stream.native_handle(), tcp.socket(), resp.file->file->fd, resp.file->offset,
-                                 resp.file->length, ctx.opts.write_timeout, sent);
-      } catch (...) {
-        failure = std::current_exception();
+        if constexpr (has_tls_socket<Stream>) {
+          co_await ssl_write_range(stream.native_handle(), tcp.socket(), resp.file->file->fd, resp.file->offset,
+                                   resp.file->length, ctx.opts.write_timeout, sent);
+        } else {
+          while (!sr.is_done()) {  // other streams (tests): Beast's serializer, a chunk at a time
+            tcp.expires_after(ctx.opts.write_timeout);
+            co_await http::async_write_some(stream, sr, asio::use_awaitable);
+          }
+        }
       }
-      ctx.stats.bytes_served(resp.file->kind, sent);
-      if (!resp.file->patch_id.empty()) ctx.cache.record_download(resp.file->patch_id, sent);
-      if (failure) std::rethrow_exception(failure);
-      co_return;
-    }
-    while (!sr.is_done()) {  // other streams (tests): Beast's serializer, a chunk at a time
-      tcp.expires_after(ctx.opts.write_timeout);
-      co_await http::async_write_some(stream, sr, asio::redirect_error(asio::use_awaitable, ec));
-      if (ec) break;
+    } catch (...) {
+      failure = std::current_exception();
     }
     ctx.stats.bytes_served(resp.file->kind, sent);
     if (!resp.file->patch_id.empty()) ctx.cache.record_download(resp.file->patch_id, sent);
-    if (ec) throw beast::system_error(ec);
+    if (failure) std::rethrow_exception(failure);
   } else if (resp.head_length) {
     http::response<http::empty_body> res{static_cast<http::status>(resp.status), version};
     detail::copy_headers(resp, res);
@@ -358,7 +374,8 @@ asio::awaitable<void> serve_connection(Stream& stream, session_context& ctx, std
     // Beast's 1 MB default to the Content-Length it sees.
     head.body_limit(std::numeric_limits<std::uint64_t>::max());
     tcp.expires_after(ctx.opts.header_timeout);
-    co_await http::async_read_header(stream, buffer, head, asio::redirect_error(asio::use_awaitable, ec));
+    if (!detail::parse_buffered(head, buffer, false, ec))
+      co_await http::async_read_header(stream, buffer, head, asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
       if (detail::is_parse_error(ec)) {
         const bool too_big = ec == http::error::header_limit;
@@ -450,7 +467,8 @@ asio::awaitable<void> serve_connection(Stream& stream, session_context& ctx, std
         http::request_parser<http::string_body> body_parser{std::move(head)};
         body_parser.body_limit(plan.limit);
         tcp.expires_after(ctx.opts.read_timeout);
-        co_await http::async_read(stream, buffer, body_parser, asio::redirect_error(asio::use_awaitable, ec));
+        if (!detail::parse_buffered(body_parser, buffer, true, ec))
+          co_await http::async_read(stream, buffer, body_parser, asio::redirect_error(asio::use_awaitable, ec));
         req.body = std::move(body_parser.get().body());
       }
       if (refused) {
