@@ -27,7 +27,7 @@ models=${MALLORN_MODELS_DIR:-$PWD/../shared/models}
 
 # The programs and test binaries the Release-only tests run (the other test binaries are built and
 # run by the sanitize stage).
-release_targets=(mallorn mallornd mallorn-agent mallorn_pyext formats_tests)
+release_targets=(mallorn mallornd mallorn-agent mallorn_pyext formats_tests server_release_tests)
 package_tree=""  # set by the packages stage of this run
 stage_packages() {
   rm -rf build-deb

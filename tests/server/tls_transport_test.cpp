@@ -1,11 +1,11 @@
 // mallornd's TLS transport (tls_socket_stream: OpenSSL straight on the socket, issue 18) against
 // the real daemon on loopback: requests cut into tiny TLS records, pipelined requests, limits and
-// timeouts over TLS, clients that leave mid-response, and what an idle TLS connection costs.
+// timeouts over TLS and clients that leave mid-response (what an idle TLS connection costs:
+// release/tls_idle_memory_test.cpp, Release only).
 #include <sys/socket.h>
 
 #include <gtest/gtest.h>
 
-#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -14,37 +14,12 @@
 #include "support/daemon_process.hpp"
 #include "support/daemon_store_rig.hpp"
 #include "support/raw_conn.hpp"
-#include "support/test_certificate.hpp"
+#include "server/tls_rig.hpp"
 #include "support/tls_conn.hpp"
 
 using namespace mallorn;
 using namespace mallorn::test;
 using namespace std::chrono_literals;
-
-namespace {
-
-// A TLS mallornd over one small pair.
-struct tls_rig : daemon_store_rig {
-  tls_rig() : daemon_store_rig("tls-transport", "tls-admin-token-0123456789", {"coral-mnv2-quant_2020-to-2021a"}) {
-    EXPECT_TRUE(make_certificate(dir.path()));
-  }
-  std::vector<std::string> tls(std::vector<std::string> extra = {}) const {
-    auto a = tls_args(dir.path());
-    a.insert(a.end(), extra.begin(), extra.end());
-    return args(a);
-  }
-};
-
-std::string get(const std::string& target) { return "GET " + target + " HTTP/1.1\r\nHost: x\r\n\r\n"; }
-
-std::uint64_t rss_kib(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  for (std::string line; std::getline(in, line);)
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6));
-  return 0;
-}
-
-}  // namespace
 
 // The server reads records as they come: a request in one-byte records is the same request, and
 // requests pipelined in one record (read ahead from the socket) are each answered, in order.
@@ -155,29 +130,3 @@ TEST(TlsTransport, ClosedAndAbandonedConnectionsAreReleased) {
   EXPECT_TRUE(d.running()) << d.log();
 }
 
-// An idle TLS connection holds OpenSSL's connection state and no record buffers: about 2 KiB of
-// RSS each here, where asio's engine (its buffers and a memory BIO pair) kept about 14 KiB.
-TEST(TlsTransport, IdleTlsConnectionsHoldLittleMemory) {
-  tls_rig rig;
-  daemon_process d(rig.dir.path(), rig.tls());
-  ASSERT_TRUE(d.listening()) << d.log();
-  {
-    tls_conn warm(d.port());  // the first connection's allocations are not per-connection costs
-    ASSERT_TRUE(warm.send(get("/healthz")));
-    ASSERT_EQ(warm.response(), 200);
-  }
-  std::this_thread::sleep_for(200ms);
-  const auto before = rss_kib(d.pid());
-  constexpr int n = 400;
-  std::vector<std::unique_ptr<tls_conn>> held;
-  for (int i = 0; i < n; ++i) {
-    held.push_back(std::make_unique<tls_conn>(d.port()));
-    ASSERT_TRUE(held.back()->ok()) << i;
-    ASSERT_TRUE(held.back()->send(get("/healthz")));
-    ASSERT_EQ(held.back()->response(), 200) << i;
-  }
-  std::this_thread::sleep_for(200ms);
-  const auto after = rss_kib(d.pid());
-  EXPECT_LT((after - std::min(after, before)) / n, 8u) << "KiB per idle TLS connection (" << before << " -> " << after
-                                                         << " KiB for " << n << ")";
-}
