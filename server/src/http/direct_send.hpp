@@ -1,8 +1,8 @@
 // A download's body, sent from the file straight to the connection's socket, as nginx does:
 // sendfile(2) on plain TCP; SSL_write on a TLS connection, record after record until the socket
 // would block (a sendmsg per record, not a trip through a memory BIO and the reactor: TLS
-// downloads ran at 0.6-0.7x nginx's through asio's engine, issue 18). Each wait for writability is bounded by the write timeout (a slow client is fine, a
-// stalled one is not).
+// downloads ran at 0.6-0.7x nginx's through asio's engine, issue 18). Each wait for writability
+// is bounded by the write timeout (a slow client is fine, a stalled one is not).
 #pragma once
 #include <openssl/err.h>
 #include <openssl/ssl.h>
