@@ -6,6 +6,7 @@
 #include "mallorn/core/body_format.hpp"
 #include "mallorn/core/bytes.hpp"
 #include "bzip2_codec.hpp"
+#include "index_bitmap.hpp"
 #include "lzma_codec.hpp"
 #include "plane_coder.hpp"
 #include "zstd_codec.hpp"
@@ -331,6 +332,7 @@ result<void> check_data_frame(const data_frame& f, std::uint64_t source_size) {
     case transform::sparse_approx: ok = f.plane_width == 1; break;
     case transform::context_ref: ok = (ref_len == f.out_len || ref_len == 0) && f.plane_width == 1; break;
     case transform::bwt: ok = ref_len == f.out_len || ref_len == 0; break;
+    case transform::index_bitmap: ok = f.plane_width == 1; break;  // the inner transform's rules: when decoded
   }
   if (!ok) return bad("reference length does not fit the transform");
   return {};
@@ -342,6 +344,7 @@ std::vector<std::uint8_t> encode_payload(const data_frame& f, std::span<const st
   if (f.tf == transform::context_ref) return detail::context_encode_best(target, ref, f.elem_width);
   if (f.tf == transform::lzma) return detail::lzma_compress(target, ref);
   if (f.tf == transform::bwt) return encode_bwt(f, target, ref);
+  if (f.tf == transform::index_bitmap) return {};  // needs the vectors: pack_index_bitmap
   if (is_quant(f.tf)) {
     if (quant.empty() || target.size() % quant.size()) return {};  // no parameters: not encodable
     std::vector<std::uint8_t> pred, residual, out;
@@ -372,6 +375,7 @@ result<void> decode_payload(const data_frame& f, std::span<const std::uint8_t> r
   if (f.tf == transform::context_ref) return detail::context_decode(f.payload, ref, f.elem_width, out);
   if (f.tf == transform::lzma) return detail::lzma_decompress(f.payload, ref, out);
   if (f.tf == transform::bwt) return decode_bwt(f, ref, out);
+  if (f.tf == transform::index_bitmap) return detail::decode_index_bitmap(f, ref, out);
   if (is_quant(f.tf)) {
     byte_cursor c(f.payload);
     auto count = c.varint();

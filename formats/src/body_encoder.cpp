@@ -67,6 +67,21 @@ std::vector<std::uint8_t> gather(const gap_chunk& c, bytes new_file, const page_
   return out;
 }
 
+// The index vectors that lie whole inside one piece of the chunk, moved to chunk offsets.
+std::vector<body::index_vector> vectors_in_chunk(const gap_chunk& c, std::span<const body::index_vector> vectors) {
+  std::vector<body::index_vector> out;
+  std::uint64_t at = 0;  // chunk offset of the piece
+  for (const auto& p : c.pieces) {
+    auto it = std::lower_bound(vectors.begin(), vectors.end(), p.offset,
+                               [](const body::index_vector& v, std::uint64_t off) { return v.offset < off; });
+    for (; it != vectors.end() && it->offset < p.offset + p.length; ++it)
+      if (it->count * it->width <= p.offset + p.length - it->offset)
+        out.push_back({at + it->offset - p.offset, it->count, it->width});
+    at += p.length;
+  }
+  return out;
+}
+
 void append_data(std::vector<std::uint8_t>& out, const encoded_frame& f) {
   body::append_frame(out, body::frame_type::data, body::encode_data_frame_payload(f.meta));
 }
@@ -95,8 +110,9 @@ std::vector<gap_chunk> cut_gap_stream(const plan& p) {
 
 // Gap bytes are metadata: either zstd against the reference (exact matches) or bsdiff-style
 // approximate matches (numbers that shifted slightly), whichever is smaller.
-void compress_gap_chunk(gap_chunk& c, bytes old_file, const model_layout& ol, bytes new_file, int level,
-                        gap_reference_cache& cache, const page_releaser& release) {
+void compress_gap_chunk(gap_chunk& c, bytes old_file, const model_layout& ol, bytes new_file,
+                        std::span<const body::index_vector> new_index_vectors, int level, gap_reference_cache& cache,
+                        const page_releaser& release) {
   auto chunk_bytes = gather(c, new_file, release);
   auto& m = c.frame.meta;
   m.ch = body::channel::gap;
@@ -144,6 +160,24 @@ void compress_gap_chunk(gap_chunk& c, bytes old_file, const model_layout& ol, by
     auto packed = body::encode_payload(bw, chunk_bytes, {}, level);
     if (!packed.empty() && packed.size() < c.frame.payload.size()) {
       m = bw;
+      c.frame.payload = std::move(packed);
+    }
+  }
+  // A pruned model's sparse index vectors are near-random bits that no coder above packs well as
+  // integers; as bitmaps (the rest of the chunk unchanged) each of those coders gets close to
+  // their entropy.
+  if (auto vectors = vectors_in_chunk(c, new_index_vectors); !vectors.empty()) {
+    bool have_ref = !ref.bytes_view.empty();
+    std::vector<body::transform> inners{have_ref ? body::transform::prefix : body::transform::raw};
+    if (level >= lzma_min_level) inners.push_back(body::transform::lzma);
+    if (level >= bwt_min_level) inners.push_back(body::transform::bwt);
+    for (auto inner : inners) {
+      bool uses_ref = have_ref && inner != body::transform::bwt;
+      auto packed = body::pack_index_bitmap(vectors, inner, chunk_bytes, uses_ref ? ref.bytes_view : bytes{}, level);
+      if (packed.empty() || packed.size() >= c.frame.payload.size()) continue;
+      m.tf = body::transform::index_bitmap;
+      m.plane_width = 1;
+      m.reference = uses_ref ? ref.segments : std::vector<body::segment>{};
       c.frame.payload = std::move(packed);
     }
   }

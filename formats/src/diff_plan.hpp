@@ -117,8 +117,10 @@ struct gap_chunk {
 // Cuts the plan's gap ops into chunks (no bytes are copied yet).
 std::vector<gap_chunk> cut_gap_stream(const plan& p);
 // Compresses one chunk against the old model (reference chosen by position); chunks may be
-// compressed concurrently with a shared cache.
-void compress_gap_chunk(gap_chunk& c, bytes old_file, const model_layout& old_layout, bytes new_file, int level,
+// compressed concurrently with a shared cache. `new_index_vectors` (the new layout's, file
+// offsets) are offered to the index_bitmap transform where they lie inside the chunk.
+void compress_gap_chunk(gap_chunk& c, bytes old_file, const model_layout& old_layout, bytes new_file,
+                        std::span<const core::body::index_vector> new_index_vectors, int level,
                         gap_reference_cache& cache, const page_releaser& release);
 
 struct encoded_body {

@@ -64,7 +64,8 @@ core::result<patch_stats> diff(std::span<const std::uint8_t> old_model, std::spa
   for (auto* chunks : {&generic_chunks, &tensor_chunks})
     for (auto& c : *chunks)
       tasks.push_back({c.size, [&, chunk = &c] {
-                         detail::compress_gap_chunk(*chunk, old_model, *ol, new_model, opts.level, references, release);
+                         detail::compress_gap_chunk(*chunk, old_model, *ol, new_model, nl->index_vectors, opts.level,
+                                                    references, release);
                        }});
   for (std::size_t j = 0; j < tensor_plan.jobs.size(); ++j)
     tasks.push_back({tensor_plan.jobs[j].length, [&, j] {

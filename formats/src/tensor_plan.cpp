@@ -120,7 +120,8 @@ body::segment reference_for(body::transform tf, const tensor_info& s, std::uint6
   switch (tf) {
     case body::transform::raw:
     case body::transform::approx:
-    case body::transform::sparse_approx: return {0, 0};  // used for the gap stream only
+    case body::transform::sparse_approx:
+    case body::transform::index_bitmap: return {0, 0};  // used for the gap stream only
     case body::transform::xor_ref:
     case body::transform::context_ref:
     case body::transform::bwt:

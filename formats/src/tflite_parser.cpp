@@ -1,6 +1,9 @@
 // TFLite: a bounded FlatBuffers walk of Model.subgraphs[].tensors[] and Model.buffers[].
 // Schema field ids: Model{2 subgraphs, 4 buffers}, SubGraph{0 tensors}, Tensor{0 shape, 1 type,
-// 2 buffer, 3 name}, Buffer{0 data, 1 offset, 2 size}.
+// 2 buffer, 3 name, 6 sparsity}, Buffer{0 data, 1 offset, 2 size}, SparsityParameters{2 dim_metadata},
+// DimensionMetadata{0 format, 4 array_indices_type, 5 array_indices}, Int32Vector / Uint16Vector /
+// Uint8Vector{0 values}.
+#include <algorithm>
 #include <map>
 
 #include "mallorn/formats/model.hpp"
@@ -78,6 +81,38 @@ dtype tflite_dtype(std::uint64_t t) {
   }
 }
 
+// The index vectors of a sparse tensor's CSR dimensions (format 1 = SPARSE_CSR; index vector
+// union types 1 Int32Vector, 2 Uint16Vector, 3 Uint8Vector).
+void collect_index_vectors(const flatbuffer& fb, std::uint64_t tensor, std::vector<core::body::index_vector>& out) {
+  auto sp_f = fb.field(tensor, 6);
+  auto dims_f = sp_f ? fb.field(fb.deref(sp_f), 2) : 0;
+  if (!dims_f) return;
+  auto [d_at, d_n] = fb.vec(fb.deref(dims_f), 4);
+  for (std::uint64_t d = 0; d < d_n; ++d) {
+    auto dim = fb.deref(d_at + 4 * d);
+    auto format_f = fb.field(dim, 0), type_f = fb.field(dim, 4), indices_f = fb.field(dim, 5);
+    if (!format_f || !type_f || !indices_f || fb.u(format_f, 1) != 1) continue;
+    auto type = fb.u(type_f, 1);
+    if (type < 1 || type > 3) continue;
+    std::uint8_t width = type == 1 ? 4 : type == 2 ? 2 : 1;
+    auto values_f = fb.field(fb.deref(indices_f), 0);
+    if (!values_f) continue;
+    auto [v_at, v_n] = fb.vec(fb.deref(values_f), width);
+    if (v_n > 0) out.push_back({v_at, v_n, width});
+  }
+}
+
+// Sorted by offset; a vector overlapping the one before it (a crafted file) is dropped.
+void normalize_index_vectors(std::vector<core::body::index_vector>& v) {
+  std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.offset < b.offset; });
+  std::uint64_t end = 0;
+  std::erase_if(v, [&](const auto& x) {
+    if (x.offset < end) return true;
+    end = x.offset + x.count * x.width;
+    return false;
+  });
+}
+
 struct tensor_ref {
   std::string name;
   dtype type;
@@ -105,6 +140,7 @@ core::result<model_layout> parse_tflite(std::span<const std::uint8_t> file) {
         if (t_n > max_tensors) throw malformed{"too many tensors", t_at};
         for (std::uint64_t i = 0; i < t_n; ++i) {
           auto t = fb.deref(t_at + 4 * i);
+          if (layout.index_vectors.size() < max_tensors) collect_index_vectors(fb, t, layout.index_vectors);
           auto buf_f = fb.field(t, 2);
           std::uint64_t buffer = buf_f ? fb.u(buf_f, 4) : 0;
           if (buffer == 0 || users.count(buffer)) continue;
@@ -160,6 +196,7 @@ core::result<model_layout> parse_tflite(std::span<const std::uint8_t> file) {
     return core::make_error(core::errc::malformed_model, "tflite: " + m.what + " at offset " + std::to_string(m.at));
   }
   normalize_layout(layout, file.size());
+  normalize_index_vectors(layout.index_vectors);
   return layout;
 }
 

@@ -47,8 +47,9 @@ enum class transform : std::uint8_t {
   lzma = 12,         // raw LZMA2 with the reference as preset dictionary (any ref_len)
   bwt = 13,          // as raw / xor_ref / sub_ref (a mode byte says which) with bzip2 instead of zstd
   sparse_approx = 14,  // approx with the difference bytes as zero runs, sections stored / zstd / LZMA2
+  index_bitmap = 15,   // ascending index vectors rewritten as row bitmaps, then raw / prefix / lzma / bwt
 };
-inline constexpr std::uint8_t max_transform = 14;
+inline constexpr std::uint8_t max_transform = 15;
 
 // The first payload byte of a `bwt` frame: what the bzip2 stream holds (before unplaning).
 enum class bwt_mode : std::uint8_t {
@@ -74,6 +75,22 @@ std::vector<std::uint8_t> pack_approx(std::span<const approx_step> steps, std::s
 // zstd frame header and every 128 KiB block of zero differences shows.
 std::vector<std::uint8_t> pack_sparse_approx(std::span<const approx_step> steps, std::span<const std::uint8_t> diff,
                                              std::span<const std::uint8_t> extra, int level);
+
+// A vector of little-endian unsigned integers that ascend strictly within runs (TFLite sparsity's
+// DimensionMetadata.array_indices: one run per row of a compressed sparse row matrix), `offset`
+// bytes into the data it describes.
+struct index_vector {
+  std::uint64_t offset = 0;
+  std::uint64_t count = 0;  // elements
+  std::uint8_t width = 1;   // 1, 2 or 4 bytes per element
+};
+// Packs an index_bitmap payload: each of `vectors` (sorted, non-overlapping, inside `target`) whose
+// rows are smaller as bitmaps is rewritten as them; the rewritten bytes are coded by `inner` (raw,
+// prefix, lzma or bwt) against `ref` as that transform would code them (raw and bwt: `ref` empty).
+// Empty when no vector is worth rewriting or the inner coder failed. Layout: docs/patch-format.md.
+std::vector<std::uint8_t> pack_index_bitmap(std::span<const index_vector> vectors, transform inner,
+                                            std::span<const std::uint8_t> target, std::span<const std::uint8_t> ref,
+                                            int level);
 
 // Affine re-quantization parameters of one group of elements (see transform::quant_*).
 struct quant_group {

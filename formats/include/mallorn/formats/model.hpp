@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "mallorn/core/body_format.hpp"
 #include "mallorn/core/error.hpp"
 #include "mallorn/core/model_format.hpp"
 
@@ -30,6 +31,10 @@ struct model_layout {
   // Sorted by offset, non-overlapping, each inside the file, size > 0. Tensors that share bytes
   // (TFLite tensors sharing a buffer) appear once.
   std::vector<tensor_info> tensors;
+  // Outside the tensors: vectors of indices that ascend within runs (TFLite sparsity's
+  // array_indices), offsets absolute in the file; sorted by offset, non-overlapping, each inside
+  // the file. The differ may code these as bitmaps (transform index_bitmap).
+  std::vector<core::body::index_vector> index_vectors;
 };
 
 // Limits every parser enforces.
