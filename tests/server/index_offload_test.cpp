@@ -92,10 +92,12 @@ struct shared_index_rig {
   offload_rig r;
   std::optional<daemon_process> d;
   std::string ready_body;
-  bool start() {
+  bool start(std::vector<std::string> extra_args = {}) {
     if (!pg.ok()) return false;
     const std::string url = pg.create_database(&name);
-    d.emplace(r.dir.path(), r.args({"--threads", "1", "--database", url}));
+    std::vector<std::string> args{"--threads", "1", "--database", url};
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
+    d.emplace(r.dir.path(), r.args(args));
     if (!d->listening()) return false;
     for (int i = 0; i < 600; ++i) {
       auto got = curl(r.check(*d));
@@ -259,4 +261,42 @@ TEST(IndexOffload, APatchDownloadOnASharedIndexWaitsOnThePool) {
     EXPECT_EQ(lookup.get().status, 404);
     holder.wait();
   }
+}
+
+// Hostile: downloads of patch ids nobody built, from many connections, while another session holds
+// the shared index. At most --max-queued-lookups of them wait for the index; the rest are answered
+// at once with 503 busy + Retry-After (and the connection closed, like every shed lookup), counted,
+// and the waiting one gets its 404 once the lock is gone.
+TEST(IndexOffload, AFloodOfUnknownPatchIdsOnASharedIndexIsBounded) {
+  shared_index_rig s;
+  ASSERT_TRUE(s.start({"--max-queued-lookups", "1"})) << s.pg.error() << (s.d ? s.d->log() : "");
+  auto& r = s.r;
+  auto& d = *s.d;
+  const std::string patch_path = json::parse(s.ready_body, nullptr, false).value("patch_url", "");
+  ASSERT_GT(patch_path.size(), 8u) << s.ready_body;
+  std::vector<raw_conn> flood;
+  {
+    auto holder = s.hold("patches");
+    for (char c : std::string("0123")) {
+      std::string unknown = patch_path;
+      unknown.back() = unknown.back() == c ? 'f' : c;  // a well-formed id this replica does not know
+      flood.emplace_back(d.port());
+      ASSERT_TRUE(flood.back().send("GET " + unknown + " HTTP/1.1\r\nHost: x\r\n\r\n"));
+      std::this_thread::sleep_for(50ms);  // in order: the first takes the one slot
+    }
+    for (std::size_t i = 1; i < flood.size(); ++i) {
+      bool closed = false;
+      const auto answer = flood[i].read_all(1s, closed);
+      EXPECT_EQ(answer.substr(0, 12), "HTTP/1.1 503") << answer;
+      EXPECT_NE(answer.find("Retry-After: 1"), std::string::npos) << answer;
+      EXPECT_NE(answer.find("\"code\":\"busy\""), std::string::npos) << answer;
+      EXPECT_TRUE(closed) << answer;
+    }
+    EXPECT_EQ(curl(r.check(d)).status, 200);  // the I/O thread answers meanwhile
+    holder.wait();
+  }
+  bool closed = false;
+  const auto waited = flood[0].read_all(2s, closed);
+  EXPECT_EQ(waited.substr(0, 12), "HTTP/1.1 404") << waited;
+  EXPECT_EQ(metric(d, "mallornd_index_lookups_shed_total"), "3");
 }
