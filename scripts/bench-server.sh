@@ -289,6 +289,12 @@ http {
     listen 127.0.0.1:$NGX_TLS_PORT ssl backlog=4096;
     ssl_certificate $TMP/tls.crt;
     ssl_certificate_key $TMP/tls.key;
+    # mallornd's TLS policy (server/src/http/tls_policy.cpp), so both encrypt with the same suite
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384;
+    ssl_prefer_server_ciphers on;
+    ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384;
+    ssl_conf_command Options PrioritizeChaCha;
     root $WWW;
   }
 }
@@ -368,6 +374,10 @@ if [ "$TLS_ROWS" = 1 ]; then
   stop_pid "$MD_PID"
   MD_SCHEME=https
   start_mallornd --max-connections-per-address 4096 --tls-cert "$TMP/tls.crt" --tls-key "$TMP/tls.key"
+  # what a client offering OpenSSL's defaults (as wrk does) negotiates with each
+  suite_of() { openssl s_client -connect "127.0.0.1:$1" </dev/null 2>/dev/null | sed -n 's/^New, \(.*\), Cipher is \(.*\)$/\1 \2/p' | head -n1; }
+  MD_SUITE=$(suite_of "$MD_PORT"); NGX_SUITE=$(suite_of "$NGX_TLS_PORT")
+  log "TLS: mallornd negotiates ${MD_SUITE:-?}, nginx ${NGX_SUITE:-?}"
   for rep in $(seq "$REPEAT"); do
     for c in "${CONNS[@]}"; do
       if [ $((rep % 2)) = 1 ]; then
@@ -454,6 +464,7 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
   echo "  built: 200 \`ready\`, $JSON_BYTES bytes of JSON) vs nginx serving that same answer as a static file (GET)."
   echo "- **patch download**: \`GET /patch/<id>\` of the largest patch (\`$PATCH_PAIR\`, $(fmt_int "$PATCH_SIZE") bytes) from"
   echo "  mallornd vs nginx serving a copy of the same file; MiB/s is wrk's Transfer/sec (headers included)."
+  [ "$TLS_ROWS" = 1 ] && echo "- **TLS**: nginx configured with mallornd's suite order; negotiated with wrk's OpenSSL: mallornd ${MD_SUITE:-?}, nginx ${NGX_SUITE:-?}."
   echo
   echo "| test | conns | mallornd req/s | nginx req/s | mallornd p50 / p95 / p99 ms | nginx p50 / p95 / p99 ms | mallornd MiB/s | nginx MiB/s | mallornd / nginx | errors (mallornd / nginx) |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"

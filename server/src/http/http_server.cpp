@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "http_session.hpp"
+#include "tls_policy.hpp"
 #include "tls_socket_stream.hpp"
 
 namespace mallorn::server {
@@ -438,6 +439,8 @@ core::result<void> http_server::listen() {
     i.tls.emplace(asio::ssl::context::tls_server);
     i.tls->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
                        asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1);
+    if (auto refused = apply_tls_policy(i.tls->native_handle()); !refused.empty())
+      return core::make_error(core::errc::invalid_argument, "TLS: " + refused);
     i.tls->use_certificate_chain_file(i.opts.tls_cert.string(), ec);
     if (!ec) i.tls->use_private_key_file(i.opts.tls_key.string(), asio::ssl::context::pem, ec);
     if (ec) return core::make_error(core::errc::invalid_argument, "TLS: cannot load certificate or key: " + ec.message());
