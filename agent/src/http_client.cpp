@@ -157,6 +157,14 @@ core::result<http_reply> http_client::request(const std::string& method, const s
     if (ec) return core::make_error(core::errc::io_error, "TLS setup: " + ec.message());
     ssl->set_verify_mode(asio::ssl::verify_peer);
   }
+  const std::shared_ptr<ssl_session_st> offered_session = tls_session_;
+  // A copy: freeing a connection that was not shut down marks its own session unresumable, and
+  // the server closes these connections first (keep-alive off).
+  auto keep_session = [this](SSL* connection) {
+    SSL_SESSION* session = SSL_get0_session(connection);
+    if (!session || !SSL_SESSION_is_resumable(session)) return;
+    if (SSL_SESSION* copy = SSL_SESSION_dup(session)) tls_session_.reset(copy, SSL_SESSION_free);
+  };
   auto run = [&]() -> asio::awaitable<void> {
     tcp::resolver resolver(ioc);
     auto endpoints = co_await resolver.async_resolve(host_, port_, asio::use_awaitable);
@@ -172,14 +180,18 @@ core::result<http_reply> http_client::request(const std::string& method, const s
       if (!SSL_set_tlsext_host_name(tls_stream.native_handle(), host_.c_str()))
         throw beast::system_error(beast::error_code(static_cast<int>(::ERR_get_error()), asio::error::get_ssl_category()));
       tls_stream.set_verify_callback(asio::ssl::host_name_verification(host_));
+      if (offered_session) SSL_set_session(tls_stream.native_handle(), offered_session.get());
       beast::get_lowest_layer(tls_stream).expires_after(timeout_);
       co_await beast::get_lowest_layer(tls_stream).async_connect(endpoints, asio::use_awaitable);
       co_await tls_stream.async_handshake(asio::ssl::stream_base::client, asio::use_awaitable);
       co_await exchange(tls_stream, req, timeout_, sink, reply, failure);
+      // Taken after the answer: a TLS 1.3 server sends its session ticket after the handshake.
+      if (!failure) keep_session(tls_stream.native_handle());
     }
   };
   asio::co_spawn(ioc, run(), [&](std::exception_ptr e) { thrown = e; });
   ioc.run();
+  if ((failure || thrown) && offered_session && tls_session_ == offered_session) tls_session_.reset();
   if (failure) return *failure;
   if (thrown) {
     try {

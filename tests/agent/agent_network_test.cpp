@@ -148,6 +148,12 @@ TEST(AgentNetwork, UpdatesOverMutualTlsAndRefusesTheWrongCertificates) {
   auto r = fleet_rig::until_done(good);
   EXPECT_EQ(r.exit_code, 0) << fleet_rig::log(good);
   EXPECT_EQ(sha_of(current_model(good)), sha_of(rig.pair.v2));
+  // Its requests after the first resumed the TLS session (no certificate checks, no key agreement).
+  const auto metrics = run_shell("curl -s --cacert " + pki("ca.pem") + " --cert " + pki("client.pem") + " --key " +
+                                 pki("client.key") + " " + rig.device_server_url + "/metrics");
+  EXPECT_NE(metrics.out.find("mallornd_tls_handshakes_total{result=\"resumed\"} "), std::string::npos) << metrics.out;
+  EXPECT_EQ(metrics.out.find("mallornd_tls_handshakes_total{result=\"resumed\"} 0\n"), std::string::npos)
+      << "the agent never resumed a session:\n" << metrics.out << fleet_rig::log(good);
 
   // No client certificate: the server ends the handshake.
   rig.extra_config = {{"ca_file", pki("ca.pem")}};

@@ -86,4 +86,8 @@ TEST(TlsPolicy, DevicesResumeSessionsWithTheirCertificateIdentity) {
     EXPECT_NE(other.find("Reused, "), std::string::npos) << version << "\n" << other;
     EXPECT_NE(other.find("HTTP/1.1 403"), std::string::npos) << version << "\n" << other;
   }
+  // Counted for operators: 2 full handshakes and 4 resumed ones above, then this one, full.
+  auto metrics = s_client(d, "-tls1_3 " + cert, "GET /metrics HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n");
+  EXPECT_NE(metrics.find("mallornd_tls_handshakes_total{result=\"full\"} 3\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("mallornd_tls_handshakes_total{result=\"resumed\"} 4\n"), std::string::npos) << metrics;
 }

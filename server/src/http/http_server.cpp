@@ -252,9 +252,12 @@ struct http_server::impl {
     if (!attach_connection(stream, id)) co_return;
     stream.expires_after(opts.header_timeout);
     if (auto ec = co_await stream.handshake()) {
+      stats.tls_handshake(metrics::tls_handshake_result::failed);
       spdlog::debug("{}: TLS handshake failed: {}", client, ec.message());
       co_return;
     }
+    stats.tls_handshake(SSL_session_reused(stream.native_handle()) ? metrics::tls_handshake_result::resumed
+                                                                   : metrics::tls_handshake_result::full);
     // mTLS: the device ids of a certificate the CA verified (the handshake failed otherwise).
     if (X509* peer = SSL_get1_peer_certificate(stream.native_handle())) {
       if (SSL_get_verify_result(stream.native_handle()) == X509_V_OK)

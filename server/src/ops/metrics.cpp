@@ -124,6 +124,9 @@ void metrics::accept_failed() { accept_failed_++; }
 void metrics::rate_limited() { rate_limited_++; }
 void metrics::device_write_shed() { writes_shed_++; }
 void metrics::index_lookup_shed() { lookups_shed_++; }
+void metrics::tls_handshake(tls_handshake_result result) {
+  (result == tls_handshake_result::full ? tls_full_ : result == tls_handshake_result::resumed ? tls_resumed_ : tls_failed_)++;
+}
 
 void metrics::add_gauge(std::string name, std::string help, std::function<double()> read) {
   std::lock_guard lock(mutex_);
@@ -177,6 +180,13 @@ std::string metrics::render() const {
          "check-update answers) were queued.",
          "counter");
   out += "mallornd_index_lookups_shed_total " + std::to_string(lookups_shed_.load()) + "\n";
+  header(out, "mallornd_tls_handshakes_total",
+         "TLS handshakes by result: full, resumed (a session ticket: no certificate checks or key "
+         "agreement), failed.",
+         "counter");
+  out += "mallornd_tls_handshakes_total{result=\"full\"} " + std::to_string(tls_full_.load()) + "\n";
+  out += "mallornd_tls_handshakes_total{result=\"resumed\"} " + std::to_string(tls_resumed_.load()) + "\n";
+  out += "mallornd_tls_handshakes_total{result=\"failed\"} " + std::to_string(tls_failed_.load()) + "\n";
   for (const auto& g : gauges_) {
     header(out, g.name.c_str(), g.help.c_str(), "gauge");
     out += g.name + " " + number(g.read()) + "\n";

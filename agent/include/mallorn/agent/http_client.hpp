@@ -13,6 +13,8 @@
 
 #include "mallorn/core/error.hpp"
 
+struct ssl_session_st;  // OpenSSL's SSL_SESSION, kept opaque here
+
 namespace mallorn::agent {
 
 class device_credentials;
@@ -68,6 +70,11 @@ class http_client {
   tls_options tls_;
   std::chrono::seconds timeout_{30};
   std::shared_ptr<device_credentials> credentials_;
+  // The TLS session of the last good HTTPS exchange (OpenSSL's SSL_SESSION), offered on the next
+  // connection: an update cycle makes several requests, and each one that resumes skips the
+  // certificate checks and key agreement, on the device's CPU as on the server's. Dropped when a
+  // connection that offered it fails, so a refused resumption costs one retry, not every request.
+  std::shared_ptr<ssl_session_st> tls_session_;
 };
 
 }  // namespace mallorn::agent

@@ -44,6 +44,8 @@ class metrics {
   void rate_limited();
   void device_write_shed();  // a report answered 503: the writer's queue was full
   void index_lookup_shed();  // a device request answered 503: too many index lookups queued
+  enum class tls_handshake_result { full, resumed, failed };
+  void tls_handshake(tls_handshake_result result);
   std::atomic<std::int64_t> connections_active{0};
 
   // Gauges owned elsewhere (builds queued, patches cached, ...), read at render time.
@@ -70,7 +72,7 @@ class metrics {
   std::map<std::string, std::uint64_t> bytes_;
   std::atomic<std::uint64_t> cache_hits_{0}, cache_misses_{0}, builds_ok_{0}, builds_failed_{0};
   std::atomic<std::uint64_t> rejected_{0}, shed_{0}, accept_failed_{0}, rate_limited_{0}, writes_shed_{0},
-      lookups_shed_{0};
+      lookups_shed_{0}, tls_full_{0}, tls_resumed_{0}, tls_failed_{0};
   histogram build_seconds_;
   struct gauge {
     std::string name, help;
