@@ -1,4 +1,4 @@
-// The TLS transport tests' rig (tls_transport_test.cpp, release/tls_idle_memory_test.cpp): a
+// The TLS transport tests' rig (tls_transport_test.cpp, release/idle_memory_test.cpp): a
 // TLS mallornd over one small pair, a bare GET, and a process's resident memory.
 #pragma once
 #include <gtest/gtest.h>

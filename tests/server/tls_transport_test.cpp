@@ -1,7 +1,7 @@
 // mallornd's TLS transport (tls_socket_stream: OpenSSL straight on the socket, issue 18) against
 // the real daemon on loopback: requests cut into tiny TLS records, pipelined requests, limits and
 // timeouts over TLS and clients that leave mid-response (what an idle TLS connection costs:
-// release/tls_idle_memory_test.cpp, Release only).
+// release/idle_memory_test.cpp, Release only).
 #include <sys/socket.h>
 
 #include <gtest/gtest.h>

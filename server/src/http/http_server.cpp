@@ -212,15 +212,6 @@ struct http_server::impl {
     });
   }
 
-  template <class Stream>
-  asio::awaitable<void> session(Stream& stream, std::string client, connection_state& state) {
-    try {
-      co_await serve_connection(stream, ctx, client, state);
-    } catch (const std::exception& e) {
-      spdlog::debug("{}: connection ended: {}", client, e.what());
-    }
-  }
-
   asio::awaitable<void> plain_connection(socket_t socket, std::string client, std::uint64_t id,
                                          std::shared_ptr<connection_state> state) {
     stream_t stream(std::move(socket));
@@ -228,7 +219,7 @@ struct http_server::impl {
       registry.remove(id);
       co_return;
     }
-    co_await session(stream, client, *state);
+    co_await serve_connection(stream, ctx, client, *state);
     registry.remove(id);
     beast::error_code ec;
     stream.socket().shutdown(tcp::socket::shutdown_send, ec);
@@ -264,7 +255,7 @@ struct http_server::impl {
         state->peer_device_ids = identity::certificate_device_ids(peer);
       X509_free(peer);
     }
-    co_await session(stream, client, *state);
+    co_await serve_connection(stream, ctx, client, *state);
     stream.expires_after(std::chrono::seconds(5));
     co_await stream.shutdown();
   }

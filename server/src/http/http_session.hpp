@@ -344,172 +344,195 @@ inline bool answer_inline(session_context& ctx, const http_request& req, http_re
   return answered.has_value();
 }
 
-// Serves requests on `stream` until the peer closes, an error, a timeout, or a drain.
-// `idle` is true while the session waits for the next request (a drain may close it then).
+// One request on `stream`, whose first bytes are in `buffer`: read, answered, logged. `keep_going`
+// is set when the connection stays open for the next one. A coroutine of its own, called by
+// serve_connection() once a request has begun: everything a request needs (parsers, the request,
+// the plan, the response: ~3.4 KB) lives in this frame only while a request is served, not in
+// every idle keep-alive connection's frame (issue 18: 10,000 idle connections).
 template <class Stream>
-asio::awaitable<void> serve_connection(Stream& stream, session_context& ctx, std::string client, connection_state& state) {
+asio::awaitable<void> serve_request(Stream& stream, session_context& ctx, const std::string& client,
+                                    connection_state& state, beast::flat_buffer& buffer, bool& keep_going) {
+  auto& tcp = beast::get_lowest_layer(stream);
+  beast::error_code ec;
+  const auto started = std::chrono::steady_clock::now();
+  http::request_parser<http::empty_body> head;
+  head.header_limit(ctx.opts.header_limit);
+  // The body limit depends on the route (plan() below); the header parser must not apply
+  // Beast's 1 MB default to the Content-Length it sees.
+  head.body_limit(std::numeric_limits<std::uint64_t>::max());
+  tcp.expires_after(ctx.opts.header_timeout);
+  if (!detail::parse_buffered(head, buffer, false, ec))
+    co_await http::async_read_header(stream, buffer, head, asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) {
+    if (detail::is_parse_error(ec)) {
+      const bool too_big = ec == http::error::header_limit;
+      auto r = error_response(too_big ? 431 : 400, too_big ? "header_too_large" : "bad_request",
+                              too_big ? "the request header is too large" : "malformed HTTP request: " + ec.message());
+      r.route = "invalid";
+      ctx.stats.request_done(r.route, r.status, 0);
+      try {
+        co_await write_response(stream, ctx, r, 11, false);
+        co_await linger(stream);
+      } catch (const std::exception&) {
+      }
+    }
+    spdlog::debug("{}: reading a request header failed: {}", client, ec.message());
+    co_return;
+  }
+  const auto& h = head.get();
+  http_request req;
+  req.method = std::string(h.method_string());
+  req.target = std::string(h.target());
+  req.client = client;
+  req.client_key = state.key;
+  req.peer_device_ids = state.peer_device_ids;
+  for (const auto& field : h) {
+    std::string name(field.name_string());
+    for (auto& c : name)
+      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');  // ASCII: no locale call per byte
+    req.headers[name] = std::string(field.value());
+  }
+  const unsigned version = h.version();
+  bool keep_alive = h.keep_alive();
+
+  // Framing first: a body whose length two parsers could disagree on is never read (a proxy in
+  // front might have read it differently), and the connection ends after the answer.
+  std::vector<std::string_view> transfer_encodings;
+  for (const auto& field : h)
+    if (field.name() == http::field::transfer_encoding)
+      transfer_encodings.emplace_back(field.value().data(), field.value().size());
+  const auto framing = check_framing(transfer_encodings, h.count(http::field::content_length) > 0, version);
+
+  auto plan = framing.ok ? ctx.routes.plan(req, credential_lookup::memory_only) : router::body_plan{};
+  if (plan.ask_index) co_await plan_on_pool(ctx, req, plan);  // credentials not in memory
+  http_response resp;
+  detail::staged_file staged;
+  if (!framing.ok) {
+    resp = error_response(framing.status, framing.code, framing.message);
+    resp.route = "invalid";
+    resp.close = true;
+  } else if (plan.reject) {
+    resp = std::move(*plan.reject);
+  } else if (h.has_content_length() && head.content_length() && *head.content_length() > plan.limit) {
+    resp = error_response(413, "body_too_large", "the request body exceeds " + std::to_string(plan.limit) + " bytes");
+    resp.close = true;
+  } else {
+    if (beast::iequals(h[http::field::expect], "100-continue")) {
+      static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
+      tcp.expires_after(ctx.opts.write_timeout);
+      co_await asio::async_write(stream, asio::buffer(continue_line, sizeof continue_line - 1), asio::use_awaitable);
+    }
+    std::optional<http_response> refused;
+    if (plan.to_file) {
+      http::request_parser<http::file_body> body_parser{std::move(head)};
+      body_parser.body_limit(plan.limit);
+      std::error_code dir_ec;
+      std::filesystem::create_directories(ctx.opts.staging_dir, dir_ec);
+      staged.path = detail::staging_name(ctx.opts.staging_dir);
+      body_parser.get().body().open(staged.path.c_str(), beast::file_mode::write_new, ec);
+      if (ec) {
+        spdlog::error("cannot stage an upload in {}: {}", ctx.opts.staging_dir.string(), ec.message());
+        if (core::is_transient_errno(ec.value())) {
+          refused = error_response(503, "unavailable", "the server is short of resources; retry later");
+          refused->set("Retry-After", "30");
+        } else {
+          refused = error_response(500, "io_error", "the upload cannot be staged; the server log says why");
+        }
+        ec = {};
+        refused->close = true;
+      } else {
+        while (!body_parser.is_done()) {
+          tcp.expires_after(ctx.opts.read_timeout);
+          co_await http::async_read_some(stream, buffer, body_parser, asio::redirect_error(asio::use_awaitable, ec));
+          if (ec) break;
+        }
+        if (!ec && ::fsync(body_parser.get().body().file().native_handle()) != 0) ec = beast::errc::make_error_code(beast::errc::io_error);
+        body_parser.get().body().file().close(ec);
+        req.body_file = staged.path;
+      }
+    } else {
+      http::request_parser<http::string_body> body_parser{std::move(head)};
+      body_parser.body_limit(plan.limit);
+      tcp.expires_after(ctx.opts.read_timeout);
+      if (!detail::parse_buffered(body_parser, buffer, true, ec))
+        co_await http::async_read(stream, buffer, body_parser, asio::redirect_error(asio::use_awaitable, ec));
+      req.body = std::move(body_parser.get().body());
+    }
+    if (refused) {
+      resp = std::move(*refused);
+    } else if (ec == http::error::body_limit) {
+      resp = error_response(413, "body_too_large", "the request body exceeds " + std::to_string(plan.limit) + " bytes");
+      resp.close = true;
+    } else if (ec && detail::is_parse_error(ec)) {
+      // A bad chunk size (or one that overflows), a bad chunk extension...: the rest of the
+      // stream cannot be framed, so this is the last answer on the connection.
+      resp = error_response(400, "bad_request", "malformed request body: " + ec.message());
+      resp.close = true;
+    } else if (ec) {
+      spdlog::debug("{} {} {}: reading the body failed: {}", client, req.method, core::log_safe(req.target), ec.message());
+      co_return;  // timeout or the peer went away mid-body: nothing sensible to answer
+    } else if (plan.device_write) {
+      resp = co_await run_device_write(ctx, req);
+    } else if (plan.blocking) {
+      resp = co_await on_pool(ctx.blocking_pool, [&] { return ctx.routes.handle(req); });
+    } else if (!answer_inline(ctx, req, resp)) {
+      co_await handle_on_pool(ctx, req, resp);
+    }
+  }
+  keep_alive = keep_alive && !resp.close && !ctx.draining;
+  const std::string route = resp.route;
+  const unsigned status = resp.status;
+  try {
+    co_await write_response(stream, ctx, resp, version, keep_alive);
+  } catch (const std::exception& e) {
+    spdlog::debug("{} {} {}: response aborted: {}", client, core::log_safe(req.method), core::log_safe(req.target), e.what());
+    keep_alive = false;
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  ctx.stats.request_done(route, status, seconds);
+  if (status >= 500) spdlog::warn("{} {} {} -> {} ({:.3f} s)", client, core::log_safe(req.method), core::log_safe(req.target), status, seconds);
+  else if (spdlog::should_log(spdlog::level::debug))
+    spdlog::debug("{} {} {} -> {} ({:.3f} s)", client, core::log_safe(req.method), core::log_safe(req.target), status, seconds);
+  if (!keep_alive) {
+    if (resp.close) co_await linger(stream);
+    co_return;
+  }
+  keep_going = true;
+}
+
+// Serves requests on `stream` until the peer closes, an error, a timeout, or a drain.
+// `state.idle` is true while the session waits for the next request (a drain may close it then).
+// This frame is what an idle keep-alive connection holds: keep it small (serve_request()).
+// An exception (a failed write, a timeout) ends the connection; it is logged at debug level.
+template <class Stream>
+asio::awaitable<void> serve_connection(Stream& stream, session_context& ctx, const std::string& client,
+                                       connection_state& state) {
   auto& tcp = beast::get_lowest_layer(stream);
   beast::flat_buffer buffer(ctx.opts.header_limit + 4096);
   bool first_request = true;
-  for (;;) {
-    if (ctx.draining) co_return;
-    state.set_idle(true);
-    beast::error_code ec;
-    if (buffer.size() == 0) {
-      // Keep-alive wait: memory held per idle connection stays small. A new connection gets
-      // only the header timeout to say something.
-      buffer.shrink_to_fit();
-      tcp.expires_after(first_request ? ctx.opts.header_timeout : ctx.opts.idle_timeout);
-      auto space = buffer.prepare(512);
-      std::size_t n = co_await stream.async_read_some(space, asio::redirect_error(asio::use_awaitable, ec));
-      if (ec) co_return;
-      buffer.commit(n);
-    }
-    state.set_idle(false);
-    first_request = false;
-    const auto started = std::chrono::steady_clock::now();
-    http::request_parser<http::empty_body> head;
-    head.header_limit(ctx.opts.header_limit);
-    // The body limit depends on the route (plan() below); the header parser must not apply
-    // Beast's 1 MB default to the Content-Length it sees.
-    head.body_limit(std::numeric_limits<std::uint64_t>::max());
-    tcp.expires_after(ctx.opts.header_timeout);
-    if (!detail::parse_buffered(head, buffer, false, ec))
-      co_await http::async_read_header(stream, buffer, head, asio::redirect_error(asio::use_awaitable, ec));
-    if (ec) {
-      if (detail::is_parse_error(ec)) {
-        const bool too_big = ec == http::error::header_limit;
-        auto r = error_response(too_big ? 431 : 400, too_big ? "header_too_large" : "bad_request",
-                                too_big ? "the request header is too large" : "malformed HTTP request: " + ec.message());
-        r.route = "invalid";
-        ctx.stats.request_done(r.route, r.status, 0);
-        try {
-          co_await write_response(stream, ctx, r, 11, false);
-          co_await linger(stream);
-        } catch (const std::exception&) {
-        }
+  try {
+    for (;;) {
+      if (ctx.draining) co_return;
+      state.set_idle(true);
+      if (buffer.size() == 0) {
+        // Keep-alive wait: memory held per idle connection stays small. A new connection gets
+        // only the header timeout to say something.
+        buffer.shrink_to_fit();
+        tcp.expires_after(first_request ? ctx.opts.header_timeout : ctx.opts.idle_timeout);
+        beast::error_code ec;
+        auto space = buffer.prepare(512);
+        std::size_t n = co_await stream.async_read_some(space, asio::redirect_error(asio::use_awaitable, ec));
+        if (ec) co_return;
+        buffer.commit(n);
       }
-      spdlog::debug("{}: reading a request header failed: {}", client, ec.message());
-      co_return;
+      state.set_idle(false);
+      first_request = false;
+      bool keep_going = false;
+      co_await serve_request(stream, ctx, client, state, buffer, keep_going);
+      if (!keep_going) co_return;
     }
-    const auto& h = head.get();
-    http_request req;
-    req.method = std::string(h.method_string());
-    req.target = std::string(h.target());
-    req.client = client;
-    req.client_key = state.key;
-    req.peer_device_ids = state.peer_device_ids;
-    for (const auto& field : h) {
-      std::string name(field.name_string());
-      for (auto& c : name)
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');  // ASCII: no locale call per byte
-      req.headers[name] = std::string(field.value());
-    }
-    const unsigned version = h.version();
-    bool keep_alive = h.keep_alive();
-
-    // Framing first: a body whose length two parsers could disagree on is never read (a proxy in
-    // front might have read it differently), and the connection ends after the answer.
-    std::vector<std::string_view> transfer_encodings;
-    for (const auto& field : h)
-      if (field.name() == http::field::transfer_encoding)
-        transfer_encodings.emplace_back(field.value().data(), field.value().size());
-    const auto framing = check_framing(transfer_encodings, h.count(http::field::content_length) > 0, version);
-
-    auto plan = framing.ok ? ctx.routes.plan(req, credential_lookup::memory_only) : router::body_plan{};
-    if (plan.ask_index) co_await plan_on_pool(ctx, req, plan);  // credentials not in memory
-    http_response resp;
-    detail::staged_file staged;
-    if (!framing.ok) {
-      resp = error_response(framing.status, framing.code, framing.message);
-      resp.route = "invalid";
-      resp.close = true;
-    } else if (plan.reject) {
-      resp = std::move(*plan.reject);
-    } else if (h.has_content_length() && head.content_length() && *head.content_length() > plan.limit) {
-      resp = error_response(413, "body_too_large", "the request body exceeds " + std::to_string(plan.limit) + " bytes");
-      resp.close = true;
-    } else {
-      if (beast::iequals(h[http::field::expect], "100-continue")) {
-        static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
-        tcp.expires_after(ctx.opts.write_timeout);
-        co_await asio::async_write(stream, asio::buffer(continue_line, sizeof continue_line - 1), asio::use_awaitable);
-      }
-      std::optional<http_response> refused;
-      if (plan.to_file) {
-        http::request_parser<http::file_body> body_parser{std::move(head)};
-        body_parser.body_limit(plan.limit);
-        std::error_code dir_ec;
-        std::filesystem::create_directories(ctx.opts.staging_dir, dir_ec);
-        staged.path = detail::staging_name(ctx.opts.staging_dir);
-        body_parser.get().body().open(staged.path.c_str(), beast::file_mode::write_new, ec);
-        if (ec) {
-          spdlog::error("cannot stage an upload in {}: {}", ctx.opts.staging_dir.string(), ec.message());
-          if (core::is_transient_errno(ec.value())) {
-            refused = error_response(503, "unavailable", "the server is short of resources; retry later");
-            refused->set("Retry-After", "30");
-          } else {
-            refused = error_response(500, "io_error", "the upload cannot be staged; the server log says why");
-          }
-          ec = {};
-          refused->close = true;
-        } else {
-          while (!body_parser.is_done()) {
-            tcp.expires_after(ctx.opts.read_timeout);
-            co_await http::async_read_some(stream, buffer, body_parser, asio::redirect_error(asio::use_awaitable, ec));
-            if (ec) break;
-          }
-          if (!ec && ::fsync(body_parser.get().body().file().native_handle()) != 0) ec = beast::errc::make_error_code(beast::errc::io_error);
-          body_parser.get().body().file().close(ec);
-          req.body_file = staged.path;
-        }
-      } else {
-        http::request_parser<http::string_body> body_parser{std::move(head)};
-        body_parser.body_limit(plan.limit);
-        tcp.expires_after(ctx.opts.read_timeout);
-        if (!detail::parse_buffered(body_parser, buffer, true, ec))
-          co_await http::async_read(stream, buffer, body_parser, asio::redirect_error(asio::use_awaitable, ec));
-        req.body = std::move(body_parser.get().body());
-      }
-      if (refused) {
-        resp = std::move(*refused);
-      } else if (ec == http::error::body_limit) {
-        resp = error_response(413, "body_too_large", "the request body exceeds " + std::to_string(plan.limit) + " bytes");
-        resp.close = true;
-      } else if (ec && detail::is_parse_error(ec)) {
-        // A bad chunk size (or one that overflows), a bad chunk extension...: the rest of the
-        // stream cannot be framed, so this is the last answer on the connection.
-        resp = error_response(400, "bad_request", "malformed request body: " + ec.message());
-        resp.close = true;
-      } else if (ec) {
-        spdlog::debug("{} {} {}: reading the body failed: {}", client, req.method, core::log_safe(req.target), ec.message());
-        co_return;  // timeout or the peer went away mid-body: nothing sensible to answer
-      } else if (plan.device_write) {
-        resp = co_await run_device_write(ctx, req);
-      } else if (plan.blocking) {
-        resp = co_await on_pool(ctx.blocking_pool, [&] { return ctx.routes.handle(req); });
-      } else if (!answer_inline(ctx, req, resp)) {
-        co_await handle_on_pool(ctx, req, resp);
-      }
-    }
-    keep_alive = keep_alive && !resp.close && !ctx.draining;
-    const std::string route = resp.route;
-    const unsigned status = resp.status;
-    try {
-      co_await write_response(stream, ctx, resp, version, keep_alive);
-    } catch (const std::exception& e) {
-      spdlog::debug("{} {} {}: response aborted: {}", client, core::log_safe(req.method), core::log_safe(req.target), e.what());
-      keep_alive = false;
-    }
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    ctx.stats.request_done(route, status, seconds);
-    if (status >= 500) spdlog::warn("{} {} {} -> {} ({:.3f} s)", client, core::log_safe(req.method), core::log_safe(req.target), status, seconds);
-    else if (spdlog::should_log(spdlog::level::debug))
-      spdlog::debug("{} {} {} -> {} ({:.3f} s)", client, core::log_safe(req.method), core::log_safe(req.target), status, seconds);
-    if (!keep_alive) {
-      if (resp.close) co_await linger(stream);
-      co_return;
-    }
+  } catch (const std::exception& e) {
+    spdlog::debug("{}: connection ended: {}", client, e.what());
   }
 }
 
