@@ -323,10 +323,10 @@ wrk.method = "POST"
 wrk.body = '{"sha256":"${OLD_SHA[$BIG_PAIR]}"}'
 wrk.headers["Content-Type"] = "application/json"
 EOF
-declare -A RPS P50 P95 P99 XFER ERRS DIED
+declare -A RPS P50 P95 P99 XFER ERRS DIED RUNS
 # run_wrk KEY CONNS URL [LUA]: one wrk run; keeps the best of the runs made for KEY (highest
 # requests/s, or MiB/s for patch keys) in RPS / P99 (ms) / XFER (MiB/s) / ERRS (non-2xx + socket
-# errors, summed over all runs).
+# errors, summed over all runs), and every run's figure in RUNS (space-separated, in run order).
 run_wrk() {
   local key=$1 c=$2 url=$3 lua=${4:-$TMP/pct.lua} out="$TMP/wrk-$1.txt" rps p50 p95 p99 xfer errs better
   local args=(-t2 -c"$c" -d"${DURATION}s" --timeout 10s --latency -s "$lua")
@@ -345,6 +345,7 @@ run_wrk() {
   fi
   log "$(printf '%-18s c=%-5s %8s req/s  p50/p95/p99 %s/%s/%s ms  %8s MiB/s  errors %s' "$key" "$c" "$rps" "${p50:-?}" "${p95:-?}" "${p99:-?}" "$xfer" "$errs")"
   ERRS[$key]=$(( ${ERRS[$key]:-0} + errs ))
+  case $key in *patch*) RUNS[$key]+="$xfer " ;; *) RUNS[$key]+="$rps " ;; esac
   case $key in *patch*) better=$(awk -v a="$xfer" -v b="${XFER[$key]:--1}" 'BEGIN{print (a+0 > b+0)}') ;;
                 *) better=$(awk -v a="$rps" -v b="${RPS[$key]:--1}" 'BEGIN{print (a+0 > b+0)}') ;; esac
   if [ "$better" = 1 ]; then RPS[$key]=$rps; P50[$key]=${p50:-0}; P95[$key]=${p95:-0}; P99[$key]=${p99:-0}; XFER[$key]=$xfer; fi
@@ -437,6 +438,12 @@ log "idle: open $IDLE_OPEN in ${IDLE_OPEN_S}s, RSS $RSS_BEFORE_MIB -> $RSS_HELD_
 
 # ---------------------------------------------------------------- report
 ratio() { awk -v a="${1%\*}" -v b="${2%\*}" 'BEGIN{ if (b+0 > 0) printf "%.2f", a/b; else print "n/a" }'; }
+# run_ratios MD_KEY NGX_KEY: run i of mallornd against run i of nginx (they ran in turn), for every i.
+run_ratios() {
+  awk -v a="${RUNS[$1]:-}" -v b="${RUNS[$2]:-}" 'BEGIN{ n = split(a, x, " "); m = split(b, y, " "); s = "";
+    for (i = 1; i <= n && i <= m; i++) s = s (i > 1 ? " / " : "") (y[i] > 0 ? sprintf("%.2f", x[i] / y[i]) : "n/a");
+    print (s == "" ? "n/a" : s) }'
+}
 meets() { awk -v r="$1" -v t="$2" 'BEGIN{ print (r != "n/a" && r+0 >= t) ? "met" : "not met" }'; }
 fmt_int() { echo "$1" | sed ':a;s/\B[0-9]\{3\}\>/,&/;ta'; }  # 1234567 -> 1,234,567
 
@@ -453,7 +460,8 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
   echo "come from 127.0.0.1) and nginx (2 workers, sendfile, keepalive, access log off) all run on this machine"
   echo "over loopback, so the client takes CPU from the server and the ratios matter more than the absolute"
   if [ "$REPEAT" -gt 1 ]; then
-    echo "figures. Each figure is the best of $REPEAT runs, mallornd and nginx taking turns to go first."
+    echo "figures. Each figure is the best of $REPEAT runs, mallornd and nginx taking turns to go first; the"
+    echo "last column sets each of mallornd's runs against the nginx run next to it, to show how far one run moves."
   else
     echo "figures. Each figure is from a single run."
   fi
@@ -466,18 +474,18 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
   echo "  mallornd vs nginx serving a copy of the same file; MiB/s is wrk's Transfer/sec (headers included)."
   [ "$TLS_ROWS" = 1 ] && echo "- **TLS**: nginx configured with mallornd's suite order; negotiated with wrk's OpenSSL: mallornd ${MD_SUITE:-?}, nginx ${NGX_SUITE:-?}."
   echo
-  echo "| test | conns | mallornd req/s | nginx req/s | mallornd p50 / p95 / p99 ms | nginx p50 / p95 / p99 ms | mallornd MiB/s | nginx MiB/s | mallornd / nginx | errors (mallornd / nginx) |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+  echo "| test | conns | mallornd req/s | nginx req/s | mallornd p50 / p95 / p99 ms | nginx p50 / p95 / p99 ms | mallornd MiB/s | nginx MiB/s | mallornd / nginx | errors (mallornd / nginx) | each run's mallornd / nginx |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"
   for tls in "" tls-; do
     [ -z "$tls" ] || [ "$TLS_ROWS" = 1 ] || continue
     label=${tls:+" (TLS)"}
     for c in "${CONNS[@]}"; do
       m=md-${tls}check-$c n=ngx-${tls}json-$c
-      echo "| check-update$label | $c | $(star "$m" "$(fmt_int "${RPS[$m]}")") | $(fmt_int "${RPS[$n]}") | ${P50[$m]} / ${P95[$m]} / ${P99[$m]} | ${P50[$n]} / ${P95[$n]} / ${P99[$n]} | ${XFER[$m]} | ${XFER[$n]} | $(ratio "${RPS[$m]}" "${RPS[$n]}") (req/s) | ${ERRS[$m]} / ${ERRS[$n]} |"
+      echo "| check-update$label | $c | $(star "$m" "$(fmt_int "${RPS[$m]}")") | $(fmt_int "${RPS[$n]}") | ${P50[$m]} / ${P95[$m]} / ${P99[$m]} | ${P50[$n]} / ${P95[$n]} / ${P99[$n]} | ${XFER[$m]} | ${XFER[$n]} | $(ratio "${RPS[$m]}" "${RPS[$n]}") (req/s) | ${ERRS[$m]} / ${ERRS[$n]} | $(run_ratios "$m" "$n") |"
     done
     for c in "${CONNS[@]}"; do
       m=md-${tls}patch-$c n=ngx-${tls}patch-$c
-      echo "| patch download$label | $c | $(fmt_int "${RPS[$m]}") | $(fmt_int "${RPS[$n]}") | ${P50[$m]} / ${P95[$m]} / ${P99[$m]} | ${P50[$n]} / ${P95[$n]} / ${P99[$n]} | $(star "$m" "${XFER[$m]}") | ${XFER[$n]} | $(ratio "${XFER[$m]}" "${XFER[$n]}") (MiB/s) | ${ERRS[$m]} / ${ERRS[$n]} |"
+      echo "| patch download$label | $c | $(fmt_int "${RPS[$m]}") | $(fmt_int "${RPS[$n]}") | ${P50[$m]} / ${P95[$m]} / ${P99[$m]} | ${P50[$n]} / ${P95[$n]} / ${P99[$n]} | $(star "$m" "${XFER[$m]}") | ${XFER[$n]} | $(ratio "${XFER[$m]}" "${XFER[$n]}") (MiB/s) | ${ERRS[$m]} / ${ERRS[$n]} | $(run_ratios "$m" "$n") |"
     done
   done
   echo
@@ -510,6 +518,9 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
   idle_ok=$(awk -v o="${IDLE_OPEN:-0}" -v n="$IDLE_N" -v u="${IDLE_USABLE:-0}" -v r="$RSS_HELD_MIB" \
     -v h="$FRESH_HEALTH" -v c="$FRESH_CHECK" 'BEGIN{print (o==n && u==o && r+0>0 && r+0<200 && h==200 && c==200) ? "met" : "not met"}')
   echo "| $(fmt_int "$IDLE_N") idle connections held with RSS < 200 MiB, fresh requests still served | $(fmt_int "${IDLE_OPEN:-0}") held, $RSS_HELD_MIB MiB, fresh requests $FRESH_HEALTH / $FRESH_CHECK | $idle_ok |"
+  if [ "$IDLE_N" = 10000 ]; then  # issue 18: keep the figure it was filed with
+    echo "| 10,000 idle connections in no more than the 76 MiB of issue 18's filing | $RSS_HELD_MIB MiB | $(awk -v r="$RSS_HELD_MIB" 'BEGIN{print (r+0 > 0 && r+0 <= 76) ? "met" : "not met"}') |"
+  fi
   stable=$([ ${#CRASHES[@]} -eq 0 ] && echo "met" || echo "not met")
   echo "| (implied) mallornd stays up through the whole benchmark | ${#CRASHES[@]} failure(s) | $stable |"
   echo
